@@ -1,0 +1,1 @@
+"""Benchmarks and their corpus generators; run from the repository root."""

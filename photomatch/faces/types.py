@@ -1,0 +1,61 @@
+"""Plain data the face engine hands out; no torch, so API and DB code can import it cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# MTCNN's landmark order: left eye, right eye, nose, left mouth corner, right mouth corner, where
+# "left" is the image's left (the subject's right).
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found by the detector, in original image pixels."""
+
+    box: Box
+    landmarks: tuple[Point, Point, Point, Point, Point]
+    probability: float
+
+    @property
+    def size(self) -> float:
+        """Face size in pixels: the shorter side of the box."""
+        x1, y1, x2, y2 = self.box
+        return float(min(x2 - x1, y2 - y1))
+
+
+@dataclass
+class Face:
+    """A detected face with its quality signals and, once embedded, its unit-length vector."""
+
+    detection: Detection
+    sharpness: float = 0.0
+    embedding: np.ndarray | None = None
+    model: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def quality(self) -> dict[str, float]:
+        """The signals used to rank equally similar faces: probability, size, sharpness."""
+        return {
+            "probability": round(self.detection.probability, 4),
+            "size": round(self.detection.size, 1),
+            "sharpness": round(self.sharpness, 2),
+        }
+
+    def to_json(self, embeddings: bool = False) -> dict[str, object]:
+        """JSON form used by the CLI and the API."""
+        d = self.detection
+        out: dict[str, object] = {
+            "box": [round(v, 1) for v in d.box],
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in d.landmarks],
+            "probability": round(d.probability, 4),
+            "quality": self.quality,
+        }
+        if embeddings and self.embedding is not None:
+            out["model"] = self.model
+            out["embedding"] = [round(float(v), 6) for v in self.embedding]
+        return out

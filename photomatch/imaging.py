@@ -1,0 +1,166 @@
+"""Decode uploaded image files into RGB arrays, safely.
+
+Every way a file can be unusable ends in one `ImageError` subclass whose `reason` is a stable code
+that callers store as a photo's failure reason; nothing else escapes `load_image`.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from photomatch.config import get_settings
+
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}  # MPO: multi-picture JPEGs some cameras write
+
+# EXIF tags: DateTimeOriginal lives in the Exif IFD (0x8769); DateTime in IFD0 is the fallback.
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_DATETIME = 0x0132
+
+
+class ImageError(Exception):
+    """A file that cannot become a photo; `reason` is a stable code, str(e) a human message."""
+
+    reason = "image_error"
+
+
+class UnsupportedImage(ImageError):
+    """Not an image at all, or a format photomatch does not read."""
+
+    reason = "unsupported_format"
+
+
+class CorruptImage(ImageError):
+    """A recognised format whose data is truncated or broken."""
+
+    reason = "corrupt_image"
+
+
+class ImageTooLarge(ImageError):
+    """Too many pixels or bytes: a decompression bomb or an absurd upload."""
+
+    reason = "image_too_large"
+
+
+@dataclass
+class LoadedImage:
+    """An upright RGB image and what was learnt while reading it."""
+
+    rgb: np.ndarray  # H x W x 3, uint8, EXIF orientation applied
+    format: str
+    captured_at: datetime | None
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+def load_image(
+    source: str | Path | bytes | BinaryIO,
+    *,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
+) -> LoadedImage:
+    """Read a JPEG, PNG or WebP file into an upright 8-bit RGB array, or raise an ImageError."""
+    settings = get_settings()
+    max_pixels = max_pixels or settings.max_image_pixels
+    max_bytes = max_bytes or settings.max_image_bytes
+    data = _read_bytes(source, max_bytes)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (rather than raises) between 1x and 2x its own bomb limit; we decide ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            fmt = (im.format or "").upper()
+            if fmt not in SUPPORTED_FORMATS:
+                raise UnsupportedImage(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG or WebP")
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
+            if w < 1 or h < 1:
+                raise CorruptImage("image has no pixels")
+            captured_at = _captured_at(im)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            rgb = _to_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as e:
+        raise UnsupportedImage("not a recognised image file; use JPEG, PNG or WebP") from e
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(str(e)) from e
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as e:
+        # Pillow reports truncated and malformed data through all of these.
+        raise CorruptImage(f"image data is truncated or corrupt ({type(e).__name__}: {e})") from e
+    except MemoryError as e:
+        raise ImageTooLarge("image needs more memory to decode than is available") from e
+    return LoadedImage(rgb=rgb, format=fmt, captured_at=captured_at)
+
+
+def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise ImageTooLarge(f"file is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
+            data = path.read_bytes()
+        except IsADirectoryError as e:
+            raise UnsupportedImage(f"{path} is a directory, not an image") from e
+        except FileNotFoundError as e:
+            raise UnsupportedImage(f"{path}: no such file") from e
+    else:
+        data = source.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"file is over the limit of {max_bytes / 2**20:.0f} MiB")
+    if not data:
+        raise CorruptImage("file is empty")
+    return data
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Every mode Pillow produces (1, L, LA, P, PA, I;16, I, F, CMYK, RGBA, YCbCr...) becomes RGB uint8."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale PNGs: scale to 8 bits rather than clipping everything above 255 to white.
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if im.mode == "F":
+        grey = np.clip(np.asarray(im, dtype=np.float64), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if im.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa"):
+        # Transparent areas become white, which detection treats like a plain background.
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def _captured_at(im: Image.Image) -> datetime | None:
+    """The EXIF capture time, or None; a malformed EXIF block never fails the photo."""
+    try:
+        exif = im.getexif()
+        raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        if not raw:
+            return None
+        return datetime.strptime(str(raw).strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")
+    except Exception:  # noqa: BLE001 - EXIF is advisory; a bad date is simply absent
+        return None
