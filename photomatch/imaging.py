@@ -92,8 +92,10 @@ def load_image(
                 raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
             if w < 1 or h < 1:
                 raise CorruptImage("image has no pixels")
-            captured_at = _captured_at(im)
+            # Decode before touching EXIF: a PNG's EXIF lookup can trigger the decode, and its
+            # error must not be swallowed by the tolerant EXIF parsing below.
             im.load()
+            captured_at = _captured_at(im)
             im = ImageOps.exif_transpose(im)
             rgb = _to_rgb(im)
     except ImageError:
@@ -101,7 +103,8 @@ def load_image(
     except UnidentifiedImageError as e:
         raise UnsupportedImage("not a recognised image file; use JPEG, PNG or WebP") from e
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(str(e)) from e
+        # Pillow's own guard, for formats whose size is only known once decoding starts.
+        raise ImageTooLarge(f"image exceeds the limit of {max_pixels / 1e6:.0f} MP ({e})") from e
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as e:
         # Pillow reports truncated and malformed data through all of these.
         raise CorruptImage(f"image data is truncated or corrupt ({type(e).__name__}: {e})") from e
@@ -121,9 +124,9 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int) -> bytes:
                 raise ImageTooLarge(f"file is {size / 2**20:.0f} MiB; the limit is {max_bytes / 2**20:.0f} MiB")
             data = path.read_bytes()
         except IsADirectoryError as e:
-            raise UnsupportedImage(f"{path} is a directory, not an image") from e
+            raise UnsupportedImage("is a directory, not an image") from e
         except FileNotFoundError as e:
-            raise UnsupportedImage(f"{path}: no such file") from e
+            raise UnsupportedImage("no such file") from e
     else:
         data = source.read(max_bytes + 1)
     if len(data) > max_bytes:
