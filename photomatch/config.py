@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_image_bytes: int = 80 * 1024 * 1024
 
     # --- face engine ---------------------------------------------------------------------------
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     embedder: str = "dlib-resnet-v1"
     # Photos are shrunk so their longest side is at most this before MTCNN runs; boxes and
     # landmarks are mapped back to original pixels. See README "Detection settings".

@@ -1,0 +1,9 @@
+"""All tables, imported here so `Base.metadata` is complete (Alembic, tests)."""
+
+from photomatch.models.api_key import ApiKey
+from photomatch.models.event import Event
+from photomatch.models.face import Face
+from photomatch.models.photo import Photo, PhotoStatus
+from photomatch.models.photographer import Photographer
+
+__all__ = ["ApiKey", "Event", "Face", "Photo", "PhotoStatus", "Photographer"]
