@@ -1,0 +1,26 @@
+# The few commands a newcomer needs. Everything runs through uv against the committed uv.lock.
+UV ?= uv
+export UV_FROZEN := 1
+
+.PHONY: setup test lint format bench run
+
+setup:  ## install the locked environment (.venv)
+	$(UV) sync --frozen
+
+test: setup  ## the whole test suite, as CI runs it
+	$(UV) run pytest -q
+
+lint:  ## ruff, formatting and mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format:
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+bench: setup  ## face engine benchmark against face_recognition (CPU unless a GPU is present), JSON out
+	$(UV) run python bench/faces.py
+
+run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower
+	$(UV) run photomatch run
