@@ -96,8 +96,7 @@ def load_image(
             # error must not be swallowed by the tolerant EXIF parsing below.
             im.load()
             captured_at = _captured_at(im)
-            im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(im)
+            rgb = _to_rgb(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except UnidentifiedImageError as e:

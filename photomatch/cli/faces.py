@@ -80,6 +80,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         faces = engine.analyze([im.rgb])[0]
         if not faces:
             raise CliError(f"{path}: no face found")
+        assert faces[0].embedding is not None
         vectors.append(faces[0].embedding)
     d = distance(vectors[0], vectors[1])
     threshold = engine.settings.verify_threshold

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ class Detector:
         self.min_face = min_face
         self.thresholds = thresholds
         self.min_prob = min_prob
-        self._mtcnn: torch.nn.Module | None = None
+        self._mtcnn: Any = None  # facenet_pytorch.MTCNN, imported lazily
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -94,6 +95,8 @@ class Detector:
 
 def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     if isinstance(img, np.ndarray):
+        if not img.flags.writeable:  # torch refuses to share read-only memory (e.g. PIL-backed arrays)
+            img = img.copy()
         return torch.from_numpy(np.ascontiguousarray(img)).to(device)
     return img.to(device)
 
