@@ -73,6 +73,29 @@ class Settings(BaseSettings):
 
     # Signs local download URLs (and, later, cookies); the placeholder is refused in production.
     secret_key: str = "insecure-development-key-change-me"
+    # Default lifetime of a new event's photos and faces (the retention date can be set per event).
+    event_retention_days: int = 90
+    # Base URL that attendee links are built on (e.g. https://photos.example.com); empty means the
+    # URL the API was reached at.
+    public_url: str = ""
+    # `photomatch run`: where the API and Flower listen.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+    # --- photo pipeline (photomatch.photos, workers/) ---
+    # Photo ids per face task: detection and embedding run batched over one task's photos. Larger
+    # batches feed a GPU better; each decoded photo of a batch is held in memory at once.
+    process_batch_size: int = Field(default=16, ge=1, le=256)
+    # Object keys per import task (copy + hash of each object under an S3 prefix).
+    import_batch_size: int = Field(default=50, ge=1, le=1000)
+    # A photo still uploaded/processing this long after it was queued or claimed is re-queued by
+    # the reconciler (celery beat, every reconcile_interval_seconds); after max_processing_attempts
+    # claims it is failed with reason too_many_attempts.
+    reconcile_after_seconds: int = Field(default=300, ge=0)
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    max_processing_attempts: int = Field(default=5, ge=1)
+    # Event status measures photos/s over photos finished within this many seconds.
+    status_window_seconds: int = Field(default=300, gt=0)
 
     @model_validator(mode="after")
     def _check_infrastructure(self) -> Settings:

@@ -1,0 +1,1 @@
+"""Photographer accounts and their API keys."""

@@ -1,0 +1,58 @@
+"""The saved CLI credentials (API URL and key) that `photomatch run` and `photographer create` write."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from photomatch.config import Settings
+
+CREDENTIALS_FILE = "credentials.json"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API is and the key to use with it."""
+
+    api_url: str
+    api_key: str | None
+
+
+def credentials_path(settings: Settings) -> Path:
+    """data_dir/credentials.json."""
+    return settings.data_dir / CREDENTIALS_FILE
+
+
+def load_saved(settings: Settings) -> dict[str, str]:
+    """The saved credentials file as a dict; empty when missing or unreadable."""
+    try:
+        data = json.loads(credentials_path(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save(settings: Settings, *, api_key: str, email: str, api_url: str | None = None) -> Path:
+    """Write the credentials file readable by its owner only; return its path."""
+    path = credentials_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"api_key": api_key, "email": email}
+    if api_url:
+        data["api_url"] = api_url
+    # Created 0600 before the key is written, so it is never world-readable even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    return path
+
+
+def resolve(settings: Settings, api_url: str | None = None, api_key: str | None = None) -> Credentials:
+    """Flags first, then PHOTOMATCH_API_URL / PHOTOMATCH_API_KEY, then the saved file, then the local default."""
+    saved = load_saved(settings)
+    url = api_url or os.environ.get("PHOTOMATCH_API_URL") or saved.get("api_url") or DEFAULT_API_URL
+    key = api_key or os.environ.get("PHOTOMATCH_API_KEY") or saved.get("api_key")
+    return Credentials(api_url=url.rstrip("/"), api_key=key or None)

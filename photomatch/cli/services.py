@@ -1,0 +1,225 @@
+"""Service and ingest subcommands: api, worker, beat, flower, db, photographer, event, upload, run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from photomatch.cli import CliError
+
+# The Celery application module (celery -A); `celery` finds its `app`/`celery` attribute.
+CELERY_APP = "workers.celery_app"
+QUEUES = ("faces", "cpu")
+# Pools that never fork: the face queue loads torch (and maybe CUDA) in the worker process itself.
+_NONFORKING_POOLS = ("solo", "threads")
+
+
+def register(sub: Any) -> None:
+    """Add the service, account, event, upload and run subcommands."""
+    p = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    p.add_argument("--host", default=None, help="default: PHOTOMATCH_API_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default: PHOTOMATCH_API_PORT (8000)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=cmd_api)
+
+    p = sub.add_parser("worker", help="run a Celery worker")
+    p.add_argument("--queues", "-Q", default=",".join(QUEUES), help="comma-separated: faces, cpu (default: both)")
+    p.add_argument("--pool", choices=["solo", "threads", "prefork"], default=None,
+                   help="default: solo when consuming faces, prefork otherwise")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=None, help="pool size (threads/prefork)")
+    p.add_argument("--name", default=None, help="node name (default: <queues>@<host>)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("beat", help="run the Celery beat scheduler (the reconciler)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(handler=cmd_beat)
+
+    p = sub.add_parser("flower", help="run Flower, the Celery web monitor")
+    p.add_argument("--port", type=int, default=None, help="default: PHOTOMATCH_FLOWER_PORT (5555)")
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(handler=cmd_flower)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="apply migrations (embedded Postgres unless PHOTOMATCH_DATABASE_URL is set)")
+    p.add_argument("--revision", default="head")
+    p.set_defaults(handler=cmd_db_upgrade)
+
+    ph = sub.add_parser("photographer", help="photographer accounts").add_subparsers(dest="ph_command", required=True)
+    p = ph.add_parser("create", help="create a photographer and print their API key (shown once)")
+    p.add_argument("name")
+    p.add_argument("email")
+    p.add_argument("--no-save", action="store_true", help="do not save the key to data_dir/credentials.json")
+    p.set_defaults(handler=cmd_photographer_create)
+
+    ev = sub.add_parser("event", help="events").add_subparsers(dest="event_command", required=True)
+    p = ev.add_parser("create", help="create an event (through the API with --api, else directly in the database)")
+    p.add_argument("name")
+    p.add_argument("--slug", default=None)
+    p.add_argument("--retention-days", type=int, default=None)
+    p.add_argument("--api", default=None, help="API base URL; without it the database is used directly")
+    p.add_argument("--key", default=None, help="API key (default: PHOTOMATCH_API_KEY or the saved credentials)")
+    p.add_argument("--email", default=None, help="direct mode: the owning photographer's email instead of a key")
+    p.set_defaults(handler=cmd_event_create)
+
+    from photomatch.cli import stack, status, upload
+
+    upload.register(sub)
+    status.register(sub)
+    stack.register(sub)
+
+
+def _settings() -> Any:
+    from photomatch.config import get_settings
+
+    return get_settings()
+
+
+def _exec(argv: list[str]) -> int:
+    """Replace this process with `argv` so signals (Ctrl-C, SIGTERM) reach the service directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def celery_argv(*args: str) -> list[str]:
+    """`python -m celery -A workers.celery_app <args>` with this interpreter."""
+    return [sys.executable, "-m", "celery", "-A", CELERY_APP, *args]
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve api.main:create_app with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def worker_argv(queues: str, pool: str | None, concurrency: int | None, name: str | None, loglevel: str) -> list[str]:
+    """The Celery worker command line for these options (validated)."""
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(wanted) - set(QUEUES))
+    if not wanted or unknown:
+        raise CliError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}")
+    if pool is None:
+        pool = "solo" if "faces" in wanted else "prefork"
+    if "faces" in wanted and pool not in _NONFORKING_POOLS:
+        # A prefork parent that ever touched torch/CUDA hands broken state to its children.
+        raise CliError("the faces queue needs --pool solo or --pool threads (CUDA must not be used across fork)")
+    argv = celery_argv("worker", "--queues", ",".join(wanted), "--pool", pool, "--loglevel", loglevel)
+    argv += ["--hostname", name or f"{'-'.join(wanted)}@%h"]
+    if concurrency is not None and pool != "solo":
+        argv += ["--concurrency", str(concurrency)]
+    return argv
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker on the chosen queues."""
+    return _exec(worker_argv(args.queues, args.pool, args.concurrency, args.name, args.loglevel))
+
+
+def beat_argv(loglevel: str = "info") -> list[str]:
+    """The Celery beat command line; its schedule file lives in data_dir, not the working directory."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return celery_argv("beat", "--loglevel", loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule"))
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Run Celery beat (periodic reconciler)."""
+    return _exec(beat_argv(args.loglevel))
+
+
+def flower_argv(port: int, address: str) -> list[str]:
+    """The Flower command line."""
+    return celery_argv("flower", f"--port={port}", f"--address={address}")
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    """Run Flower."""
+    return _exec(flower_argv(args.port or _settings().flower_port, args.address))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply migrations up to --revision."""
+    from photomatch.embedded import resolve_database_url
+    from photomatch.migrate import upgrade
+
+    upgrade(resolve_database_url(_settings()), args.revision)
+    print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def cmd_photographer_create(args: argparse.Namespace) -> int:
+    """Create a photographer; print (and save) the API key."""
+    from photomatch.accounts.service import AccountError, create_photographer
+    from photomatch.cli import credentials
+    from photomatch.db import session_scope
+
+    settings = _settings()
+    try:
+        with session_scope() as session:
+            photographer, key = create_photographer(session, args.name, args.email)
+    except AccountError as e:
+        raise CliError(str(e)) from None
+    print(f"photographer {photographer.name} <{photographer.email}> created")
+    print(f"API key (shown once): {key}")
+    if not args.no_save:
+        path = credentials.save(settings, api_key=key, email=photographer.email)
+        print(f"saved to {path} (photomatch upload and event create use it)")
+    return 0
+
+
+def cmd_event_create(args: argparse.Namespace) -> int:
+    """Create an event over the API (--api) or directly in the database."""
+    from photomatch.cli import credentials
+
+    settings = _settings()
+    creds = credentials.resolve(settings, args.api, args.key)
+    if args.api:
+        from photomatch.cli.client import ApiClient
+
+        with ApiClient(creds) as client:
+            event = client.create_event(args.name, slug=args.slug, retention_days=args.retention_days)
+    else:
+        event = _create_event_direct(args, creds.api_key)
+    print(f"event {event['name']!r} created: slug {event['slug']}, access code {event['access_code']}")
+    if event.get("attendee_url"):
+        print(f"attendee link: {event['attendee_url']}")
+    return 0
+
+
+def _create_event_direct(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
+    from photomatch.accounts.service import authenticate, get_photographer_by_email
+    from photomatch.db import session_scope
+    from photomatch.events.service import EventError, attendee_path, create_event
+
+    with session_scope() as session:
+        if args.email:
+            photographer = get_photographer_by_email(session, args.email)
+        elif api_key:
+            photographer = authenticate(session, api_key)
+        else:
+            raise CliError("no photographer: pass --email, --key, or create one with `photomatch photographer create`")
+        if photographer is None:
+            raise CliError("unknown photographer (check --email or the API key)")
+        try:
+            event = create_event(session, photographer, args.name, slug=args.slug, retention_days=args.retention_days)
+        except EventError as e:
+            raise CliError(str(e)) from None
+        return {
+            "name": event.name,
+            "slug": event.slug,
+            "access_code": event.access_code,
+            "attendee_url": attendee_path(event),
+        }

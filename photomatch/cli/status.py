@@ -1,0 +1,75 @@
+"""`photomatch status SLUG`: an event's processing progress from the API, optionally until it is finished."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from photomatch.cli import CliError
+from photomatch.cli.client import ApiClient, ApiError
+
+_POLL_SECONDS = 1.0
+
+
+def register(sub: Any) -> None:
+    """Add `photomatch status`."""
+    p = sub.add_parser("status", help="an event's processing status (counts, faces, photos/s, ETA)")
+    p.add_argument("event", help="the event's slug")
+    p.add_argument("--wait", action="store_true", help="poll until no photo is waiting or processing")
+    p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
+    p.add_argument("--api", default=None, help="API base URL")
+    p.add_argument("--key", default=None, help="API key")
+    p.set_defaults(handler=cmd_status)
+
+
+def fetch_status(client: ApiClient, slug: str) -> dict[str, Any]:
+    """GET /events/{slug}/status."""
+    try:
+        result: dict[str, Any] = client.request("GET", f"/events/{slug}/status")
+    except ApiError as e:
+        raise CliError(f"no event {slug!r} for this API key" if e.status_code == 404 else e.detail) from None
+    return result
+
+
+def format_status(st: dict[str, Any]) -> str:
+    """One line: counts per status, faces, rate and ETA."""
+    counts = ", ".join(f"{n} {name}" for name, n in st["counts"].items())
+    line = f"{st['event']}: {st['total']} photos ({counts}); {st['faces']} faces"
+    if st["remaining"]:
+        eta = "unknown" if st["eta_seconds"] is None else f"{st['eta_seconds']:.0f}s"
+        line += f"; {st['photos_per_second']:.2f} photos/s, ETA {eta}"
+    return line
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the status; with --wait, show a progress bar until done. Exit 1 if photos failed (or --wait timed out)."""
+    from photomatch.cli import credentials
+    from photomatch.config import get_settings
+
+    creds = credentials.resolve(get_settings(), args.api, args.key)
+    with ApiClient(creds) as client:
+        st = fetch_status(client, args.event)
+        if args.wait and st["remaining"]:
+            st = _wait(client, args.event, st, args.timeout)
+    print(format_status(st))
+    if st["counts"].get("failed"):
+        print(f"list the failures: GET {creds.api_url}/events/{args.event}/photos/failed", file=sys.stderr)
+    return 1 if st["counts"].get("failed") or (args.wait and st["remaining"]) else 0
+
+
+def _wait(client: ApiClient, slug: str, st: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with tqdm(total=st["total"], desc="processing", unit="photo", file=sys.stderr) as bar:
+        while True:
+            bar.total = st["total"]
+            bar.n = st["total"] - st["remaining"]
+            bar.set_postfix(faces=st["faces"], failed=st["counts"].get("failed", 0))
+            bar.refresh()
+            if not st["remaining"] or (deadline is not None and time.monotonic() > deadline):
+                return st
+            time.sleep(_POLL_SECONDS)
+            st = fetch_status(client, slug)

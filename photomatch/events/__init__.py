@@ -1,0 +1,1 @@
+"""Events: a photographer's album, its slug, attendee access code and retention date."""

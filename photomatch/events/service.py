@@ -1,0 +1,142 @@
+"""Creating and finding events: slugs, attendee access codes and retention dates."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from photomatch.config import Settings, get_settings
+from photomatch.events import repository
+from photomatch.models import Event, Photographer
+
+log = logging.getLogger(__name__)
+
+# Attendees type the code from a printed card or a slide: no 0/O, 1/I/L, and upper case only.
+# 31^6 is about 887 million codes, far more than events, so random collisions are rare and retried.
+ACCESS_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+ACCESS_CODE_LENGTH = 6
+SLUG_MAX = 60
+_SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_MAX_ATTEMPTS = 10
+
+
+class EventError(ValueError):
+    """A user-fixable problem with an event request (bad slug, slug taken, bad retention)."""
+
+
+class SlugTaken(EventError):
+    """The explicitly requested slug belongs to another event."""
+
+
+def slugify(name: str) -> str:
+    """A URL slug from a name: ASCII letters and digits joined by single dashes ("Anna & Ben's!" -> "anna-bens")."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    # "Ben's" -> "bens", not "ben-s".
+    ascii_name = re.sub(r"['\u2019]", "", ascii_name)
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:SLUG_MAX].rstrip("-") or "event"
+
+
+def normalize_access_code(code: str) -> str:
+    """The code as stored: upper case, spaces and dashes removed (people type "abc-234")."""
+    return re.sub(r"[\s-]+", "", code).upper()
+
+
+def generate_access_code() -> str:
+    """A random attendee code from the unambiguous alphabet."""
+    return "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
+
+
+def _unique_slug(session: Session, base: str) -> str:
+    taken = repository.slugs_starting_with(session, base)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _validate_slug(slug: str) -> str:
+    slug = slug.strip().lower()
+    if len(slug) > SLUG_MAX or not _SLUG_RE.fullmatch(slug):
+        raise EventError(
+            f"invalid slug {slug!r}: use lower-case letters, digits and single dashes, at most {SLUG_MAX} characters"
+        )
+    return slug
+
+
+def create_event(
+    session: Session,
+    photographer: Photographer,
+    name: str,
+    *,
+    slug: str | None = None,
+    retention_days: int | None = None,
+    settings: Settings | None = None,
+) -> Event:
+    """Create an event owned by `photographer`, with a unique slug and access code; flushes only."""
+    settings = settings or get_settings()
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise EventError("an event needs a name of 1 to 200 characters")
+    days = settings.event_retention_days if retention_days is None else retention_days
+    if not 1 <= days <= 3650:
+        raise EventError("retention_days must be between 1 and 3650")
+    explicit = slug is not None
+    wanted = _validate_slug(slug) if slug is not None else slugify(name)
+    retention_until: date = datetime.now(UTC).date() + timedelta(days=days)
+
+    for _ in range(_MAX_ATTEMPTS):
+        if explicit and repository.slug_taken(session, wanted):
+            raise SlugTaken(f"the slug {wanted!r} is already taken")
+        event = Event(
+            photographer_id=photographer.id,
+            name=name,
+            slug=wanted if explicit else _unique_slug(session, wanted),
+            access_code=generate_access_code(),
+            retention_until=retention_until,
+            embedder=settings.embedder,
+        )
+        # A savepoint: a concurrent insert of the same slug (or a code collision) rolls back only
+        # this attempt, not the caller's transaction.
+        try:
+            with session.begin_nested():
+                repository.add_event(session, event)
+        except IntegrityError:
+            log.info("events.create.collision slug=%s", event.slug)
+            continue
+        log.info("events.created event=%s slug=%s photographer=%s", event.id, event.slug, photographer.id)
+        return event
+    raise EventError("could not allocate a unique slug and access code; try again")
+
+
+def get_event(session: Session, slug: str) -> Event | None:
+    """The event with this slug, if any."""
+    return repository.get_by_slug(session, slug)
+
+
+def get_event_by_access_code(session: Session, code: str) -> Event | None:
+    """The event an attendee's access code opens, if any."""
+    return repository.get_by_access_code(session, normalize_access_code(code))
+
+
+def list_events(session: Session, photographer: Photographer) -> list[Event]:
+    """The photographer's events, newest first."""
+    return repository.list_for_photographer(session, photographer.id)
+
+
+def attendee_path(event: Event) -> str:
+    """The attendee page of an event, relative to the site root (the code pre-filled)."""
+    return f"/e/{event.slug}?code={event.access_code}"
+
+
+def known_sha256s(session: Session, event: Event, sha256s: list[str]) -> set[str]:
+    """The subset of `sha256s` (hex, any case) already uploaded to `event`."""
+    return repository.known_sha256s(session, event.id, sorted({h.lower() for h in sha256s}))

@@ -1,0 +1,101 @@
+"""Event routes: create, list, get, ownership and authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+
+def test_create_list_and_get_an_event(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
+    auth = make_photographer("Ann")
+    created = api_client.post("/events", json={"name": "Anna & Ben's Wedding"}, headers=auth)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["slug"] == "anna-bens-wedding"
+    assert len(event["access_code"]) == 6 and event["access_code"].isalnum()
+    assert event["embedder"] == "dlib-resnet-v1"
+    assert event["attendee_url"].endswith(f"/e/anna-bens-wedding?code={event['access_code']}")
+
+    listed = api_client.get("/events", headers=auth)
+    assert listed.status_code == 200
+    assert [e["slug"] for e in listed.json()] == ["anna-bens-wedding"]
+
+    got = api_client.get("/events/anna-bens-wedding", headers=auth)
+    assert got.status_code == 200
+    assert got.json() == event
+
+
+def test_slugs_are_unique_and_explicit_slugs_are_checked(
+    api_client: TestClient, make_photographer: Callable[[str], dict]
+) -> None:
+    auth = make_photographer("Ann")
+    other = make_photographer("Bob")
+    slugs = [api_client.post("/events", json={"name": "Summer Party"}, headers=h).json()["slug"] for h in (auth, other)]
+    slugs.append(api_client.post("/events", json={"name": "Summer party!"}, headers=auth).json()["slug"])
+    assert slugs == ["summer-party", "summer-party-2", "summer-party-3"]
+
+    taken = api_client.post("/events", json={"name": "x", "slug": "summer-party"}, headers=auth)
+    assert taken.status_code == 409
+    assert "already taken" in taken.json()["detail"]
+    bad = api_client.post("/events", json={"name": "x", "slug": "Not A Slug"}, headers=auth)
+    assert bad.status_code == 422
+    assert "invalid slug" in bad.json()["detail"]
+    ok = api_client.post("/events", json={"name": "x", "slug": "my-day", "retention_days": 7}, headers=auth)
+    assert ok.status_code == 201 and ok.json()["slug"] == "my-day"
+
+
+def test_requests_without_a_valid_key_get_401(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
+    make_photographer("Ann")
+    for headers in ({}, {"Authorization": "Bearer pm_nope_nope"}, {"X-API-Key": "garbage"}):
+        for method, path in (("GET", "/events"), ("POST", "/events"), ("GET", "/events/any")):
+            r = api_client.request(method, path, headers=headers, json={"name": "x"})
+            assert r.status_code == 401, (method, path, headers)
+            assert "API key" in r.json()["detail"]
+            assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_x_api_key_header_works(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
+    key = make_photographer("Ann")["Authorization"].removeprefix("Bearer ")
+    assert api_client.get("/events", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_another_photographers_event_is_404(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
+    ann, bob = make_photographer("Ann"), make_photographer("Bob")
+    slug = api_client.post("/events", json={"name": "Ann's"}, headers=ann).json()["slug"]
+    assert api_client.get(f"/events/{slug}", headers=bob).status_code == 404
+    assert api_client.get("/events", headers=bob).json() == []
+    known = api_client.post(f"/events/{slug}/photos/known", json={"sha256": []}, headers=bob)
+    assert known.status_code == 404
+    assert api_client.get("/events/no-such-event", headers=ann).json() == {"detail": "no event 'no-such-event'"}
+
+
+def test_known_photos_validates_digests(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
+    auth = make_photographer("Ann")
+    slug = api_client.post("/events", json={"name": "E"}, headers=auth).json()["slug"]
+    ok = api_client.post(f"/events/{slug}/photos/known", json={"sha256": ["ab" * 32]}, headers=auth)
+    assert ok.status_code == 200 and ok.json() == {"known": []}
+    bad = api_client.post(f"/events/{slug}/photos/known", json={"sha256": ["xyz"]}, headers=auth)
+    assert bad.status_code == 422
+
+
+def test_health_and_docs(api_client: TestClient) -> None:
+    assert api_client.get("/health").json() == {"status": "ok"}
+    assert api_client.get("/docs").status_code == 200
+    paths = api_client.get("/openapi.json").json()["paths"]
+    assert {"/events", "/events/{slug}", "/files/{key}"} <= set(paths)
+
+
+def test_unexpected_errors_are_json_without_a_traceback(api_settings) -> None:  # type: ignore[no-untyped-def]
+    from api.main import create_app
+
+    app = create_app(api_settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal server error"}

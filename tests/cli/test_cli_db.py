@@ -1,0 +1,78 @@
+"""`photomatch db upgrade`, `photographer create` and `event create` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from photomatch.cli.credentials import CREDENTIALS_FILE
+
+
+def photomatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a subprocess, as `photomatch ...` would."""
+    return subprocess.run(
+        [sys.executable, "-m", "photomatch.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def empty_db(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty (unmigrated) database."""
+    name = f"cli_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_db_upgrade_migrates_an_empty_database(empty_db: str, tmp_path: Path) -> None:
+    env = {"PHOTOMATCH_DATABASE_URL": empty_db, "PHOTOMATCH_DATA_DIR": str(tmp_path)}
+    result = photomatch("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "upgraded" in result.stdout
+    engine = sa.create_engine(empty_db, poolclass=NullPool)
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        extension = conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).scalar()
+    engine.dispose()
+    assert {"photographers", "api_keys", "events", "photos", "faces", "alembic_version"} <= tables
+    assert extension == 1
+    # Idempotent: a second run is a no-op.
+    assert photomatch("db", "upgrade", env=env).returncode == 0
+
+
+def test_photographer_and_event_create_directly_in_the_database(fresh_db: str, tmp_path: Path) -> None:
+    env = {"PHOTOMATCH_DATABASE_URL": fresh_db, "PHOTOMATCH_DATA_DIR": str(tmp_path)}
+    created = photomatch("photographer", "create", "Ann", "ann@example.com", env=env)
+    assert created.returncode == 0, created.stderr
+    key = next(line.split(": ", 1)[1] for line in created.stdout.splitlines() if line.startswith("API key"))
+    saved = (tmp_path / CREDENTIALS_FILE).read_text()
+    assert key in saved
+    assert (tmp_path / CREDENTIALS_FILE).stat().st_mode & 0o077 == 0
+
+    # The saved key identifies the photographer when no --email/--key is given.
+    event = photomatch("event", "create", "Summer Party", env=env)
+    assert event.returncode == 0, event.stderr
+    assert "slug summer-party" in event.stdout
+
+    again = photomatch("photographer", "create", "Ann", "ANN@example.com", env=env)
+    assert again.returncode == 2
+    assert again.stderr.strip() == "photomatch: error: a photographer with email ann@example.com already exists"
+    taken = photomatch("event", "create", "x", "--slug", "summer-party", "--email", "ann@example.com", env=env)
+    assert taken.returncode == 2 and "already taken" in taken.stderr
