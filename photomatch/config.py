@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     # Faces below this MTCNN probability are dropped.
     detect_min_prob: float = 0.9
+    # Re-detect each face, mirrored, in a small crop and average the landmarks with the first
+    # estimate: steadier alignment, +1.1 points of pair accuracy on dev-faces (README).
+    detect_mirror_landmarks: bool = True
     embed_batch_size: int = 64
     # Averaging the embedding of a chip and its mirror image: +0.3 points of LFW accuracy.
     embed_flip: bool = True
@@ -110,6 +113,38 @@ class Settings(BaseSettings):
             raise ValueError("PHOTOMATCH_S3_BUCKET is required when PHOTOMATCH_STORAGE_BACKEND=s3")
         if self.s3_presign_seconds <= 0 or self.download_url_seconds <= 0:
             raise ValueError("presigned URL lifetimes must be positive")
+        return self
+
+    # --- selfie search (photomatch.search) ---
+    # Thresholds on the L2 distance between the selfie and a photo's best face after re-ranking,
+    # calibrated for the default embedder (dlib-resnet-v1) on generated albums with
+    # `uv run python bench/search_accuracy.py` (README "Search accuracy"): matches at precision
+    # >= 0.98, matches + possible matches at recall >= 0.95. Another embedder needs its own run.
+    search_match_threshold: float = 0.33
+    search_possible_threshold: float = 0.39
+    # Per-request thresholds (attendee page slider, API) must stay within these bounds.
+    search_threshold_min: float = 0.2
+    search_threshold_max: float = 0.5
+    # Re-ranking with the event's own faces (photomatch.search.ranking, measured by the same
+    # bench): each candidate face is averaged with its look-alikes in other photos.
+    search_rerank: Literal["none", "neighbours", "expansion"] = "neighbours"
+    search_neighbour_radius: float = 0.4
+    search_neighbour_weight: float = 1.0
+    search_candidate_radius: float = 0.6
+    # Most faces a search reads (a 50k-face event's nearest ones); bounds memory and latency.
+    search_max_candidates: int = Field(default=5000, ge=100)
+    # Selfies whose face is smaller or blurrier than this are refused with a message (422):
+    # their embeddings are too noisy to search with. Sharpness is the variance of the Laplacian
+    # of the aligned chip (photomatch.faces.alignment.sharpness); see bench/search_accuracy.py.
+    search_min_face_px: int = 40
+    search_min_sharpness: float = 15.0
+    search_max_selfie_bytes: int = 20 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _check_search(self) -> Settings:
+        lo, hi = self.search_threshold_min, self.search_threshold_max
+        if not lo <= self.search_match_threshold <= self.search_possible_threshold <= hi:
+            raise ValueError("need search_threshold_min <= match <= possible <= search_threshold_max")
         return self
 
     # --- tests ---------------------------------------------------------------------------------

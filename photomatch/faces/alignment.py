@@ -59,7 +59,7 @@ def invert_affine(m: torch.Tensor) -> torch.Tensor:
     return torch.cat([ai, -ai @ t], dim=2)
 
 
-def warp_chips(image: torch.Tensor, chip_to_image: torch.Tensor, size: int) -> torch.Tensor:
+def warp_chips(image: torch.Tensor, chip_to_image: torch.Tensor, size: int, fill: str = "zeros") -> torch.Tensor:
     """Sample size x size chips from one H x W x 3 uint8 image; returns N x 3 x size x size float (0-255).
 
     Each face's window is cropped first (shrunk with antialiasing when large) so the batch never
@@ -82,10 +82,16 @@ def warp_chips(image: torch.Tensor, chip_to_image: torch.Tensor, size: int) -> t
         x0, y0 = int(lo[i, 0]), int(lo[i, 1])
         x1, y1 = int(hi[i, 0]), int(hi[i, 1])
         cw, ch = x1 - x0, y1 - y0
-        crop = torch.zeros((3, ch, cw), device=image.device)
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if sx1 > sx0 and sy1 > sy0:
-            crop[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1].permute(2, 0, 1).float()
+            inside = image[sy0:sy1, sx0:sx1].permute(2, 0, 1).float()
+            pads = (sx0 - x0, x1 - sx1, sy0 - y0, y1 - sy1)
+            if fill == "replicate" and any(pads):
+                crop = F.pad(inside[None], pads, mode="replicate")[0]
+            else:
+                crop = F.pad(inside, pads)
+        else:
+            crop = torch.zeros((3, ch, cw), device=image.device)
         factor = min(1.0, _CANVAS / max(cw, ch))
         if factor < 1.0:
             nh, nw = max(1, int(ch * factor)), max(1, int(cw * factor))
@@ -114,12 +120,14 @@ def warp_chips(image: torch.Tensor, chip_to_image: torch.Tensor, size: int) -> t
     return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def align_faces(image: torch.Tensor, landmarks: torch.Tensor, template: np.ndarray, size: int) -> torch.Tensor:
+def align_faces(
+    image: torch.Tensor, landmarks: torch.Tensor, template: np.ndarray, size: int, fill: str = "zeros"
+) -> torch.Tensor:
     """Chips for every face of one image: landmarks N x 5 x 2 (image pixels) onto the template."""
     if landmarks.shape[0] == 0:
         return torch.zeros((0, 3, size, size), device=image.device)
     img_to_chip = similarity_transforms(landmarks.cpu(), torch.as_tensor(template))
-    return warp_chips(image, invert_affine(img_to_chip), size)
+    return warp_chips(image, invert_affine(img_to_chip), size, fill)
 
 
 def sharpness(chips: torch.Tensor) -> torch.Tensor:

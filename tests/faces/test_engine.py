@@ -47,6 +47,12 @@ def test_similarity_transform_never_reflects() -> None:
     assert torch.linalg.det(m[0, :, :2]) > 0
 
 
+def details_width(dlib, shape) -> float:  # type: ignore[no-untyped-def]
+    """Width in source pixels of the window dlib cuts the 150 px chip from."""
+    r = dlib.get_face_chip_details(shape, size=150, padding=0.25).rect
+    return float(r.right() - r.left())
+
+
 def test_warp_matches_dlib_chip_extraction(identity_images: list[tuple[str, Path]]) -> None:
     """Our sampler, given dlib's own chip transform, reproduces dlib.get_face_chip's pixels."""
     dlib = pytest.importorskip("dlib")
@@ -66,11 +72,13 @@ def test_warp_matches_dlib_chip_extraction(identity_images: list[tuple[str, Path
         m = torch.from_numpy(dlib_chip_to_image(dlib.get_face_chip_details(shape, size=150, padding=0.25)))
         ours = warp_chips(torch.from_numpy(img), m[None], 150)[0].permute(1, 2, 0).numpy()
         d = float(np.abs(ours - chip).mean())
-        (large if rects[0].width() > 200 else diffs).append(d)
+        # The chip window is about twice the detector's box: below ~75 px boxes the chip is upsampled.
+        (diffs if details_width(dlib, shape) <= 150 else large).append(d)
     assert len(diffs) + len(large) >= 10
     # Upsampled faces: both are bilinear, so nearly identical. Downsampled ones differ by the
     # prefilter (dlib's pyramid vs our antialiased resize), a few grey levels on average.
-    assert max(diffs) < 1.5, diffs
+    # Windows running off a tight crop differ a little more along the zero-filled border.
+    assert diffs and np.median(diffs) < 0.6 and max(diffs) < 2.0, diffs
     assert not large or max(large) < 5.0, large
 
 
