@@ -21,7 +21,7 @@ from photomatch.storage import InvalidKey, NotSupported, ObjectNotFound
 log = logging.getLogger(__name__)
 
 # Routers written elsewhere that may not exist in every checkout; included when importable.
-_OPTIONAL_ROUTERS = ("api.routes.photos",)
+_OPTIONAL_ROUTERS = ("api.routes.photos", "api.routes.search", "api.routes.pages")
 
 
 @asynccontextmanager

@@ -276,6 +276,8 @@ def _print_banner(
 ) -> None:
     rows = [
         ("API", f"{api_url}   (docs: {api_url}/docs)"),
+        ("Upload", f"{api_url}/app   (photographer page: sign in with the API key below)"),
+        ("Attendee", f"{api_url}/e/{demo['slug']}?code={demo['access_code']}"),
         ("Flower", flower_url),
         ("Postgres", db_url),
         ("Redis", redis_url),

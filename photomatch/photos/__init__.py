@@ -1,0 +1,1 @@
+"""Photos of an event: ingest, the processing pipeline's bookkeeping, thumbnails, queueing."""

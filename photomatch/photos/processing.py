@@ -1,0 +1,215 @@
+"""Worker side of the pipeline: claim a batch of photos, analyse it in one engine call, save the faces.
+
+The task runs three steps, each its own transaction where it touches the database:
+`claim_photos` (commit: the photos show as processing), `analyze_photos` (no database: storage
+reads, decoding and the engine), `save_outcomes` (commit: faces replaced, status done or failed).
+Nothing here imports torch; the task hands in the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from photomatch.faces.types import Face
+from photomatch.imaging import ImageError, LoadedImage, load_image
+from photomatch.models import PhotoStatus
+from photomatch.photos import repository
+from photomatch.photos.service import TOO_MANY_ATTEMPTS
+from photomatch.photos.thumbnails import THUMB_CONTENT_TYPE, render_thumbnails, thumbnail_keys
+from photomatch.storage import ObjectNotFound, Storage
+
+log = logging.getLogger(__name__)
+
+
+class Analyzer(Protocol):
+    """What processing needs of photomatch.faces.engine.FaceEngine."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def analyze(self, images: Sequence[Any], *, embed: bool = True) -> list[list[Face]]: ...
+
+
+@dataclass
+class ClaimedPhoto:
+    """A photo this task now processes."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    storage_key: str
+    embedder: str
+
+
+@dataclass
+class PhotoOutcome:
+    """What processing learnt about one photo: its faces, or why it failed."""
+
+    photo_id: uuid.UUID
+    event_id: uuid.UUID
+    faces: list[Face] = field(default_factory=list)
+    failure: str | None = None
+    width: int | None = None
+    height: int | None = None
+    captured_at: datetime | None = None
+
+
+def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int) -> list[ClaimedPhoto]:
+    """Mark the still-pending photos among `photo_ids` processing; photos out of attempts fail instead."""
+    reason = f"{TOO_MANY_ATTEMPTS}: processing did not finish after {max_attempts} attempts"
+    exhausted = repository.fail_exhausted(session, photo_ids, max_attempts, reason)
+    for photo_id in exhausted:
+        log.warning("photos.process.too_many_attempts photo=%s", photo_id)
+    rows = repository.claim(session, photo_ids, max_attempts)
+    embedders = repository.embedders_of(session, [event_id for _, event_id, _ in rows])
+    skipped = len(photo_ids) - len(rows) - len(exhausted)
+    if skipped:
+        # Done, failed or deleted: a duplicate delivery of a finished batch lands here.
+        log.info("photos.process.skipped photos=%d", skipped)
+    return [ClaimedPhoto(pid, eid, key, embedders[eid]) for pid, eid, key in rows]
+
+
+def _decode(storage: Storage, photo: ClaimedPhoto) -> LoadedImage | str:
+    """The decoded photo, or a failure reason `<reason>: <message>` for a permanent problem."""
+    try:
+        data = storage.get_bytes(photo.storage_key)
+    except ObjectNotFound:
+        log.warning("photos.process.missing_original photo=%s key=%s", photo.id, photo.storage_key)
+        return f"missing_original: no object at {photo.storage_key}"
+    try:
+        return load_image(data)
+    except ImageError as e:
+        log.info("photos.process.decode_failed photo=%s reason=%s", photo.id, e.reason)
+        return f"{e.reason}: {e}"
+
+
+def _analyze(engine: Analyzer, images: list[LoadedImage]) -> list[list[Face] | str]:
+    """One batched engine call; if it raises, each image alone, so one bad photo cannot sink a batch.
+
+    When every image fails alone too, the problem is the worker (weights, device), not the photos:
+    the error propagates, the photos stay processing, and the reconciler retries them later.
+    """
+    try:
+        return list(engine.analyze([img.rgb for img in images]))
+    except Exception:
+        if len(images) == 1:
+            raise
+        log.exception("photos.process.batch_failed images=%d; retrying one by one", len(images))
+    results: list[list[Face] | str] = []
+    first_error: Exception | None = None
+    for img in images:
+        try:
+            results.append(engine.analyze([img.rgb])[0])
+        except Exception as e:
+            first_error = first_error or e
+            results.append(f"analysis_error: {type(e).__name__}: {e}")
+    if first_error is not None and all(isinstance(r, str) for r in results):
+        raise first_error
+    return results
+
+
+def analyze_photos(
+    claimed: Sequence[ClaimedPhoto], storage: Storage, engine_for: Callable[[str], Analyzer]
+) -> list[PhotoOutcome]:
+    """Decode every photo, then detect and embed the decodable ones in one engine call per model."""
+    outcomes: list[PhotoOutcome] = []
+    decoded: dict[str, list[tuple[PhotoOutcome, LoadedImage]]] = {}
+    for photo in claimed:
+        outcome = PhotoOutcome(photo.id, photo.event_id)
+        outcomes.append(outcome)
+        image = _decode(storage, photo)
+        if isinstance(image, str):
+            outcome.failure = image
+            continue
+        outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
+        decoded.setdefault(photo.embedder, []).append((outcome, image))
+    for embedder, items in decoded.items():
+        engine = engine_for(embedder)
+        for (outcome, _), result in zip(items, _analyze(engine, [img for _, img in items]), strict=True):
+            if isinstance(result, str):
+                outcome.failure = result
+            else:
+                outcome.faces = result
+    return outcomes
+
+
+def _face_rows(outcome: PhotoOutcome) -> list[dict[str, Any]]:
+    rows = []
+    for face in outcome.faces:
+        d = face.detection
+        if face.embedding is None or face.model is None:
+            raise ValueError("faces must be embedded before they are saved")
+        rows.append(
+            {
+                "photo_id": outcome.photo_id,
+                "event_id": outcome.event_id,
+                "box": [float(v) for v in d.box],
+                "landmarks": [float(c) for point in d.landmarks for c in point],
+                "probability": float(d.probability),
+                "size_px": round(d.size),
+                "sharpness": float(face.sharpness),
+                "model": face.model,
+                "embedding": face.embedding,
+            }
+        )
+    return rows
+
+
+def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
+    """Replace each photo's faces and set its final status, all in the caller's one transaction.
+
+    Rows are locked first, so a second run of the same task waits and then replaces the faces
+    again: the photo ends with exactly one set, whichever run commits last.
+    """
+    photos = {p.id: p for p in repository.get_photos(session, [o.photo_id for o in outcomes], for_update=True)}
+    for outcome in outcomes:
+        photo = photos.get(outcome.photo_id)
+        if photo is None:  # deleted meanwhile (event purged)
+            continue
+        if outcome.width is not None:
+            photo.width, photo.height, photo.captured_at = outcome.width, outcome.height, outcome.captured_at
+        photo.processed_at = func.now()  # type: ignore[assignment]
+        if outcome.failure is not None:
+            repository.replace_faces(session, photo.id, [])
+            photo.status, photo.failure_reason, photo.face_count = PhotoStatus.FAILED, outcome.failure, None
+            log.info("photos.process.failed photo=%s reason=%s", photo.id, outcome.failure.split(":", 1)[0])
+        else:
+            repository.replace_faces(session, photo.id, _face_rows(outcome))
+            photo.status, photo.failure_reason, photo.face_count = PhotoStatus.DONE, None, len(outcome.faces)
+    session.flush()
+
+
+# --- thumbnails --------------------------------------------------------------------------------
+
+
+def make_thumbnails(session: Session, storage: Storage, photo_ids: Sequence[uuid.UUID]) -> int:
+    """Render and store small and medium previews of photos that lack them; returns how many were made.
+
+    Rendering happens before any row is written, so row locks are held only for the final updates.
+    Undecodable photos are skipped: the face task records why they failed.
+    """
+    made: list[tuple[uuid.UUID, str, str]] = []
+    for photo in repository.get_photos(session, photo_ids):
+        if photo.status == PhotoStatus.FAILED or photo.thumb_small_key is not None:
+            continue
+        try:
+            image = load_image(storage.get_bytes(photo.storage_key))
+        except (ImageError, ObjectNotFound) as e:
+            log.info("photos.thumbnails.skipped photo=%s error=%s", photo.id, type(e).__name__)
+            continue
+        small, medium = render_thumbnails(image.rgb)
+        small_key, medium_key = thumbnail_keys(photo.event_id, photo.id)
+        storage.put(small_key, small, THUMB_CONTENT_TYPE)
+        storage.put(medium_key, medium, THUMB_CONTENT_TYPE)
+        made.append((photo.id, small_key, medium_key))
+    for photo_id, small_key, medium_key in made:
+        repository.set_thumbnails(session, photo_id, small_key, medium_key)
+    session.flush()
+    return len(made)

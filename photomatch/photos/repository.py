@@ -1,0 +1,254 @@
+"""SQL for photos and their faces. Functions only flush; the caller's boundary commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from photomatch.models import Event, Face, Photo, PhotoStatus
+
+# Statuses whose photo still owes the pipeline work (the reconciler's candidates).
+PENDING = (PhotoStatus.UPLOADED, PhotoStatus.PROCESSING)
+FINISHED = (PhotoStatus.DONE, PhotoStatus.FAILED)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def insert_photo(session: Session, values: dict[str, Any]) -> bool:
+    """Insert a photo row unless its (event, sha256), id or storage key exists; True if inserted.
+
+    ON CONFLICT DO NOTHING rather than check-then-insert: two concurrent uploads of the same file
+    cannot both win, and the loser's transaction is not aborted by a unique violation.
+    """
+    stmt = pg_insert(Photo).values(**values).on_conflict_do_nothing().returning(Photo.id)
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def get_by_sha256(session: Session, event_id: uuid.UUID, sha256: str) -> Photo | None:
+    """The event's photo with these bytes, if any."""
+    return session.scalars(select(Photo).where(Photo.event_id == event_id, Photo.sha256 == sha256)).one_or_none()
+
+
+def get_by_storage_key(session: Session, key: str) -> Photo | None:
+    """The photo stored under `key`, if any."""
+    return session.scalars(select(Photo).where(Photo.storage_key == key)).one_or_none()
+
+
+def get_photos(session: Session, ids: Sequence[uuid.UUID], *, for_update: bool = False) -> list[Photo]:
+    """Photos by id (missing ids are simply absent), optionally row-locked until commit."""
+    if not ids:
+        return []
+    stmt = select(Photo).where(Photo.id.in_(ids)).order_by(Photo.id)
+    if for_update:
+        # Sorted ids and FOR UPDATE: two runs of the same task serialize instead of interleaving
+        # their face replacement, and always lock in the same order (no deadlock).
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return list(session.scalars(stmt))
+
+
+def get_event(session: Session, event_id: uuid.UUID) -> Event | None:
+    """The event with this id, if any."""
+    return session.get(Event, event_id)
+
+
+def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The embedder model fixed by each event."""
+    rows = session.execute(select(Event.id, Event.embedder).where(Event.id.in_(set(event_ids))))
+    return {event_id: embedder for event_id, embedder in rows}
+
+
+# --- processing --------------------------------------------------------------------------------
+
+
+def fail_exhausted(session: Session, ids: Sequence[uuid.UUID], max_attempts: int, reason: str) -> list[uuid.UUID]:
+    """Fail the pending photos among `ids` that already used `max_attempts` claims."""
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(ids), Photo.status.in_(PENDING), Photo.attempts >= max_attempts)
+        .values(status=PhotoStatus.FAILED, failure_reason=reason, processed_at=func.now())
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
+def claim(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """Mark the pending photos among `ids` processing (attempts + 1); (id, event_id, storage_key) of each.
+
+    'processing' is claimable too: it is what a redelivered message finds after its worker died.
+    Done and failed photos are skipped, which makes a duplicate message a cheap no-op.
+    """
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(ids), Photo.status.in_(PENDING), Photo.attempts < max_attempts)
+        .values(
+            status=PhotoStatus.PROCESSING,
+            attempts=Photo.attempts + 1,
+            processing_started_at=func.now(),
+            failure_reason=None,
+        )
+        .returning(Photo.id, Photo.event_id, Photo.storage_key)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row.id, row.event_id, row.storage_key) for row in session.execute(stmt)]
+
+
+def replace_faces(session: Session, photo_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
+    """Delete the photo's faces and insert `rows`: run in one transaction, a rerun leaves one set."""
+    session.execute(delete(Face).where(Face.photo_id == photo_id).execution_options(synchronize_session=False))
+    if rows:
+        session.execute(insert(Face), list(rows))
+
+
+def set_thumbnails(session: Session, photo_id: uuid.UUID, small_key: str, medium_key: str) -> None:
+    """Record a photo's thumbnail keys."""
+    session.execute(
+        update(Photo)
+        .where(Photo.id == photo_id)
+        .values(thumb_small_key=small_key, thumb_medium_key=medium_key)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def status_counts(session: Session, event_id: uuid.UUID) -> tuple[dict[PhotoStatus, int], int]:
+    """Photos per status and the faces found, for one event (served by ix_photos_event_id_status)."""
+    rows = session.execute(
+        select(Photo.status, func.count(), func.coalesce(func.sum(Photo.face_count), 0))
+        .where(Photo.event_id == event_id)
+        .group_by(Photo.status)
+    )
+    counts = {status: 0 for status in PhotoStatus}
+    faces = 0
+    for status, n, face_sum in rows:
+        counts[PhotoStatus(status)] = int(n)
+        faces += int(face_sum or 0)
+    return counts, faces
+
+
+def recent_throughput(
+    session: Session, event_id: uuid.UUID, window_seconds: float
+) -> tuple[int, datetime | None, datetime]:
+    """(photos finished in the window, when the earliest of them started processing, the database's now)."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.min(func.coalesce(Photo.processing_started_at, Photo.processed_at)),
+            func.now(),
+        ).where(
+            Photo.event_id == event_id,
+            Photo.status.in_(FINISHED),
+            Photo.processed_at >= func.now() - timedelta(seconds=window_seconds),
+        )
+    ).one()
+    return int(row[0]), row[1], row[2]
+
+
+def list_failed(session: Session, event_id: uuid.UUID, limit: int, offset: int) -> tuple[int, list[Photo]]:
+    """(number of failed photos, one page of them, most recent first)."""
+    where = and_(Photo.event_id == event_id, Photo.status == PhotoStatus.FAILED)
+    total = session.scalar(select(func.count()).select_from(Photo).where(where)) or 0
+    page = session.scalars(
+        select(Photo).where(where).order_by(Photo.updated_at.desc(), Photo.id).limit(limit).offset(offset)
+    )
+    return int(total), list(page)
+
+
+def reset_failed(session: Session, event_id: uuid.UUID, ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID]:
+    """Put the event's failed photos (all, or those among `ids`) back to uploaded with a fresh attempt budget."""
+    conditions = [Photo.event_id == event_id, Photo.status == PhotoStatus.FAILED]
+    if ids is not None:
+        conditions.append(Photo.id.in_(ids))
+    stmt = (
+        update(Photo)
+        .where(*conditions)
+        .values(
+            status=PhotoStatus.UPLOADED,
+            failure_reason=None,
+            attempts=0,
+            face_count=None,
+            processing_started_at=None,
+            processed_at=None,
+        )
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
+# --- reconciler --------------------------------------------------------------------------------
+
+
+def _stale(older_than_seconds: float) -> ColumnElement[bool]:
+    # A processing photo is stale counting from its claim; an uploaded one from its last (re)queue,
+    # which the reconciler records by touching updated_at.
+    since = case((Photo.status == PhotoStatus.PROCESSING, Photo.processing_started_at), else_=Photo.updated_at)
+    return since <= func.now() - timedelta(seconds=older_than_seconds)
+
+
+def fail_stale_exhausted(
+    session: Session,
+    statuses: Sequence[PhotoStatus],
+    older_than_seconds: float,
+    max_attempts: int,
+    reason: str,
+    limit: int,
+) -> list[uuid.UUID]:
+    """Fail stale pending photos that used up their attempts."""
+    candidates = (
+        select(Photo.id)
+        .where(Photo.status.in_(statuses), _stale(older_than_seconds), Photo.attempts >= max_attempts)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(candidates.scalar_subquery()))
+        .values(status=PhotoStatus.FAILED, failure_reason=reason, processed_at=func.now())
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
+def requeue_stale(
+    session: Session, statuses: Sequence[PhotoStatus], older_than_seconds: float, max_attempts: int, limit: int
+) -> list[uuid.UUID]:
+    """Put stale pending photos back to uploaded, touching updated_at so each is re-queued once per bound."""
+    candidates = (
+        select(Photo.id)
+        .where(Photo.status.in_(statuses), _stale(older_than_seconds), Photo.attempts < max_attempts)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(candidates.scalar_subquery()))
+        .values(status=PhotoStatus.UPLOADED, updated_at=func.now())
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
+def done_without_thumbnails(session: Session, older_than_seconds: float, limit: int) -> list[uuid.UUID]:
+    """Done photos that still lack thumbnails a bound after processing (their thumbnail task was lost)."""
+    stmt = (
+        select(Photo.id)
+        .where(
+            Photo.status == PhotoStatus.DONE,
+            Photo.thumb_small_key.is_(None),
+            Photo.processed_at <= func.now() - timedelta(seconds=older_than_seconds),
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,44 @@
+"""Preview images for search results: a small and a medium JPEG per photo."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+from PIL import Image
+
+# Longest side in pixels. Small fills a results grid; medium a full-screen preview on a phone.
+SMALL_SIDE = 256
+MEDIUM_SIDE = 1024
+JPEG_QUALITY = 82
+THUMB_CONTENT_TYPE = "image/jpeg"
+
+
+def thumbnail_keys(event_id: uuid.UUID, photo_id: uuid.UUID) -> tuple[str, str]:
+    """Storage keys (small, medium) of a photo's thumbnails; fixed, so re-rendering overwrites."""
+    base = f"events/{event_id}/thumbs/{photo_id}"
+    return f"{base}-s.jpg", f"{base}-m.jpg"
+
+
+def render_thumbnails(rgb: np.ndarray) -> tuple[bytes, bytes]:
+    """JPEG bytes (small, medium) of an upright RGB image, never upscaled."""
+    image = Image.fromarray(rgb)
+    # The medium one is made first and the small one from it: resampling an already reduced image
+    # is much cheaper than reducing a 24 MP original twice, and looks the same at 256 px.
+    medium = _fit(image, MEDIUM_SIDE)
+    small = _fit(medium, SMALL_SIDE)
+    return _jpeg(small), _jpeg(medium)
+
+
+def _fit(image: Image.Image, side: int) -> Image.Image:
+    out = image.copy()
+    # reducing_gap: a fast box reduction first, then Lanczos on the last factor of ~3.
+    out.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return out
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+    return buffer.getvalue()

@@ -1,0 +1,163 @@
+"""`photomatch upload` against a live API: parallel, resumable by sha256, clear about rejects."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from photomatch.accounts.service import create_photographer
+from photomatch.cli import main
+from photomatch.config import Settings
+from photomatch.models import Event, Photo
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live_api(fresh_db: str, redis_url: str, tmp_path: Path, secret_key: str) -> Iterator[str]:
+    """Base URL of the real API served by uvicorn on a free port (fresh database, local storage)."""
+    settings = Settings(
+        environment="test",
+        database_url=fresh_db,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        secret_key=secret_key,
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def api_key(fresh_db: str) -> str:
+    """A committed photographer's raw API key."""
+    engine = create_engine(fresh_db)
+    with Session(engine) as session:
+        _, key = create_photographer(session, "Ann", "ann@example.com")
+        session.commit()
+    engine.dispose()
+    return key
+
+
+@pytest.fixture
+def album(tmp_path: Path, settings_faces_dir: Path) -> Path:
+    """A folder of 8 real photos in subfolders, one identical copy, a hidden file and a text file."""
+    root = tmp_path / "album"
+    sources = sorted((settings_faces_dir / "groups").glob("*.jpg"))[:8]
+    for i, src in enumerate(sources):
+        dest = root / ("day1" if i < 4 else "day2") / src.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dest)
+    shutil.copy(sources[0], root / "copy-of-first.jpg")
+    (root / ".hidden.jpg").write_bytes(sources[1].read_bytes())
+    (root / "notes.txt").write_text("not a photo")
+    return root
+
+
+@pytest.fixture
+def settings_faces_dir() -> Path:
+    """dev-faces, the real test photos."""
+    path = Settings().dev_faces_dir
+    assert (path / "groups").is_dir(), f"dev-faces missing at {path}"
+    return path
+
+
+def _photos(fresh_db: str, slug: str) -> list[Photo]:
+    engine = create_engine(fresh_db)
+    with Session(engine) as session:
+        photos = list(session.scalars(select(Photo).join(Event).where(Event.slug == slug)))
+        assert session.scalar(select(func.count()).select_from(Photo)) == len(photos)
+    engine.dispose()
+    return photos
+
+
+def test_upload_is_resumable_by_content(
+    live_api: str, api_key: str, album: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = {"Authorization": f"Bearer {api_key}"}
+    slug = httpx.post(f"{live_api}/events", json={"name": "Album"}, headers=auth).json()["slug"]
+    base = ["upload", "--event", slug, "--api", live_api, "--key", api_key, "--jobs", "3", "--no-progress"]
+
+    # An "interrupted" first run: only day1 made it.
+    assert main([*base[:1], str(album / "day1"), *base[1:]]) == 0
+    assert "4 images found: 4 uploaded, 0 already in event" in capsys.readouterr().out
+    assert len(_photos(fresh_db, slug)) == 4
+
+    # The rerun over the whole album sends only the 4 new photos; the identical copy is not sent.
+    assert main([*base[:1], str(album), *base[1:]]) == 0
+    assert "9 images found: 4 uploaded, 5 already in event" in capsys.readouterr().out
+    photos = _photos(fresh_db, slug)
+    assert len(photos) == 8
+    assert len({p.sha256 for p in photos}) == 8
+    assert {p.original_filename for p in photos} == {p.name for p in (album / "day1").iterdir()} | {
+        p.name for p in (album / "day2").iterdir()
+    }
+
+    # Nothing left to do.
+    assert main([*base[:1], str(album), *base[1:]]) == 0
+    assert "9 images found: 0 uploaded, 9 already in event" in capsys.readouterr().out
+    assert len(_photos(fresh_db, slug)) == 8
+
+    # No worker runs here: status reports all 8 waiting; without --wait that is not an error.
+    assert main(["status", slug, "--api", live_api, "--key", api_key]) == 0
+    assert f"{slug}: 8 photos (8 uploaded, 0 processing, 0 done, 0 failed); 0 faces" in capsys.readouterr().out
+    assert main(["status", slug, "--api", live_api, "--key", api_key, "--wait", "--timeout", "0.5"]) == 1
+
+
+def test_rejected_files_are_reported_and_the_rest_uploaded(
+    live_api: str, api_key: str, album: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = {"X-API-Key": api_key}
+    slug = httpx.post(f"{live_api}/events", json={"name": "Album"}, headers=auth).json()["slug"]
+    (album / "day1" / "broken.jpg").write_bytes(b"this is not an image at all")
+    code = main(["upload", str(album / "day1"), "--event", slug, "--api", live_api, "--key", api_key, "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "5 images found: 4 uploaded, 0 already in event" in captured.out
+    assert "1 rejected" in captured.out
+    assert "broken.jpg" in captured.err
+    assert len(_photos(fresh_db, slug)) == 4
+
+
+def test_upload_errors_are_one_line(
+    live_api: str, api_key: str, album: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["upload", str(album), "--api", live_api, "--no-progress"]
+    assert main([*args, "--event", "nope", "--key", api_key]) == 2
+    assert "no event 'nope'" in capsys.readouterr().err
+    assert main([*args, "--event", "nope", "--key", "pm_bad_key"]) == 2
+    assert "refused the key" in capsys.readouterr().err
+    assert main(["upload", str(album / "missing"), "--event", "x", "--api", live_api, "--key", api_key]) == 2
+
+
+def test_event_create_through_the_api(live_api: str, api_key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["event", "create", "Garden Party", "--api", live_api, "--key", api_key]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "slug garden-party" in out and f"attendee link: {live_api}/e/garden-party?code=" in out
+    assert main([*args, "--slug", "garden-party"]) == 2
+    assert "already taken" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""`photomatch run`: the whole embedded stack starts, serves, stops cleanly on SIGTERM and keeps its data."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from PIL import Image
+
+STARTUP_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start(data_dir: Path, api_port: int, flower_port: int, log: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "photomatch.cli", "run", "--data-dir", str(data_dir)]
+    argv += ["--api-port", str(api_port), "--flower-port", str(flower_port)]
+    # Only the variables that matter: the stack must not pick up the test session's services.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOMATCH_")}
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_up(proc: subprocess.Popen[bytes], urls: list[str], log: Path, start: int) -> None:
+    """Wait for the URLs, then for the `start`-th banner in the (appended) log."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    for url in urls:
+        while True:
+            assert proc.poll() is None, f"photomatch run exited early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"{url} did not come up:\n{log.read_text()}"
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+    # The supervisor prints its banner once it has seen both answer.
+    while log.read_text().count("photomatch is running") < start:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, as a service manager would; every process the stack started must be gone after."""
+    descendants = psutil.Process(proc.pid).children(recursive=True)
+    assert len(descendants) >= 4  # api, flower, beat, worker (+ redis-server)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, log.read_text()
+    gone, alive = psutil.wait_procs(descendants, timeout=10)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert "photomatch: stopped" in log.read_text()
+
+
+def _tiny_jpeg() -> bytes:
+    # A blank picture: no face, so the worker does not load the embedding model during the test.
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (128, 140, 150)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_run_starts_everything_and_data_survives_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    api_port, flower_port = _free_port(), _free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    urls = [f"{api}/health", f"http://127.0.0.1:{flower_port}/healthcheck"]
+    log = tmp_path / "run.log"
+
+    proc = _start(data_dir, api_port, flower_port, log)
+    try:
+        _wait_up(proc, urls, log, start=1)
+        banner = log.read_text()
+        for line in (f"API       {api}", f"{api}/docs", "Flower", "Postgres", "Redis     redis://", "Storage"):
+            assert line in banner, banner
+        creds = json.loads((data_dir / "credentials.json").read_text())
+        assert creds["api_key"] in banner and creds["api_url"] == api
+        auth = {"Authorization": f"Bearer {creds['api_key']}"}
+
+        upload = httpx.post(f"{api}/events/demo/photos", files=[("files", ("blank.jpg", _tiny_jpeg()))], headers=auth)
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["created"] == 1
+        created = httpx.post(f"{api}/events", json={"name": "Persist me"}, headers=auth)
+        assert created.status_code == 201
+    finally:
+        if proc.poll() is None:
+            _stop(proc, log)
+
+    # Postgres and Redis were stopped with the stack, not left behind.
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    assert not (data_dir / "redis" / "server.json").exists()
+
+    proc = _start(data_dir, api_port, flower_port, log)
+    try:
+        _wait_up(proc, urls, log, start=2)
+        # Same key, same events, same photo.
+        assert json.loads((data_dir / "credentials.json").read_text())["api_key"] == creds["api_key"]
+        got = httpx.get(f"{api}/events/persist-me", headers=auth)
+        assert got.status_code == 200 and got.json()["name"] == "Persist me"
+        status = httpx.get(f"{api}/events/demo/status", headers=auth).json()
+        assert status["total"] == 1
+    finally:
+        if proc.poll() is None:
+            _stop(proc, log)

@@ -1,0 +1,409 @@
+"""The whole pipeline with real services: API -> storage + Postgres -> Redis -> a real Celery worker -> faces.
+
+One worker subprocess (`celery worker -Q faces,cpu --pool=solo`) and one database serve the whole
+module; the full dev-faces album (232 identity images + 15 groups) runs once, the other tests use
+a handful of photos. Takes a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from api.main import create_app
+from photomatch.accounts.service import create_photographer
+from photomatch.config import REPO_ROOT, Settings, get_settings
+from photomatch.db import make_engine, make_session_factory, session_scope
+from photomatch.imaging import load_image
+from photomatch.models import Face, Photo, PhotoStatus
+
+pytestmark = pytest.mark.slow
+
+REQUEST_FILES = 32  # files per upload request: two face batches of the default 16
+ALBUM_TIMEOUT = 600.0
+
+
+# --- fixtures: database, worker, API ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dev_faces() -> Path:
+    path = get_settings().dev_faces_dir
+    if not (path / "MANIFEST.md").is_file():
+        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR")
+    return path
+
+
+@pytest.fixture(scope="module")
+def album(dev_faces: Path) -> list[Path]:
+    """Every identity image and group photo."""
+    return sorted(p for p in dev_faces.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+@pytest.fixture(scope="module")
+def pipeline_db(pg_url: str, template_db_url: str) -> Iterator[str]:
+    """A database of this module's own, cloned from the migrated template; the worker sees its commits."""
+    name = f"pipeline_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    template = make_url(template_db_url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def settings(pipeline_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("pipeline")
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return Settings(
+        environment="test",
+        database_url=pipeline_db,
+        redis_url=redis_server_url,
+        data_dir=data_dir,
+        storage_backend="local",
+        secret_key="pipeline-test-secret-key-0123456789abcdef",
+    )
+
+
+class Worker:
+    """A real `celery worker` subprocess on both queues, solo pool, logging to a file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.log_path = settings.data_dir / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOMATCH_")}
+        env.update(
+            PHOTOMATCH_ENVIRONMENT="test",
+            PHOTOMATCH_DATABASE_URL=s.database_url,
+            PHOTOMATCH_REDIS_URL=s.redis_url,
+            PHOTOMATCH_DATA_DIR=str(s.data_dir),
+            PHOTOMATCH_STORAGE_BACKEND="local",
+            PHOTOMATCH_STORAGE_DIR=str(s.storage_dir),
+            PHOTOMATCH_SECRET_KEY=s.secret_key,
+            PHOTOMATCH_DEV_FACES_DIR=str(get_settings().dev_faces_dir),
+            OMP_NUM_THREADS="1",
+        )
+        return env
+
+    def start(self) -> None:
+        """Start the worker and wait until it consumes."""
+        argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "faces,cpu"]
+        argv += ["--pool=solo", "-c", "1", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
+        argv += ["--hostname", f"pipeline-{uuid.uuid4().hex[:6]}@%h"]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while b" ready." not in self.log_path.read_bytes()[offset:]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Warm shutdown (finishes the task in hand), then kill if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings) -> Iterator[Worker]:
+    w = Worker(settings)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
+def db(settings: Settings) -> Iterator[sa.Engine]:
+    engine = make_engine(settings.database_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, db: sa.Engine) -> Iterator[TestClient]:
+    with session_scope(make_session_factory(db)) as session:
+        _, key = create_photographer(session, "Pia", "pia@example.com")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    """The face engine in this process, to compare the worker's results with direct calls.
+
+    One torch thread here and one in the worker (OMP_NUM_THREADS=1): the engine gains little from a
+    second thread on small photos, so the direct run and the worker overlap on the two cores.
+    """
+    import torch
+
+    from photomatch.faces.engine import FaceEngine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield FaceEngine(get_settings())
+    torch.set_num_threads(threads)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def new_event(client: TestClient, name: str) -> str:
+    response = client.post("/events", json={"name": name})
+    assert response.status_code == 201, response.text
+    slug: str = response.json()["slug"]
+    return slug
+
+
+def upload(client: TestClient, slug: str, files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Upload in requests of REQUEST_FILES; the per-file results in order."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(files), REQUEST_FILES):
+        chunk = files[start : start + REQUEST_FILES]
+        parts = [("files", (name, data, "application/octet-stream")) for name, data in chunk]
+        response = client.post(f"/events/{slug}/photos", files=parts)
+        assert response.status_code == 200, response.text
+        assert response.json()["queued"] is True
+        results += response.json()["results"]
+    return results
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, worker: Worker, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; worker log:\n{worker.tail()}")
+        time.sleep(0.5)
+
+
+def wait_processed(client: TestClient, slug: str, worker: Worker, timeout: float = 120) -> dict[str, Any]:
+    """Wait until no photo of the event is uploaded or processing; return the final status."""
+    status: dict[str, Any] = {}
+
+    def finished() -> bool:
+        status.update(client.get(f"/events/{slug}/status").json())
+        return status["remaining"] == 0
+
+    wait_until(finished, timeout, worker, f"event {slug} to finish processing")
+    return status
+
+
+def wait_thumbnails(db: sa.Engine, photo_ids: list[str], worker: Worker) -> None:
+    ids = [uuid.UUID(i) for i in photo_ids]
+
+    def done() -> bool:
+        with db.connect() as conn:
+            missing = conn.scalar(sa.select(sa.func.count()).where(Photo.id.in_(ids), Photo.thumb_small_key.is_(None)))
+        return missing == 0
+
+    wait_until(done, 120, worker, "thumbnails")
+
+
+def photo_rows(db: sa.Engine, photo_ids: list[str]) -> dict[str, Any]:
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(Photo).where(Photo.id.in_([uuid.UUID(i) for i in photo_ids])))
+        return {str(r.id): r for r in rows}
+
+
+def faces_of(db: sa.Engine, photo_id: str) -> list[Any]:
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(Face).where(Face.photo_id == uuid.UUID(photo_id)))
+        return sorted(rows, key=lambda r: tuple(r.box))
+
+
+@dataclass
+class AlbumRun:
+    slug: str
+    files: list[tuple[str, bytes]]
+    ids: list[str]
+    direct: list[tuple[int, int, list[Any]]]  # per file: width, height and the engine's faces
+
+
+def analyze_directly(engine: Any, paths: list[Path]) -> list[tuple[int, int, list[Any]]]:
+    """The engine called directly on the files, in batches like the worker's."""
+    out: list[tuple[int, int, list[Any]]] = []
+    for start in range(0, len(paths), 16):
+        images = [load_image(p) for p in paths[start : start + 16]]
+        faces = engine.analyze([img.rgb for img in images])
+        out += [(img.width, img.height, f) for img, f in zip(images, faces, strict=True)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def album_run(client: TestClient, worker: Worker, album: list[Path], engine: Any) -> AlbumRun:
+    """The dev-faces album uploaded through the API and processed by the worker, once per module."""
+    with ThreadPoolExecutor(1) as pool:
+        # The direct run overlaps the worker's (see `engine`).
+        direct = pool.submit(analyze_directly, engine, album)
+        slug = new_event(client, "Dev faces")
+        files = [(f"{p.parent.name}-{p.name}", p.read_bytes()) for p in album]
+        started = time.monotonic()
+        results = upload(client, slug, files)
+        assert [r["status"] for r in results] == ["created"] * len(files)
+        wait_processed(client, slug, worker, ALBUM_TIMEOUT)
+        seconds = time.monotonic() - started
+        print(f"\nworker: {len(files)} photos uploaded and processed in {seconds:.1f}s")
+        return AlbumRun(slug, files, [r["photo_id"] for r in results], direct.result())
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+
+def test_every_photo_reaches_done_with_the_faces_the_engine_finds(
+    album_run: AlbumRun, album: list[Path], client: TestClient, db: sa.Engine, engine: Any, worker: Worker
+) -> None:
+    status = client.get(f"/events/{album_run.slug}/status").json()
+    n = len(album)
+    assert status["counts"] == {"uploaded": 0, "processing": 0, "done": n, "failed": 0}
+    assert status["photos_per_second"] > 0 and status["eta_seconds"] == 0
+
+    rows = photo_rows(db, album_run.ids)
+    direct_faces = 0
+    for path, photo_id, (width, height, faces) in zip(album, album_run.ids, album_run.direct, strict=True):
+        row = rows[photo_id]
+        assert (row.status, row.width, row.height, row.attempts) == (PhotoStatus.DONE, width, height, 1)
+        assert row.face_count == len(faces), path
+        stored = faces_of(db, photo_id)
+        assert len(stored) == len(faces), path
+        for got, want in zip(stored, sorted(faces, key=lambda f: tuple(f.detection.box)), strict=True):
+            assert got.model == want.model == engine.model_name
+            np.testing.assert_allclose(got.box, want.detection.box, atol=1e-2)
+            np.testing.assert_allclose(np.asarray(got.embedding, dtype=np.float32), want.embedding, atol=2e-3)
+        direct_faces += len(faces)
+    assert status["faces"] == direct_faces > n  # group photos hold several faces each
+
+    wait_thumbnails(db, album_run.ids, worker)
+
+
+def test_uploading_the_same_album_twice_adds_nothing(
+    album_run: AlbumRun, client: TestClient, db: sa.Engine, settings: Settings
+) -> None:
+    def snapshot() -> tuple[Any, ...]:
+        with db.connect() as conn:
+            photos = conn.scalar(sa.select(sa.func.count()).select_from(Photo))
+            faces = conn.scalar(sa.select(sa.func.count()).select_from(Face))
+            attempts = conn.scalar(sa.select(sa.func.sum(Photo.attempts)))
+        assert settings.storage_dir is not None
+        objects = sum(1 for p in settings.storage_dir.rglob("*") if p.is_file())
+        return photos, faces, attempts, objects
+
+    before = snapshot()
+    results = upload(client, album_run.slug, album_run.files)
+    assert {r["status"] for r in results} == {"duplicate"}
+    assert [r["photo_id"] for r in results] == album_run.ids
+    queues = redis.Redis.from_url(settings.redis_url)
+    assert queues.llen("faces") == 0
+    assert snapshot() == before
+
+
+def test_a_corrupt_file_fails_with_a_reason_and_the_others_are_unaffected(
+    client: TestClient, worker: Worker, album: list[Path], engine: Any
+) -> None:
+    slug = new_event(client, "One bad file")
+    good = [p for p in album if p.parent.name == "groups"][:3]
+    whole = good[0].read_bytes()
+    files = [
+        ("g0.jpg", whole),
+        ("truncated.jpg", whole[: len(whole) // 3]),
+        ("g1.jpg", good[1].read_bytes()),
+        ("garbage.jpg", b"\xff\xd8\xff\xe0" + os.urandom(5000)),
+        ("g2.jpg", good[2].read_bytes()),
+    ]
+    results = upload(client, slug, files)
+    assert [r["status"] for r in results] == ["created"] * 5
+    status = wait_processed(client, slug, worker)
+    assert status["counts"] == {"uploaded": 0, "processing": 0, "done": 3, "failed": 2}
+
+    failed = client.get(f"/events/{slug}/photos/failed").json()
+    reasons = {p["filename"]: p["reason"] for p in failed["photos"]}
+    assert set(reasons) == {"truncated.jpg", "garbage.jpg"}
+    assert all(r.startswith(("corrupt_image: ", "unsupported_format: ")) for r in reasons.values()), reasons
+    expected = sum(len(faces) for faces in engine.analyze([load_image(p).rgb for p in good]))
+    assert status["faces"] == expected
+
+    # Retrying a photo that is still broken fails it again, with the same reason.
+    assert client.post(f"/events/{slug}/photos/retry").json()["retried"] == 2
+    status = wait_processed(client, slug, worker)
+    assert status["counts"]["failed"] == 2 and status["counts"]["done"] == 3
+
+
+def test_import_from_a_storage_prefix_runs_through_the_cpu_queue(
+    client: TestClient, worker: Worker, settings: Settings, album: list[Path]
+) -> None:
+    slug = new_event(client, "Imported")
+    assert settings.storage_dir is not None
+    folder = settings.storage_dir / "imports" / "card-1"
+    folder.mkdir(parents=True)
+    for p in album[:3]:
+        (folder / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
+    response = client.post(f"/events/{slug}/import", json={"prefix": "imports/card-1/"})
+    assert response.status_code == 202 and response.json()["found"] == 3
+
+    def imported() -> bool:
+        return bool(client.get(f"/events/{slug}/status").json()["total"] == 3)
+
+    wait_until(imported, 60, worker, "the import task")
+    status = wait_processed(client, slug, worker)
+    assert status["counts"]["done"] == 3
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{p.parent.name}-{p.name}" for p in album[:3])
+
+
+def test_a_photo_whose_message_redis_lost_is_picked_up_by_the_reconciler(
+    client: TestClient, worker: Worker, settings: Settings, album: list[Path], db: sa.Engine
+) -> None:
+    slug = new_event(client, "Lost messages")
+    worker.stop()
+    try:
+        results = upload(client, slug, [(p.name, p.read_bytes()) for p in album[3:5]])
+        queues = redis.Redis.from_url(settings.redis_url)
+        assert queues.llen("faces") == 1 and queues.llen("cpu") == 1
+        # Redis loses the queued messages (a crash without persistence, an eviction...).
+        queues.delete("faces", "cpu")
+    finally:
+        worker.start()
+    time.sleep(3)
+    assert client.get(f"/events/{slug}/status").json()["counts"]["uploaded"] == 2  # nothing left to deliver
+
+    from workers.celery_app import create_celery_app
+
+    create_celery_app(settings).send_task("cpu.photos.reconcile", kwargs={"older_than_seconds": 0})
+    status = wait_processed(client, slug, worker)
+    assert status["counts"]["done"] == 2
+    ids = [r["photo_id"] for r in results]
+    assert {row.attempts for row in photo_rows(db, ids).values()} == {1}
+    wait_thumbnails(db, ids, worker)

@@ -1,0 +1,135 @@
+"""Photo tasks: thin doors to photomatch.photos. Each owns its transactions and enqueues after commit.
+
+Transient errors (database, storage or broker connections) retry with exponential backoff;
+permanent ones (an undecodable image, a missing original) fail the photo with a reason instead.
+A task that still fails leaves its photos pending, and the reconciler re-queues them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import lru_cache
+from typing import Any
+
+import botocore.exceptions
+import kombu.exceptions
+import sqlalchemy.exc
+
+from photomatch.config import get_settings
+from photomatch.db import session_scope
+from photomatch.photos import processing, service
+from photomatch.photos.queue import (
+    CPU_QUEUE,
+    FACES_QUEUE,
+    IMPORT_TASK,
+    PROCESS_TASK,
+    RECONCILE_TASK,
+    THUMBNAILS_TASK,
+    enqueue_processing,
+    enqueue_thumbnails,
+    queue_backlog,
+)
+from photomatch.storage import Storage, get_storage
+from workers.celery_app import app
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,  # connection refused/reset, server restarting
+    sqlalchemy.exc.InterfaceError,
+    botocore.exceptions.ConnectionError,  # S3 endpoint unreachable
+    botocore.exceptions.HTTPClientError,  # S3 read timeout, connection closed
+    kombu.exceptions.OperationalError,  # broker unreachable while enqueueing follow-up work
+    ConnectionError,
+    TimeoutError,
+)
+RETRY = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,  # 5, 10, 20, 40 s (+ jitter)
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 4,
+}
+
+
+@lru_cache
+def _storage() -> Storage:
+    # Built in the process that uses it (after any fork): boto3 clients must not cross a fork.
+    return get_storage(get_settings())
+
+
+def _engine_for(embedder: str) -> processing.Analyzer:
+    # Imported here, in the task process, never at module import: this is what keeps torch (and
+    # CUDA) out of a forking parent.
+    from photomatch.faces.engine import get_engine
+
+    return get_engine(embedder)
+
+
+def _ids(photo_ids: list[str]) -> list[uuid.UUID]:
+    return [uuid.UUID(i) for i in photo_ids]
+
+
+@app.task(name=PROCESS_TASK, **RETRY)
+def process_photos(photo_ids: list[str]) -> dict[str, Any]:
+    """Decode, detect and embed a batch of photos; replace their faces; mark them done or failed."""
+    settings = get_settings()
+    with session_scope() as session:
+        claimed = processing.claim_photos(session, _ids(photo_ids), max_attempts=settings.max_processing_attempts)
+    if not claimed:
+        return {"photos": 0}
+    outcomes = processing.analyze_photos(claimed, _storage(), _engine_for)
+    with session_scope() as session:
+        processing.save_outcomes(session, outcomes)
+    failed = sum(o.failure is not None for o in outcomes)
+    faces = sum(len(o.faces) for o in outcomes)
+    log.info("photos.process.batch_done photos=%d failed=%d faces=%d", len(outcomes), failed, faces)
+    return {"photos": len(outcomes), "failed": failed, "faces": faces}
+
+
+@app.task(name=THUMBNAILS_TASK, **RETRY)
+def make_thumbnails(photo_ids: list[str]) -> dict[str, Any]:
+    """Render small and medium previews of a batch of photos."""
+    with session_scope() as session:
+        made = processing.make_thumbnails(session, _storage(), _ids(photo_ids))
+    return {"thumbnails": made}
+
+
+@app.task(name=IMPORT_TASK, **RETRY)
+def import_photos(event_id: str, keys: list[str]) -> dict[str, Any]:
+    """Copy objects under an import prefix into an event and queue the new photos."""
+    with session_scope() as session:
+        results = service.import_objects(session, _storage(), uuid.UUID(event_id), keys)
+    created = [r.photo_id for r in results if r.outcome == service.Outcome.CREATED and r.photo_id is not None]
+    enqueue_processing(created)
+    counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in service.Outcome}
+    log.info("photos.import.batch_done event=%s %s", event_id, counts)
+    return counts
+
+
+@app.task(name=RECONCILE_TASK, **RETRY)
+def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
+    """Re-queue photos stuck in uploaded/processing past the bound (beat runs this periodically)."""
+    settings = get_settings()
+    bound = settings.reconcile_after_seconds if older_than_seconds is None else older_than_seconds
+    # Uploaded photos behind a face-queue backlog are waiting, not lost; re-queueing them every
+    # run would multiply the backlog. Photos stuck in processing are re-queued regardless.
+    faces_backlog = queue_backlog(FACES_QUEUE)
+    cpu_backlog = queue_backlog(CPU_QUEUE)
+    with session_scope() as session:
+        result = service.reconcile(
+            session,
+            older_than_seconds=bound,
+            max_attempts=settings.max_processing_attempts,
+            include_uploaded=faces_backlog == 0,
+            include_thumbnails=cpu_backlog == 0,
+        )
+    enqueue_processing(result.requeued)
+    enqueue_thumbnails(result.thumbnails)
+    return {
+        "requeued": len(result.requeued),
+        "failed": len(result.failed),
+        "thumbnails": len(result.thumbnails),
+        "faces_backlog": faces_backlog,
+    }
