@@ -35,16 +35,17 @@ class Settings(BaseSettings):
     detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     # Faces below this MTCNN probability are dropped.
     detect_min_prob: float = 0.9
-    # Re-detect each face, mirrored, in a small crop and average the landmarks with the first
-    # estimate: steadier alignment, +1.1 points of pair accuracy on dev-faces (README).
+    # Run MTCNN's last stage again on each face and its mirror image and average the landmarks:
+    # steadier alignment, +1.1 points of pair accuracy on dev-faces (README, "Measurements").
     detect_mirror_landmarks: bool = True
     embed_batch_size: int = 64
     # Averaging the embedding of a chip and its mirror image: +0.3 points of LFW accuracy.
     embed_flip: bool = True
     # Weights for the optional facenet-vggface2 embedder (InceptionResnetV1), a state_dict file.
     facenet_weights: Path | None = None
-    # 1:1 verification threshold on the L2 distance of unit vectors (see README).
-    verify_threshold: float = 0.6
+    # 1:1 verification threshold on the L2 distance of unit vectors, chosen on all dev-faces pairs
+    # (tests/faces/test_pipeline_accuracy.py; README "Distances and thresholds").
+    verify_threshold: float = 0.45
 
     # --- infrastructure ------------------------------------------------------------------------
     # Empty URLs mean "run the embedded service under data_dir" (photomatch.embedded): Postgres
@@ -118,21 +119,32 @@ class Settings(BaseSettings):
     # --- selfie search (photomatch.search) ---
     # Thresholds on the L2 distance between the selfie and a photo's best face after re-ranking,
     # calibrated for the default embedder (dlib-resnet-v1) on generated albums with
-    # `uv run python bench/search_accuracy.py` (README "Search accuracy"): matches at precision
-    # >= 0.98, matches + possible matches at recall >= 0.95. Another embedder needs its own run.
-    search_match_threshold: float = 0.33
+    # `uv run python bench/search_accuracy.py` (README "Search accuracy"): matches at pooled
+    # precision >= 0.99 (0.98 plus a margin for unseen albums), matches + possible matches at
+    # recall >= 0.95 and at most one wrong photo per search in the second tier. Held-out albums:
+    # matches P 0.994 / R 0.979, both tiers R 0.990. Another embedder needs its own run.
+    search_match_threshold: float = 0.36
     search_possible_threshold: float = 0.39
     # Per-request thresholds (attendee page slider, API) must stay within these bounds.
     search_threshold_min: float = 0.2
     search_threshold_max: float = 0.5
-    # Re-ranking with the event's own faces (photomatch.search.ranking, measured by the same
-    # bench): each candidate face is averaged with its look-alikes in other photos.
-    search_rerank: Literal["none", "neighbours", "expansion"] = "neighbours"
-    search_neighbour_radius: float = 0.4
+    # Re-ranking with the event's own faces (photomatch.search.ranking), chosen with the same bench:
+    # query expansion re-searches with the selfie plus its confident hits (at most
+    # search_expansion_hits photos within search_expansion_threshold, each weighted
+    # search_expansion_weight); "neighbours" averages each candidate with its look-alikes in other
+    # photos (search_neighbour_*); "none" ranks by raw distance.
+    search_rerank: Literal["none", "neighbours", "expansion"] = "expansion"
+    search_expansion_threshold: float = 0.38
+    search_expansion_hits: int = Field(default=10, ge=1)
+    search_expansion_weight: float = 1.0
+    search_neighbour_radius: float = 0.38
     search_neighbour_weight: float = 1.0
-    search_candidate_radius: float = 0.6
-    # Most faces a search reads (a 50k-face event's nearest ones); bounds memory and latency.
-    search_max_candidates: int = Field(default=5000, ge=100)
+    # Only faces this close to the selfie can end up in the results (threshold_max plus a margin):
+    # their neighbours are looked for among them.
+    search_candidate_radius: float = 0.55
+    # Most faces one search reads, nearest first (a big event's look-alikes); bounds the n x n
+    # neighbour matrix: 2000 faces take ~20 ms and 16 MB.
+    search_max_candidates: int = Field(default=2000, ge=100)
     # Selfies whose face is smaller or blurrier than this are refused with a message (422):
     # their embeddings are too noisy to search with. Sharpness is the variance of the Laplacian
     # of the aligned chip (photomatch.faces.alignment.sharpness); see bench/search_accuracy.py.

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from photomatch.faces.types import Detection
 
-# Side of the crops in which faces are re-detected mirrored: the face spans about half of it.
-_MIRROR_CROP = 160
+# ONet's input size: MTCNN's last stage, which places the landmarks.
+_ONET_SIZE = 48
 
 
 class Detector:
@@ -69,8 +70,7 @@ class Detector:
         out: list[list[Detection]] = [[] for _ in images]
         for (h, w), idx in groups.items():
             scale = self.scale_for(h, w)
-            batch = torch.stack([_as_tensor(images[i], self.device) for i in idx])
-            small = _downscale(batch, scale)
+            small = torch.stack([_shrink(images[i], scale, self.device) for i in idx])
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
             for j, i in enumerate(idx):
                 out[i] = self._collect(boxes[j], probs[j], points[j], scale, w, h)
@@ -79,54 +79,45 @@ class Detector:
         return out
 
     def _mirror_refine(self, small: torch.Tensor, faces: list[Detection], scale: float) -> list[Detection]:
-        """Average each face's landmarks with MTCNN's landmarks on its mirror image.
+        """Average each face's landmarks with two more estimates from MTCNN's last stage (ONet).
 
-        MTCNN's points wobble by several percent of the face; a second, independent estimate from
-        the mirrored face halves that noise, which alignment and so the embedding depend on
-        (measured on dev-faces pairs: balanced accuracy +0.3 points, see README). Each face is
-        re-detected in a small fixed-size crop, so the cost is one batched MTCNN call on crops.
+        MTCNN's points wobble by several percent of the face and alignment inherits that noise.
+        ONet is run again on a square crop around the final box (better centred than the box ONet
+        first saw) and on the mirror image of that crop; the three estimates are averaged. This
+        is one ONet call on 48 px crops, about a millisecond per face; measured on dev-faces pairs
+        it lifts balanced accuracy by about a point (README).
         """
-        n, side = len(faces), _MIRROR_CROP
-        img = small.permute(2, 0, 1)[None].float()
-        hs, ws = img.shape[2:]
-        centres, ks = [], []
-        grids = []
-        u = torch.arange(side, dtype=torch.float64) + 0.5
+        img = small.permute(2, 0, 1).float()
+        hs, ws = int(img.shape[1]), int(img.shape[2])
+        crops, frames = [], []
         for f in faces:
             x1, y1, x2, y2 = (v * scale for v in f.box)
-            half = max(x2 - x1, y2 - y1)  # window of twice the face: the face fills half the crop
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            k = 2 * half / side
-            xs = (cx - half) + torch.flip(u, [0]) * k - 0.5  # mirrored: crop column u shows x(side-1-u)
-            ys = (cy - half) + u * k - 0.5
-            gx = (2 * xs + 1) / ws - 1
-            gy = (2 * ys + 1) / hs - 1
-            grids.append(torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1))
-            centres.append((cx, cy))
-            ks.append(k)
-        grid = torch.stack(grids).float().to(img.device)
-        crops = F.grid_sample(
-            img.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        )
-        crops = crops.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        _, _, points = self._mtcnn.detect(crops, landmarks=True)
+            side = max(x2 - x1, y2 - y1)
+            x0, y0 = int(np.floor((x1 + x2 - side) / 2)), int(np.floor((y1 + y2 - side) / 2))
+            n = max(2, int(round(side)))
+            sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, ws), min(y0 + n, hs)
+            if sx1 <= sx0 or sy1 <= sy0:
+                crops.append(torch.zeros((3, _ONET_SIZE, _ONET_SIZE), device=img.device))
+            else:
+                region = F.pad(img[:, sy0:sy1, sx0:sx1], (sx0 - x0, x0 + n - sx1, sy0 - y0, y0 + n - sy1))
+                # "area" resampling, as facenet-pytorch prepares ONet's input.
+                crops.append(F.interpolate(region[None], size=(_ONET_SIZE, _ONET_SIZE), mode="area")[0])
+            frames.append((x0, y0, n))
+        x = torch.stack(crops)
+        x = torch.cat([x, torch.flip(x, dims=[3])])
+        _, points, _ = self._mtcnn.onet((x - 127.5) * 0.0078125)
+        points = points.float().cpu().numpy()  # 2n x 10: five x then five y, relative to the crop
+        count = len(faces)
         refined = []
-        for f, pts, (cx, cy), k in zip(faces, points, centres, ks, strict=True):
-            mine = np.asarray(f.landmarks, dtype=np.float64)
-            if pts is None:
-                refined.append(f)
-                continue
-            # The face nearest the crop centre, its points mirrored back into image coordinates.
-            cand = np.asarray(pts, dtype=np.float64)
-            best = cand[int(np.argmin(np.abs(cand.mean(1) - side / 2).sum(1)))]
-            back = np.empty_like(best)
-            back[:, 0] = (cx - k * side / 2) + (side - 1 - best[:, 0] + 0.5) * k - 0.5
-            back[:, 1] = (cy - k * side / 2) + (best[:, 1] + 0.5) * k - 0.5
-            back = back[[1, 0, 2, 4, 3]] / scale  # the subject's left eye is the mirror's right
-            if np.abs(back - mine).max() > 0.3 * f.size:  # a different face, or a failed estimate
-                refined.append(f)
-                continue
-            avg = (mine + back) / 2
+        for i, f in enumerate(faces):
+            x0, y0, n = frames[i]
+            plain, mirrored = points[i], points[count + i]
+            again = np.stack([x0 + n * plain[:5], y0 + n * plain[5:]], axis=1)
+            # Crop column c of the mirror shows column n-1-c; the subject's left eye is the mirror's right.
+            back = np.stack([x0 + (n - 1) - n * mirrored[:5], y0 + n * mirrored[5:]], axis=1)[[1, 0, 2, 4, 3]]
+            first = np.asarray(f.landmarks, dtype=np.float64) * scale
+            estimates = [first] + [e for e in (again, back) if np.abs(e - first).max() <= 0.3 * f.size * scale]
+            avg = np.mean(estimates, axis=0) / scale
             refined.append(
                 Detection(box=f.box, landmarks=tuple((float(x), float(y)) for x, y in avg), probability=f.probability)  # type: ignore[arg-type]
             )
@@ -154,20 +145,23 @@ class Detector:
         return found
 
 
-def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+def _shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -> torch.Tensor:
+    """H x W x 3 uint8 -> the same shrunk by `scale`, antialiased (no aliasing of small faces), on `device`.
+
+    Arrays are shrunk by Pillow on uint8 (a 12 MP photo in ~40 ms on one core); tensors, which may
+    already live on the GPU, with torch.
+    """
+    h, w = int(img.shape[0]), int(img.shape[1])
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if isinstance(img, np.ndarray):
-        if not img.flags.writeable:  # torch refuses to share read-only memory (e.g. PIL-backed arrays)
+        if scale < 1.0:
+            img = np.array(Image.fromarray(img).resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0))
+        elif not img.flags.writeable:  # torch refuses to share read-only memory (e.g. PIL-backed arrays)
             img = img.copy()
         return torch.from_numpy(np.ascontiguousarray(img)).to(device)
-    return img.to(device)
-
-
-def _downscale(batch: torch.Tensor, scale: float) -> torch.Tensor:
-    """N x H x W x 3 uint8 -> the same, shrunk by `scale` with antialiasing (no aliasing of small faces)."""
+    x = img.to(device)
     if scale >= 1.0:
-        return batch
-    h, w = batch.shape[1:3]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    x = batch.permute(0, 3, 1, 2).float()
+        return x
+    x = x.permute(2, 0, 1)[None].float()
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
