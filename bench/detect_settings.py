@@ -5,7 +5,8 @@ reports photos/s, the share of pasted faces found (a detection centred in the fa
 false detections (detections centred in no tile: the backgrounds are synthetic, so any face found
 there is wrong). This is how the defaults in photomatch/config.py were chosen.
 
-    uv run python bench/detect_settings.py [--album-photos 20] [--sides 1280 1600 2048] [--probs 0.8 0.9 0.95]
+    uv run python bench/detect_settings.py [--album-photos 20] [--sides 1280 1600 2048]
+        [--probs 0.8 0.9 0.95] [--face-width 20-200]
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sides", type=int, nargs="+", default=[1280, 1600, 2048, 2560])
     ap.add_argument("--probs", type=float, nargs="+", default=[0.8, 0.9, 0.95])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    # Smaller faces than bench/faces.py's album: people at the back of a group shot.
+    ap.add_argument("--face-width", default="20-200", help="face widths in a 4000 px photo, e.g. 20-200")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = get_settings()
-    album = ensure_album(settings.dev_faces_dir, args.album_photos, args.seed)
+    lo, hi = (int(v) for v in args.face_width.split("-"))
+    album = ensure_album(settings.dev_faces_dir, args.album_photos, args.seed, (lo, hi))
     truth = json.loads((album / "truth.json").read_text())
     names = sorted(truth["photos"])
     images = [load_image(album / "album" / n).rgb for n in names]
@@ -75,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "device": str(engine.device),
         "threads": args.threads,
-        "album": {"photos": len(names), "size": truth["size"], "faces": sum(len(v) for v in truth["photos"].values())},
+        "album": {
+            "photos": len(names),
+            "size": truth["size"],
+            "face_width": [lo, hi],
+            "faces": sum(len(v) for v in truth["photos"].values()),
+        },
         "rows": rows,
     }
     json.dump(report, sys.stdout, indent=2)

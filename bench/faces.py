@@ -119,13 +119,14 @@ def album_map(
     return round(mean_average_precision(runs), 4)
 
 
-def ensure_album(faces_dir: Path, photos: int, seed: int) -> Path:
-    """The generated album for this (photos, seed), made once and reused."""
+def ensure_album(faces_dir: Path, photos: int, seed: int, face_width: tuple[int, int] | None = None) -> Path:
+    """The generated album for these arguments, made once and reused."""
     from bench.make_album import generate_album
 
-    out = OUT / f"album-{photos}-seed{seed}"
+    out = OUT / (f"album-{photos}-seed{seed}" + (f"-faces{face_width[0]}-{face_width[1]}" if face_width else ""))
     if not (out / "truth.json").is_file():
-        generate_album(faces_dir, out, photos=photos, seed=seed)
+        kwargs = {"face_width": face_width} if face_width else {}
+        generate_album(faces_dir, out, photos=photos, seed=seed, **kwargs)
     return out
 
 

@@ -8,9 +8,6 @@ a handful of photos. Takes a few minutes on 2 CPU cores.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,10 +26,11 @@ from sqlalchemy.pool import NullPool
 
 from api.main import create_app
 from photomatch.accounts.service import create_photographer
-from photomatch.config import REPO_ROOT, Settings, get_settings
+from photomatch.config import Settings, get_settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.imaging import load_image
 from photomatch.models import Face, Photo, PhotoStatus
+from tests.support.celery_worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
 
@@ -87,62 +85,9 @@ def settings(pipeline_db: str, redis_server_url: str, tmp_path_factory: pytest.T
     )
 
 
-class Worker:
-    """A real `celery worker` subprocess on both queues, solo pool, logging to a file."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.log_path = settings.data_dir / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOMATCH_")}
-        env.update(
-            PHOTOMATCH_ENVIRONMENT="test",
-            PHOTOMATCH_DATABASE_URL=s.database_url,
-            PHOTOMATCH_REDIS_URL=s.redis_url,
-            PHOTOMATCH_DATA_DIR=str(s.data_dir),
-            PHOTOMATCH_STORAGE_BACKEND="local",
-            PHOTOMATCH_STORAGE_DIR=str(s.storage_dir),
-            PHOTOMATCH_SECRET_KEY=s.secret_key,
-            PHOTOMATCH_DEV_FACES_DIR=str(get_settings().dev_faces_dir),
-            OMP_NUM_THREADS="1",
-        )
-        return env
-
-    def start(self) -> None:
-        """Start the worker and wait until it consumes."""
-        argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "faces,cpu"]
-        argv += ["--pool=solo", "-c", "1", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
-        argv += ["--hostname", f"pipeline-{uuid.uuid4().hex[:6]}@%h"]
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while b" ready." not in self.log_path.read_bytes()[offset:]:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.tail()}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """Warm shutdown (finishes the task in hand), then kill if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, n: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-
-
 @pytest.fixture(scope="module")
-def worker(settings: Settings) -> Iterator[Worker]:
-    w = Worker(settings)
+def worker(settings: Settings) -> Iterator[CeleryWorker]:
+    w = CeleryWorker(settings, "pipeline")
     w.start()
     yield w
     w.stop()
@@ -203,7 +148,7 @@ def upload(client: TestClient, slug: str, files: list[tuple[str, bytes]]) -> lis
     return results
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, worker: Worker, what: str) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, worker: CeleryWorker, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -211,7 +156,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, worker: Worker, wh
         time.sleep(0.5)
 
 
-def wait_processed(client: TestClient, slug: str, worker: Worker, timeout: float = 120) -> dict[str, Any]:
+def wait_processed(client: TestClient, slug: str, worker: CeleryWorker, timeout: float = 120) -> dict[str, Any]:
     """Wait until no photo of the event is uploaded or processing; return the final status."""
     status: dict[str, Any] = {}
 
@@ -223,7 +168,7 @@ def wait_processed(client: TestClient, slug: str, worker: Worker, timeout: float
     return status
 
 
-def wait_thumbnails(db: sa.Engine, photo_ids: list[str], worker: Worker) -> None:
+def wait_thumbnails(db: sa.Engine, photo_ids: list[str], worker: CeleryWorker) -> None:
     ids = [uuid.UUID(i) for i in photo_ids]
 
     def done() -> bool:
@@ -265,7 +210,7 @@ def analyze_directly(engine: Any, paths: list[Path]) -> list[tuple[int, int, lis
 
 
 @pytest.fixture(scope="module")
-def album_run(client: TestClient, worker: Worker, album: list[Path], engine: Any) -> AlbumRun:
+def album_run(client: TestClient, worker: CeleryWorker, album: list[Path], engine: Any) -> AlbumRun:
     """The dev-faces album uploaded through the API and processed by the worker, once per module."""
     with ThreadPoolExecutor(1) as pool:
         # The direct run overlaps the worker's (see `engine`).
@@ -285,7 +230,7 @@ def album_run(client: TestClient, worker: Worker, album: list[Path], engine: Any
 
 
 def test_every_photo_reaches_done_with_the_faces_the_engine_finds(
-    album_run: AlbumRun, album: list[Path], client: TestClient, db: sa.Engine, engine: Any, worker: Worker
+    album_run: AlbumRun, album: list[Path], client: TestClient, db: sa.Engine, engine: Any, worker: CeleryWorker
 ) -> None:
     status = client.get(f"/events/{album_run.slug}/status").json()
     n = len(album)
@@ -332,7 +277,7 @@ def test_uploading_the_same_album_twice_adds_nothing(
 
 
 def test_a_corrupt_file_fails_with_a_reason_and_the_others_are_unaffected(
-    client: TestClient, worker: Worker, album: list[Path], engine: Any
+    client: TestClient, worker: CeleryWorker, album: list[Path], engine: Any
 ) -> None:
     slug = new_event(client, "One bad file")
     good = [p for p in album if p.parent.name == "groups"][:3]
@@ -363,7 +308,7 @@ def test_a_corrupt_file_fails_with_a_reason_and_the_others_are_unaffected(
 
 
 def test_import_from_a_storage_prefix_runs_through_the_cpu_queue(
-    client: TestClient, worker: Worker, settings: Settings, album: list[Path]
+    client: TestClient, worker: CeleryWorker, settings: Settings, album: list[Path]
 ) -> None:
     slug = new_event(client, "Imported")
     assert settings.storage_dir is not None
@@ -384,7 +329,7 @@ def test_import_from_a_storage_prefix_runs_through_the_cpu_queue(
 
 
 def test_a_photo_whose_message_redis_lost_is_picked_up_by_the_reconciler(
-    client: TestClient, worker: Worker, settings: Settings, album: list[Path], db: sa.Engine
+    client: TestClient, worker: CeleryWorker, settings: Settings, album: list[Path], db: sa.Engine
 ) -> None:
     slug = new_event(client, "Lost messages")
     worker.stop()
