@@ -1,0 +1,262 @@
+"""Attendee routes: selfie search and zip download (access code or link token), and the link + QR code.
+
+Nothing here is rate limited yet: a deployment should put a limit per client IP in front of
+POST /events/{slug}/search (it costs a face-engine run) and of wrong access codes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
+from api.memory_form import FormError, FormTooLarge, MemoryForm, read_form_in_memory
+from photomatch.config import Settings
+from photomatch.events.service import get_event
+from photomatch.models import Event
+from photomatch.search import service
+from photomatch.search.archive import stream_zip
+from photomatch.search.service import (
+    InvalidCredentials,
+    InvalidThresholds,
+    MissingCredentials,
+    ResultItem,
+    SearchError,
+    UnusableSelfie,
+)
+from photomatch.search.tokens import link_expiry, make_token
+from photomatch.storage import Storage, content_disposition
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/events/{slug}", tags=["search"])
+
+# Room for the form fields and multipart framing around the selfie itself.
+_FORM_OVERHEAD = 64 * 1024
+
+
+class QueryFace(BaseModel):
+    """The selfie face that was searched for."""
+
+    box: list[float] = Field(description="x1, y1, x2, y2 in selfie pixels")
+    quality: dict[str, float] = Field(description="probability, size (px), sharpness")
+
+
+class Thresholds(BaseModel):
+    """Distance thresholds of the two tiers."""
+
+    match: float
+    possible: float
+
+
+class Result(BaseModel):
+    """A photo of the person, with links valid for a few minutes."""
+
+    photo_id: uuid.UUID
+    filename: str
+    confidence: float = Field(ge=0, le=1, description="estimated probability that the photo shows the person")
+    distance: float = Field(description="distance of the photo's best face to the selfie (after re-ranking)")
+    thumbnail_url: str
+    preview_url: str = Field(description="a larger preview (about 1024 px)")
+    download_url: str = Field(description="the original, as an attachment")
+    face_box: list[float] = Field(description="x1, y1, x2, y2 of the matched face in original pixels")
+    width: int | None
+    height: int | None
+
+
+class SearchResponse(BaseModel):
+    """Photos of the selfie's person: confident matches, then possible ones; best first in each."""
+
+    event: str
+    model: str
+    query: QueryFace
+    thresholds: Thresholds
+    matches: list[Result]
+    possible_matches: list[Result]
+
+
+class AttendeeLink(BaseModel):
+    """The link attendees open (it carries a signed token instead of the code) and its QR code."""
+
+    url: str = Field(examples=["/e/anna-ben-wedding?t=eyJlIjoi..."])
+    absolute_url: str
+    code: str
+    qr_svg_url: str
+    expires_at: datetime
+
+
+_SEARCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["selfie"],
+                    "properties": {
+                        "selfie": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+                        "code": {"type": "string", "description": "the event's access code"},
+                        "token": {"type": "string", "description": "the token of an attendee link (instead of code)"},
+                        "match_threshold": {"type": "number"},
+                        "possible_threshold": {"type": "number"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _raise_for(exc: SearchError) -> NoReturn:
+    if isinstance(exc, MissingCredentials):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    if isinstance(exc, InvalidCredentials):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+def _event_or_404(session: Session, slug: str) -> Event:
+    event = get_event(session, slug)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {slug!r}")
+    return event
+
+
+def _float_field(form: MemoryForm, name: str) -> float | None:
+    raw = form.first(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidThresholds(f"{name} must be a number") from None
+
+
+def _result(item: ResultItem) -> Result:
+    return Result(**item.__dict__)
+
+
+def _search(slug: str, form: MemoryForm, session: Session, storage: Storage, settings: Settings) -> SearchResponse:
+    """The blocking part of a search (database and face engine), run in a worker thread."""
+    event = _event_or_404(session, slug)
+    try:
+        service.check_access(event, code=form.first("code"), token=form.first("token"), secret_key=settings.secret_key)
+        match = _float_field(form, "match_threshold")
+        possible = _float_field(form, "possible_threshold")
+        service.resolve_thresholds(settings, match, possible)  # before the engine runs
+        selfie = form.file("selfie")
+        if selfie is None or not selfie.data:
+            raise UnusableSelfie("missing_selfie", "Take or choose a selfie to search with.")
+        result = service.search_event(
+            session,
+            storage,
+            event,
+            selfie.data,
+            settings=settings,
+            engine=service.engine_for(event, settings),
+            match_threshold=match,
+            possible_threshold=possible,
+        )
+    except SearchError as exc:
+        _raise_for(exc)
+    return SearchResponse(
+        event=result.event,
+        model=result.model,
+        query=QueryFace(box=result.query_box, quality=result.query_quality),
+        thresholds=Thresholds(match=result.match_threshold, possible=result.possible_threshold),
+        matches=[_result(r) for r in result.matches],
+        possible_matches=[_result(r) for r in result.possible_matches],
+    )
+
+
+@router.post(
+    "/search",
+    openapi_extra=_SEARCH_BODY,
+    responses={
+        401: {"description": "neither code nor token"},
+        403: {"description": "wrong code, or a token for another event"},
+        413: {"description": "the selfie is too large"},
+        422: {"description": "no usable face (none, too small, too blurred), or bad thresholds"},
+    },
+)
+async def search(
+    slug: str, request: Request, session: DbSession, storage: StorageDep, settings: SettingsDep
+) -> SearchResponse:
+    """Find this event's photos of the person in a selfie (multipart: selfie + code or token).
+
+    The selfie is parsed in memory, never spooled to disk (see api/memory_form.py), and neither it
+    nor its embedding is stored or logged.
+    """
+    try:
+        form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
+    except FormTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    except FormError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return await run_in_threadpool(_search, slug, form, session, storage, settings)
+
+
+@router.post("/download.zip", response_class=StreamingResponse)
+def download_zip(
+    slug: str,
+    session: DbSession,
+    storage: StorageDep,
+    settings: SettingsDep,
+    photo_ids: Annotated[list[uuid.UUID], Form(description="photos to include (repeat the field)")],
+    code: Annotated[str | None, Form()] = None,
+    token: Annotated[str | None, Form()] = None,
+) -> StreamingResponse:
+    """A zip of the chosen originals, streamed; ids of other events' photos are ignored."""
+    event = _event_or_404(session, slug)
+    try:
+        service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
+        entries = service.archive_entries(session, event, photo_ids)
+    except SearchError as exc:
+        _raise_for(exc)
+    if not entries:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")
+    log.info("search.download.zip event=%s photos=%d", event.id, len(entries))
+    headers = {"Content-Disposition": content_disposition(f"{event.slug}-photos.zip")}
+    return StreamingResponse(stream_zip(storage, entries), media_type="application/zip", headers=headers)
+
+
+def _attendee_url(request: Request, settings: Settings, event: Event) -> tuple[str, str]:
+    path = f"/e/{event.slug}?t={make_token(event, settings.secret_key)}"
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return path, base + path
+
+
+@router.get("/attendee-link")
+def attendee_link(event: OwnedEvent, request: Request, settings: SettingsDep) -> AttendeeLink:
+    """The link to share with attendees (valid until the event's retention date) and its QR code."""
+    path, absolute = _attendee_url(request, settings, event)
+    return AttendeeLink(
+        url=path,
+        absolute_url=absolute,
+        code=event.access_code,
+        qr_svg_url=f"/events/{event.slug}/qr.svg",
+        expires_at=datetime.fromtimestamp(link_expiry(event), UTC),
+    )
+
+
+@router.get("/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
+def attendee_qr(event: OwnedEvent, request: Request, settings: SettingsDep) -> Response:
+    """An SVG QR code of the absolute attendee link, to print or show on a screen."""
+    import qrcode
+    from qrcode.image.svg import SvgPathImage
+
+    _, absolute = _attendee_url(request, settings, event)
+    image = qrcode.make(absolute, image_factory=SvgPathImage, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    # Private: the image encodes a link that opens the event.
+    return Response(buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"})

@@ -1,0 +1,445 @@
+"""Per-event face search: exact scan versus an HNSW index with pgvector 0.8 iterative scans.
+
+Builds a synthetic faces table of realistic shape in an embedded Postgres (the real schema, via the
+migrations): many ordinary events plus one big one, with clustered unit vectors (people appear
+several times per event; same-person distances ~0.35, different people ~0.65, like dlib's
+embeddings), then times the search query for each strategy and measures recall@k against the
+exact answer of the same query.
+
+    uv run python bench/search_strategy.py [--events 500 --event-faces 2000 --big-event 50000]
+
+Prints one JSON object. The database lives under bench/out/search-strategy/ and is reused when the
+scale matches (pass --rebuild to regenerate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from photomatch.embedded import start_postgres, stop_postgres
+from photomatch.migrate import upgrade
+
+OUT = Path(__file__).resolve().parent / "out" / "search-strategy"
+MODEL = "dlib-resnet-v1"
+DIM = 128
+DB = "bench_search"
+FACES_PER_PHOTO = 6
+# Same-person and different-person squared distances of the synthetic embeddings: E|a-b|^2 is
+# 2*d*var for the parts a and b do not share (see make_embeddings).
+SAME_D2, OTHER_D2 = 0.35**2, 0.65**2
+INDEX = "ix_faces_embedding_hnsw_bench"
+
+
+def conninfo(url: str, database: str) -> str:
+    """A libpq conninfo for `database` on the embedded server."""
+    base = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    return base.replace("/postgres?", f"/{database}?", 1)
+
+
+def make_embeddings(
+    rng: np.random.Generator, identity: np.ndarray, centroids: np.ndarray, mean: np.ndarray
+) -> np.ndarray:
+    """Unit vectors: a shared mean direction + a per-person offset + per-photo noise."""
+    noise = rng.standard_normal((len(identity), DIM)).astype(np.float32) * np.sqrt(SAME_D2 / 2 / DIM)
+    v = mean + centroids[identity] + noise
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def people(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Per-person offsets."""
+    return rng.standard_normal((n, DIM)).astype(np.float32) * np.sqrt((OTHER_D2 - SAME_D2) / 2 / DIM)
+
+
+def copy_payload(rows: np.ndarray, event_no: np.ndarray, photo_no: np.ndarray, emb: np.ndarray) -> bytes:
+    """COPY BINARY data for (row_no int4, event_no int4, photo_no int4, embedding halfvec), built in numpy."""
+    dtype = np.dtype(
+        [
+            ("nf", ">i2"),
+            ("l1", ">i4"),
+            ("row", ">i4"),
+            ("l2", ">i4"),
+            ("ev", ">i4"),
+            ("l3", ">i4"),
+            ("ph", ">i4"),
+            ("l4", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("x", ">f2", (DIM,)),
+        ]
+    )
+    a = np.zeros(len(rows), dtype=dtype)
+    a["nf"], a["l1"], a["l2"], a["l3"], a["l4"] = 4, 4, 4, 4, 4 + 2 * DIM
+    a["row"], a["ev"], a["ph"], a["dim"] = rows, event_no, photo_no, DIM
+    a["x"] = emb.astype(np.float16)
+    return a.tobytes()
+
+
+def generate(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+    """Fill events, photos and faces; return the per-event identities needed to make queries."""
+    sizes = [args.event_faces] * args.events + ([args.big_event] if args.big_event else [])
+    mean = rng.standard_normal(DIM).astype(np.float32)
+    mean *= np.sqrt(1 - OTHER_D2 / 2) / np.linalg.norm(mean)
+    conn.execute("CREATE UNLOGGED TABLE stage (row_no int, event_no int, photo_no int, embedding halfvec)")
+    t0 = time.perf_counter()
+    chunks: list[tuple[int, int, int, np.ndarray]] = []  # (event, first photo, n faces, embeddings)
+    events: dict[int, dict[str, Any]] = {}
+    photo = 0
+    for e, n in enumerate(sizes):
+        # ~8 appearances per person on average, but skewed: a few people are in many photos.
+        n_people = max(1, n // 8)
+        weights = rng.pareto(1.5, n_people) + 1
+        identity = rng.choice(n_people, size=n, p=weights / weights.sum())
+        centroids = people(rng, n_people)
+        emb = make_embeddings(rng, identity, centroids, mean)
+        events[e] = {"centroids": centroids, "identity": identity}
+        # Photos are processed in batches of 16, so an event's faces arrive in runs of ~100 rows
+        # interleaved with other events' runs: the heap is not sorted by event.
+        for start in range(0, n, 16 * FACES_PER_PHOTO):
+            m = min(16 * FACES_PER_PHOTO, n - start)
+            chunks.append((e, photo + start // FACES_PER_PHOTO, m, emb[start : start + m]))
+        photo += (n + FACES_PER_PHOTO - 1) // FACES_PER_PHOTO
+    order = rng.permutation(len(chunks))
+    row = 0
+    with conn.cursor().copy("COPY stage FROM STDIN WITH (FORMAT BINARY)") as cp:
+        cp.write(b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2)
+        for c in order:
+            e, first_photo, m, emb = chunks[c]
+            photos = first_photo + np.arange(m) // FACES_PER_PHOTO
+            cp.write(copy_payload(np.arange(row, row + m), np.full(m, e), photos, emb))
+            row += m
+        cp.write((-1).to_bytes(2, "big", signed=True))
+    conn.execute(
+        "INSERT INTO photographers (id, name, email) VALUES ('00000000-0000-0000-0000-000000000001', 'b', 'b@x')"
+    )
+    conn.execute(
+        """INSERT INTO events (id, photographer_id, name, slug, access_code, retention_until, embedder)
+           SELECT md5('e' || e)::uuid, '00000000-0000-0000-0000-000000000001', 'e' || e, 'e' || e,
+                  'C' || e, current_date + 90, %s
+           FROM generate_series(0, %s) e""",
+        (MODEL, len(sizes) - 1),
+    )
+    conn.execute(
+        """INSERT INTO photos (id, event_id, storage_key, original_filename, sha256, size_bytes, content_type,
+                               status, width, height, face_count)
+           SELECT DISTINCT ON (photo_no) md5('p' || photo_no)::uuid, md5('e' || event_no)::uuid,
+                  'k/' || photo_no, photo_no || '.jpg', md5('s' || photo_no) || md5('t' || photo_no), 1,
+                  'image/jpeg', 'done', 4000, 3000, 6
+           FROM stage ORDER BY photo_no"""
+    )
+    conn.execute(
+        """INSERT INTO faces (photo_id, event_id, box, landmarks, probability, size_px, sharpness, model, embedding)
+           SELECT md5('p' || photo_no)::uuid, md5('e' || event_no)::uuid, '{0,0,100,100}',
+                  '{0,0,0,0,0,0,0,0,0,0}', 0.99, 100, 50, %s, embedding
+           FROM stage ORDER BY row_no""",
+        (MODEL,),
+    )
+    conn.execute("DROP TABLE stage")
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("VACUUM ANALYZE")
+    conn.autocommit = False
+    return {"events": events, "mean": mean, "sizes": sizes, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+QUERY = f"""
+SELECT f.id, f.embedding::halfvec({DIM}) <-> %(q)s::halfvec({DIM}) AS distance
+FROM faces f JOIN photos p ON p.id = f.photo_id AND p.event_id = f.event_id
+WHERE f.event_id = %(e)s AND f.model = %(m)s AND p.status = 'done'
+ORDER BY f.embedding::halfvec({DIM}) <-> %(q)s::halfvec({DIM})
+LIMIT %(k)s
+"""
+
+
+# pgvector 0.8's recipe for relaxed_order: over-fetch in a materialized CTE, then sort exactly.
+QUERY_CTE = f"""
+WITH c AS MATERIALIZED ({QUERY.replace("LIMIT %(k)s", "LIMIT %(k4)s").strip()})
+SELECT id, distance FROM c ORDER BY distance LIMIT %(k)s
+"""
+
+
+def scalar(conn: psycopg.Connection, sql: str) -> Any:
+    """The single value of a one-row query."""
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def vec_text(v: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(f"{x:.5f}" for x in v) + "]"
+
+
+def run_queries(
+    conn: psycopg.Connection, queries: list[dict[str, Any]], k: int, sql: str = QUERY
+) -> tuple[list[float], list[list[int]]]:
+    """Per-query latency (ms) and result ids, after one warm-up pass over the same queries."""
+    for q in queries:  # warm the caches: steady-state latency, not disk reads after generation
+        conn.execute(sql, {**q, "k": k, "k4": 4 * k}).fetchall()
+    times, results = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        rows = conn.execute(sql, {**q, "k": k, "k4": 4 * k}).fetchall()
+        times.append((time.perf_counter() - t0) * 1000)
+        results.append([r[0] for r in rows])
+    return times, results
+
+
+def summary(times: list[float], results: list[list[int]], exact: list[list[int]] | None, k: int) -> dict[str, Any]:
+    """Latency percentiles and recall@k against the exact results."""
+    out: dict[str, Any] = {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+        "mean_results": round(float(np.mean([len(r) for r in results])), 1),
+    }
+    if exact is not None:
+        recalls = [len(set(r) & set(x)) / max(1, min(k, len(x))) for r, x in zip(results, exact, strict=True)]
+        out["recall_at_k"] = round(float(np.mean(recalls)), 4)
+        out["min_recall"] = round(float(np.min(recalls)), 4)
+    return out
+
+
+def plan(conn: psycopg.Connection, query: dict[str, Any], k: int, sql: str = QUERY) -> str:
+    """How the planner reaches the event's faces: the index it scans, or a sequential scan."""
+    rows = conn.execute("EXPLAIN " + sql, {**query, "k": k, "k4": 4 * k}).fetchall()
+    text = "\n".join(r[0] for r in rows)
+    for name in (INDEX, "ix_faces_event_id_model", "ix_faces_photo_id"):
+        if name in text:
+            return name
+    return "seq scan" if "Seq Scan on faces" in text else "other"
+
+
+def make_queries(data: dict[str, Any], rng: np.random.Generator, n_small: int, n_big: int) -> dict[str, list]:
+    """Queries: a new photo of a person present in the event (a selfie)."""
+    out: dict[str, list] = {"small": [], "big": []}
+    n_events = len(data["sizes"])
+    big = n_events - 1 if data["sizes"][-1] != data["sizes"][0] else None
+    plan_ = [("small", int(rng.integers(n_events - (big is not None)))) for _ in range(n_small)]
+    if big is not None:
+        plan_ += [("big", big) for _ in range(n_big)]
+    for kind, e in plan_:
+        ev = data["events"][e]
+        person = int(ev["identity"][rng.integers(len(ev["identity"]))])
+        v = make_embeddings(rng, np.array([person]), ev["centroids"], data["mean"])[0]
+        out[kind].append({"q": vec_text(v), "e": f"{_md5_uuid('e', e)}", "m": MODEL})
+    return out
+
+
+def _md5_uuid(prefix: str, n: int) -> str:
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(f"{prefix}{n}".encode()).hexdigest()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or reuse) the data, time every strategy, print JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=500)
+    ap.add_argument("--event-faces", type=int, default=2000)
+    ap.add_argument("--big-event", type=int, default=50_000)
+    ap.add_argument("--queries", type=int, default=100, help="queries on ordinary events")
+    ap.add_argument("--big-queries", type=int, default=50)
+    ap.add_argument("--k", type=int, default=100, help="LIMIT of the search query")
+    ap.add_argument("--ef-search", default="40,100,400")
+    ap.add_argument("--max-scan-tuples", default="20000,200000")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rebuild", action="store_true", help="regenerate the data (and the index)")
+    ap.add_argument("--rebuild-index", action="store_true", help="rebuild the HNSW index only")
+    ap.add_argument("--stop", action="store_true", help="stop the bench Postgres afterwards")
+    args = ap.parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, JSON on stdout
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    url = start_postgres(OUT)
+    scale = f"{args.events}x{args.event_faces}+{args.big_event}/seed{args.seed}"
+    rng = np.random.default_rng(args.seed)
+    admin = psycopg.connect(conninfo(url, "postgres"), autocommit=True)
+    marker = OUT / "scale.txt"
+    fresh = args.rebuild or not marker.is_file() or marker.read_text() != scale
+    report: dict[str, Any] = {"scale": scale, "dim": DIM, "k": args.k}
+    if fresh:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DB}")
+        upgrade(url.replace("/postgres?", f"/{DB}?", 1))
+    conn = psycopg.connect(conninfo(url, DB))
+    if fresh:
+        log(f"generating {scale} ...")
+        data = generate(conn, args, rng)
+        marker.write_text(scale)
+        (OUT / f"{INDEX}.json").unlink(missing_ok=True)
+        report["generate_seconds"] = data["seconds"]
+    else:
+        # Same seed, same draws: regenerate the in-memory people without touching the database.
+        data = _replay(args, rng)
+    report["faces"] = scalar(conn, "SELECT count(*) FROM faces")
+    report["table_mb"] = round(
+        scalar(conn, "SELECT pg_total_relation_size('faces')") / 2**20,
+        1,
+    )
+    conn.commit()
+    queries = make_queries(data, np.random.default_rng(args.seed + 1), args.queries, args.big_queries)
+    settings = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather')"
+        )
+    }
+    report["postgres"] = {
+        "version": scalar(conn, "SHOW server_version"),
+        "pgvector": scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
+        **settings,
+    }
+    conn.commit()
+
+    # Measure the plans each strategy gets for this very event, not a generic plan cached after
+    # five executions of the prepared statement (see photomatch/search/repository.py).
+    conn.execute("SET plan_cache_mode = force_custom_plan")
+    conn.commit()
+    index_exists = scalar(conn, f"SELECT count(*) FROM pg_indexes WHERE indexname = '{INDEX}'") > 0
+    build_marker = OUT / f"{INDEX}.json"
+    if index_exists and args.rebuild_index:
+        conn.execute(f"DROP INDEX {INDEX}")
+        conn.commit()
+        index_exists = False
+
+    results: dict[str, Any] = {}
+    exact: dict[str, list[list[int]]] = {}
+    # DDL is transactional: hide the HNSW index inside a transaction, measure, roll back.
+    conn.execute(f"DROP INDEX IF EXISTS {INDEX}")
+    for kind, qs in queries.items():
+        if not qs:
+            continue
+        times, res = run_queries(conn, qs, args.k)
+        exact[kind] = res
+        results[f"exact/{kind}"] = {**summary(times, res, None, args.k), "plan": plan(conn, qs[0], args.k)}
+        log(f"exact/{kind}: {results[f'exact/{kind}']}")
+    conn.rollback()
+    results.update(service_latency(url, queries, hide_index=INDEX))
+
+    if not index_exists:
+        log("building the HNSW index ...")
+        conn.autocommit = True
+        conn.execute("SET maintenance_work_mem = '4GB'")
+        t0 = time.perf_counter()
+        conn.execute(
+            f"CREATE INDEX {INDEX} ON faces USING hnsw ((embedding::halfvec({DIM})) halfvec_l2_ops) "
+            f"WITH (m = {args.m}, ef_construction = {args.ef_construction}) WHERE model = '{MODEL}'"
+        )
+        build = {"seconds": round(time.perf_counter() - t0, 1), "m": args.m, "ef_construction": args.ef_construction}
+        build_marker.write_text(json.dumps(build))
+        conn.execute("ANALYZE faces")
+        conn.autocommit = False
+    report["hnsw_build"] = json.loads(build_marker.read_text()) if build_marker.is_file() else None
+    report["hnsw_mb"] = round(scalar(conn, f"SELECT pg_relation_size('{INDEX}')") / 2**20, 1)
+    # With both indexes present, which one does the planner choose on its own?
+    for kind, qs in queries.items():
+        if qs:
+            report[f"planner_choice/{kind}"] = plan(conn, qs[0], args.k)
+    conn.rollback()
+
+    for mode in ("off", "relaxed_order"):
+        for ef in [int(x) for x in args.ef_search.split(",")]:
+            for max_scan in [int(x) for x in args.max_scan_tuples.split(",")] if mode != "off" else [0]:
+                # Inside this transaction only, take away every other way to the event's faces
+                # (the btrees, a sequential scan) so the planner must use HNSW; then roll back.
+                conn.execute("DROP INDEX ix_faces_event_id_model")
+                conn.execute("DROP INDEX ix_faces_photo_id")
+                conn.execute("SET LOCAL enable_seqscan = off")
+                conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                conn.execute(f"SET LOCAL hnsw.iterative_scan = {mode}")
+                if max_scan:
+                    conn.execute(f"SET LOCAL hnsw.max_scan_tuples = {max_scan}")
+                shapes = {"": QUERY, "/cte": QUERY_CTE} if mode == "relaxed_order" else {"": QUERY}
+                for kind, qs in queries.items():
+                    for shape, sql in shapes.items():
+                        if not qs:
+                            continue
+                        times, res = run_queries(conn, qs, args.k, sql)
+                        name = f"hnsw/{mode}/ef{ef}" + (f"/max_scan{max_scan}" if max_scan else "") + shape
+                        name += f"/{kind}"
+                        results[name] = {
+                            **summary(times, res, exact[kind], args.k),
+                            "plan": plan(conn, qs[0], args.k, sql),
+                        }
+                        log(f"{name}: {results[name]}")
+                conn.rollback()
+    report["results"] = results
+    conn.close()
+    admin.close()
+    if args.stop:
+        stop_postgres(OUT)
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict[str, Any]:
+    """The whole search after the face engine (SQL, re-ranking, tiers), as photomatch.search.service runs it."""
+    import uuid
+
+    import sqlalchemy
+
+    from photomatch.config import get_settings
+    from photomatch.db import make_engine, make_session_factory
+    from photomatch.models import Event
+    from photomatch.search.ranking import rank_photos
+    from photomatch.search.service import event_knn, ranking_params
+
+    settings = get_settings()
+    engine = make_engine(url.replace("/postgres?", f"/{DB}?", 1), pool_size=1)
+    out: dict[str, Any] = {}
+    params = ranking_params(settings, settings.search_match_threshold, settings.search_possible_threshold)
+    with make_session_factory(engine)() as session:
+        session.execute(sqlalchemy.text(f"DROP INDEX IF EXISTS {hide_index}"))  # rolled back below
+        for kind, qs in queries.items():
+            times, candidates = [], []
+            for rep in range(2):  # the first pass warms the caches
+                for q in qs:
+                    event = Event(id=uuid.UUID(q["e"]), embedder=MODEL)
+                    vector = np.array(json.loads(q["q"]), dtype=np.float32)
+                    boxes: dict[int, list[float]] = {}
+                    t0 = time.perf_counter()
+                    rank_photos(vector, event_knn(session, event, boxes, settings.search_max_candidates), params)
+                    if rep:
+                        times.append((time.perf_counter() - t0) * 1000)
+                        candidates.append(len(boxes))
+            out[f"service/{settings.search_rerank}/{kind}"] = {
+                "p50_ms": round(statistics.median(times), 2),
+                "p95_ms": round(float(np.percentile(times, 95)), 2),
+                "mean_candidates": round(float(np.mean(candidates)), 1),
+            }
+        session.rollback()
+    engine.dispose()
+    return out
+
+
+def _replay(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+    """The people of a database made by generate() with the same arguments, without writing anything."""
+    sizes = [args.event_faces] * args.events + ([args.big_event] if args.big_event else [])
+    mean = rng.standard_normal(DIM).astype(np.float32)
+    mean *= np.sqrt(1 - OTHER_D2 / 2) / np.linalg.norm(mean)
+    events = {}
+    for e, n in enumerate(sizes):
+        n_people = max(1, n // 8)
+        weights = rng.pareto(1.5, n_people) + 1
+        identity = rng.choice(n_people, size=n, p=weights / weights.sum())
+        centroids = people(rng, n_people)
+        make_embeddings(rng, identity, centroids, mean)  # consume the same draws as generate()
+        events[e] = {"centroids": centroids, "identity": identity}
+    return {"events": events, "mean": mean, "sizes": sizes}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Selfie search: bytes of a selfie in, that person's photos of one event out, best first.
+
+The selfie lives only in this request's memory: it is decoded, its face embedded and searched,
+and nothing about it (bytes, embedding, box) is written to disk, the database, storage or logs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from photomatch.config import Settings
+from photomatch.events.service import normalize_access_code
+from photomatch.faces.types import Face
+from photomatch.imaging import ImageError, load_image
+from photomatch.models import Event, Photo
+from photomatch.search import repository
+from photomatch.search.archive import ArchiveEntry, unique_names
+from photomatch.search.ranking import (
+    Candidates,
+    Expansion,
+    Knn,
+    NeighbourAveraging,
+    PhotoHit,
+    QueryRejected,
+    RankingParams,
+    face_quality,
+    pick_query_face,
+    rank_photos,
+)
+from photomatch.search.tokens import verify_token
+from photomatch.storage import Storage
+
+log = logging.getLogger(__name__)
+
+# Torch already spreads one selfie over every core; two at once would only thrash the caches.
+_engine_lock = threading.Lock()
+
+
+class Analyzer(Protocol):
+    """What search needs of photomatch.faces.engine.FaceEngine."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def analyze(self, images: Any, *, embed: bool = True) -> list[list[Face]]: ...
+
+
+class SearchError(Exception):
+    """A problem the attendee can fix; str(e) is the message to show."""
+
+    reason = "search_error"
+
+
+class MissingCredentials(SearchError):
+    """Neither an access code nor a link token was sent."""
+
+    reason = "missing_credentials"
+
+
+class InvalidCredentials(SearchError):
+    """The access code or the link token does not open this event."""
+
+    reason = "invalid_credentials"
+
+
+class InvalidThresholds(SearchError):
+    """Requested thresholds outside the configured bounds."""
+
+    reason = "invalid_thresholds"
+
+
+class UnusableSelfie(SearchError):
+    """The selfie cannot be searched with: not an image, no face, too small or too blurred."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_access(event: Event, *, code: str | None, token: str | None, secret_key: str) -> None:
+    """Pass if `code` is the event's access code or `token` a valid link for it; raise otherwise."""
+    if not code and not token:
+        raise MissingCredentials("Enter the event's access code, or open the link you were given.")
+    if code and hmac.compare_digest(normalize_access_code(code).encode(), event.access_code.encode()):
+        return
+    if token and verify_token(token, event, secret_key):
+        return
+    log.info("search.access.denied event=%s via=%s", event.id, "code" if code else "token")
+    if code:
+        raise InvalidCredentials("That access code is not right for this event. Check it and try again.")
+    raise InvalidCredentials("This link is not valid for this event, or it has expired. Ask for a new one.")
+
+
+def resolve_thresholds(settings: Settings, match: float | None, possible: float | None) -> tuple[float, float]:
+    """The request's thresholds, defaulting to the calibrated ones; InvalidThresholds if out of bounds."""
+    m = settings.search_match_threshold if match is None else match
+    p = settings.search_possible_threshold if possible is None else possible
+    # A stricter match threshold than the possible one means an empty second tier, which is fine;
+    # the reverse cannot be expressed as two tiers.
+    if match is not None and possible is None:
+        p = max(p, m)
+    if possible is not None and match is None:
+        m = min(m, p)
+    lo, hi = settings.search_threshold_min, settings.search_threshold_max
+    if not (lo <= m <= hi and lo <= p <= hi):
+        raise InvalidThresholds(f"thresholds must be between {lo} and {hi}")
+    if m > p:
+        raise InvalidThresholds("match_threshold must not be larger than possible_threshold")
+    return m, p
+
+
+def ranking_params(settings: Settings, match: float, possible: float) -> RankingParams:
+    """The ranking the settings select, with the request's thresholds."""
+    expansion = neighbours = None
+    if settings.search_rerank == "expansion":
+        # Fixed by the settings, not by the request's thresholds: a looser request must not pull
+        # strangers into the query itself.
+        expansion = Expansion(
+            threshold=settings.search_expansion_threshold,
+            max_hits=settings.search_expansion_hits,
+            weight=settings.search_expansion_weight,
+        )
+    elif settings.search_rerank == "neighbours":
+        neighbours = NeighbourAveraging(
+            radius=settings.search_neighbour_radius,
+            weight=settings.search_neighbour_weight,
+            candidate_radius=settings.search_candidate_radius,
+        )
+    return RankingParams(match, possible, expansion=expansion, neighbours=neighbours)
+
+
+def selfie_face(data: bytes | bytearray, engine: Analyzer, settings: Settings) -> Face:
+    """Decode the selfie and return its most prominent usable face, embedded; UnusableSelfie otherwise."""
+    try:
+        image = load_image(bytes(data), max_bytes=settings.search_max_selfie_bytes)
+    except ImageError as e:
+        log.info("search.query.bad_image reason=%s", e.reason)
+        raise UnusableSelfie(e.reason, f"We could not read your selfie: {e}") from None
+    with _engine_lock:
+        faces = engine.analyze([image.rgb])[0]
+    try:
+        face = pick_query_face(faces, min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness)
+    except QueryRejected as e:
+        log.info("search.query.%s faces=%d", e.reason, len(faces))
+        raise UnusableSelfie(e.reason, str(e)) from None
+    if face.embedding is None or face.model is None:
+        raise RuntimeError("the engine returned a face without an embedding")
+    return face
+
+
+@dataclass
+class ResultItem:
+    """One photo in the results, with links to show and download it."""
+
+    photo_id: uuid.UUID
+    filename: str
+    confidence: float
+    distance: float
+    thumbnail_url: str
+    preview_url: str
+    download_url: str
+    face_box: list[float]
+    width: int | None
+    height: int | None
+
+
+@dataclass
+class SearchResult:
+    """What a search returns: the query face, the thresholds used and the two tiers."""
+
+    event: str
+    model: str
+    query_box: list[float]
+    query_quality: dict[str, float]
+    match_threshold: float
+    possible_threshold: float
+    matches: list[ResultItem] = field(default_factory=list)
+    possible_matches: list[ResultItem] = field(default_factory=list)
+
+
+def event_knn(session: Session, event: Event, rows_seen: dict[int, list[float]], max_candidates: int) -> Knn:
+    """The ranking's k-NN over this event's faces in Postgres; remembers each face's box."""
+
+    def knn(query: np.ndarray, radius: float) -> Candidates:
+        rows = repository.faces_near(
+            session, event.id, event.embedder, query, radius=radius, limit=max_candidates, with_embeddings=True
+        )
+        for face_id, box in zip(rows.face, rows.box, strict=True):
+            rows_seen[int(face_id)] = [round(float(v), 1) for v in box]
+        return Candidates(
+            face=rows.face,
+            photo=list(rows.photo),
+            distance=rows.distance,
+            embedding=rows.embedding,
+            quality=face_quality(rows.probability, rows.size, rows.sharpness),
+        )
+
+    return knn
+
+
+def _item(hit: PhotoHit, photo: Photo, box: list[float], storage: Storage, expires: int) -> ResultItem:
+    # Thumbnails are made by a separate task: until they exist the original stands in.
+    small = photo.thumb_small_key or photo.storage_key
+    medium = photo.thumb_medium_key or photo.storage_key
+    return ResultItem(
+        photo_id=photo.id,
+        filename=photo.original_filename,
+        confidence=round(hit.confidence, 4),
+        distance=round(hit.distance, 4),
+        thumbnail_url=storage.url_for_download(small, "", expires),
+        preview_url=storage.url_for_download(medium, "", expires),
+        download_url=storage.url_for_download(photo.storage_key, photo.original_filename, expires),
+        face_box=box,
+        width=photo.width,
+        height=photo.height,
+    )
+
+
+def search_event(
+    session: Session,
+    storage: Storage,
+    event: Event,
+    selfie: bytes | bytearray,
+    *,
+    settings: Settings,
+    engine: Analyzer,
+    match_threshold: float | None = None,
+    possible_threshold: float | None = None,
+) -> SearchResult:
+    """Find the event's photos of the selfie's person; `engine` must be the event's embedder."""
+    started = time.perf_counter()
+    if engine.model_name != event.embedder:
+        raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
+    match, possible = resolve_thresholds(settings, match_threshold, possible_threshold)
+    face = selfie_face(selfie, engine, settings)
+    assert face.embedding is not None  # selfie_face guarantees it
+    boxes: dict[int, list[float]] = {}
+    ranked = rank_photos(
+        face.embedding,
+        event_knn(session, event, boxes, settings.search_max_candidates),
+        ranking_params(settings, match, possible),
+    )
+    # The knn returns photo ids from the database: the ranking only keeps them opaque.
+    photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}
+    photos = repository.photos_of_event(session, event.id, list(photo_of.values()))
+    expires = settings.download_url_seconds
+
+    def items(tier: list[PhotoHit]) -> list[ResultItem]:
+        return [_item(h, photos[photo_of[h]], boxes[h.face], storage, expires) for h in tier if photo_of[h] in photos]
+
+    result = SearchResult(
+        event=event.slug,
+        model=event.embedder,
+        query_box=[round(float(v), 1) for v in face.detection.box],
+        query_quality=face.quality,
+        match_threshold=match,
+        possible_threshold=possible,
+        matches=items(ranked.matches),
+        possible_matches=items(ranked.possible),
+    )
+    log.info(
+        "search.query.done event=%s matches=%d possible=%d ms=%d",
+        event.id,
+        len(result.matches),
+        len(result.possible_matches),
+        (time.perf_counter() - started) * 1000,
+    )
+    return result
+
+
+def engine_for(event: Event, settings: Settings) -> Analyzer:
+    """The process's face engine for the event's embedder, created on first use (torch loads here)."""
+    from photomatch.faces.engine import get_engine
+
+    return get_engine(embedder=event.embedder, settings=settings)
+
+
+# A zip is streamed from storage, so its size is bounded by patience, not memory; this keeps one
+# request from tying up a worker thread for an entire event.
+MAX_ZIP_PHOTOS = 500
+
+
+def archive_entries(session: Session, event: Event, photo_ids: list[uuid.UUID]) -> list[ArchiveEntry]:
+    """Zip entries for the listed photos of `event` (others ignored), in request order, names made unique."""
+    if len(photo_ids) > MAX_ZIP_PHOTOS:
+        raise SearchError(f"at most {MAX_ZIP_PHOTOS} photos per download")
+    wanted = list(dict.fromkeys(photo_ids))
+    photos = repository.photos_of_event(session, event.id, wanted)
+    found = [photos[i] for i in wanted if i in photos]
+    names = unique_names(p.original_filename for p in found)
+    return [ArchiveEntry(p.storage_key, name) for p, name in zip(found, names, strict=True)]
