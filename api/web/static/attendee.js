@@ -1,0 +1,286 @@
+// The attendee page: the event code (or a signed link token), a selfie, then the photos found.
+// The selfie goes to the search endpoint and nowhere else: nothing about it is kept in the browser.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const root = $("attendee");
+  const slug = root.dataset.slug;
+  const CODE_STORE = `photomatch.code.${slug}`;
+  // Phone cameras produce 3-12 MB photos; a face needs far fewer pixels, and a smaller upload is
+  // much faster on a mobile connection.
+  const SELFIE_MAX_SIDE = 2048;
+  const SHRINK_ABOVE_BYTES = 1.5 * 1024 * 1024;
+
+  const params = new URLSearchParams(location.search);
+  let token = params.get("t") || "";
+  let code = params.get("code") || sessionStorage.getItem(CODE_STORE) || "";
+  let results = { matches: [], possible_matches: [] };
+  let viewing = { list: [], index: 0 };
+
+  const steps = ["step-code", "step-selfie", "step-search", "step-results"];
+  function show(step) {
+    for (const s of steps) $(s).hidden = s !== step;
+  }
+
+  function say(text, kind = "error") {
+    const m = $("message");
+    m.textContent = text;
+    m.className = `msg ${kind}`;
+    m.hidden = !text;
+  }
+
+  function askCode(message = "") {
+    token = "";
+    say(message);
+    $("code").value = code;
+    $("code").setAttribute("aria-invalid", String(!!message));
+    show("step-code");
+    $("code").focus();
+  }
+
+  function askSelfie() {
+    say("");
+    $("change-code").hidden = !!token;
+    show("step-selfie");
+  }
+
+  function rememberCode(value) {
+    code = value;
+    sessionStorage.setItem(CODE_STORE, value);
+  }
+
+  async function checkCode(value) {
+    // Fails fast on a mistyped code, before the attendee takes a selfie.
+    const res = await fetch(`/api/resolve?code=${encodeURIComponent(value)}`);
+    if (res.status === 404) return false;
+    if (!res.ok) return true; // let the search give the real answer
+    const ev = await res.json();
+    return ev.slug === slug;
+  }
+
+  $("code-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const value = $("code").value.replace(/[\s-]+/g, "").toUpperCase();
+    if (!value) return askCode("Enter the event code.");
+    let ok = true;
+    try {
+      ok = await checkCode(value);
+    } catch (_) {
+      /* offline: the search will tell */
+    }
+    if (!ok) {
+      code = value;
+      return askCode("That code does not open this event. Check it and try again.");
+    }
+    rememberCode(value);
+    askSelfie();
+  });
+
+  $("change-code").addEventListener("click", () => askCode());
+
+  // --- search ----------------------------------------------------------------------------------
+
+  async function shrink(file) {
+    if (file.size <= SHRINK_ABOVE_BYTES || !window.createImageBitmap) return file;
+    try {
+      const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+      const scale = Math.min(1, SELFIE_MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+      return blob ? new File([blob], "selfie.jpg", { type: "image/jpeg" }) : file;
+    } catch (_) {
+      return file; // an unusual format the browser cannot decode: the server may still read it
+    }
+  }
+
+  async function errorText(res) {
+    try {
+      const body = await res.json();
+      if (typeof body.detail === "string") return body.detail;
+    } catch (_) {
+      /* not JSON */
+    }
+    return "";
+  }
+
+  async function search(file) {
+    say("");
+    const preview = $("selfie-preview");
+    const previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl;
+    preview.hidden = false;
+    show("step-search");
+    const form = new FormData();
+    form.append("selfie", await shrink(file), file.name || "selfie.jpg");
+    if (token) form.append("token", token);
+    else form.append("code", code);
+    let res;
+    try {
+      res = await fetch(`/events/${encodeURIComponent(slug)}/search`, { method: "POST", body: form });
+    } catch (_) {
+      URL.revokeObjectURL(previewUrl);
+      askSelfie();
+      return say("We could not reach the server. Check your connection and try again.");
+    }
+    URL.revokeObjectURL(previewUrl);
+    preview.removeAttribute("src");
+    if (res.ok) return showResults(await res.json());
+    const detail = await errorText(res);
+    if (res.status === 401 || res.status === 403) {
+      const wasLink = !!token;
+      sessionStorage.removeItem(CODE_STORE);
+      return askCode(
+        wasLink
+          ? "This link has expired or is not valid. Enter the event code instead."
+          : "That code does not open this event. Check it and try again.",
+      );
+    }
+    askSelfie();
+    if (res.status === 404) say("This event no longer exists. Its photos may have been deleted.");
+    else if (res.status === 413) say(detail || "That photo is too large. Take a new selfie and try again.");
+    else if (res.status === 422) say(detail || "No face found in your selfie. Try again in better light.");
+    else if (res.status === 429) say("Too many searches just now. Wait a minute and try again.");
+    else say("Something went wrong on our side. Please try again.");
+  }
+
+  for (const id of ["selfie-camera", "selfie-file"]) {
+    $(id).addEventListener("change", (e) => {
+      const file = e.target.files[0];
+      e.target.value = ""; // the same photo can be picked again after an error
+      if (file) search(file);
+    });
+  }
+
+  $("again").addEventListener("click", askSelfie);
+
+  // --- results ---------------------------------------------------------------------------------
+
+  function tile(result, list, index) {
+    const img = document.createElement("img");
+    img.src = result.thumbnail_url;
+    img.alt = "";
+    img.loading = "lazy";
+    img.decoding = "async";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "tile";
+    button.setAttribute("aria-label", `Open photo ${result.filename}`);
+    button.dataset.photoId = result.photo_id;
+    button.dataset.filename = result.filename;
+    button.append(img);
+    button.addEventListener("click", () => openViewer(list, index));
+    const li = document.createElement("li");
+    li.append(button);
+    return li;
+  }
+
+  function fill(section, grid, count, list) {
+    $(count).textContent = `(${list.length})`;
+    $(grid).replaceChildren(...list.map((r, i) => tile(r, list, i)));
+    $(section).hidden = list.length === 0;
+  }
+
+  function showResults(body) {
+    results = body;
+    fill("matches-section", "matches", "matches-count", body.matches);
+    fill("possible-section", "possible", "possible-count", body.possible_matches);
+    $("download-matches").textContent = body.matches.length === 1 ? "Download" : `Download all ${body.matches.length}`;
+    const none = body.matches.length === 0 && body.possible_matches.length === 0;
+    const n = body.matches.length;
+    $("results-summary").textContent = n
+      ? `We found you in ${n} photo${n === 1 ? "" : "s"}.`
+      : none
+        ? ""
+        : "Some photos might be you.";
+    $("no-matches").hidden = !none;
+    say("");
+    show("step-results");
+    root.dataset.state = "results";
+    $("step-results").scrollIntoView({ block: "start" });
+  }
+
+  // Downloads stream from the server as a form post: no blob in memory, and it works on any phone.
+  function downloadZip(list) {
+    const form = $("zip-form");
+    form.action = `/events/${encodeURIComponent(slug)}/download.zip`;
+    const fields = token ? [["token", token]] : [["code", code]];
+    for (const r of list) fields.push(["photo_ids", r.photo_id]);
+    form.replaceChildren(
+      ...fields.map(([name, value]) => Object.assign(document.createElement("input"), { type: "hidden", name, value })),
+    );
+    form.submit();
+  }
+
+  $("download-matches").addEventListener("click", () => downloadZip(results.matches));
+  $("download-possible").addEventListener("click", () => downloadZip(results.possible_matches));
+
+  // --- viewer ----------------------------------------------------------------------------------
+
+  const viewer = $("viewer");
+
+  function showPhoto() {
+    const r = viewing.list[viewing.index];
+    const img = $("viewer-img");
+    img.src = r.preview_url;
+    img.alt = `Photo ${r.filename}`;
+    $("viewer-caption").textContent = `${r.filename} · ${viewing.index + 1} of ${viewing.list.length}`;
+    $("viewer-download").href = r.download_url;
+    $("viewer-download").setAttribute("download", r.filename);
+    $("viewer-prev").hidden = viewing.index === 0;
+    $("viewer-next").hidden = viewing.index === viewing.list.length - 1;
+  }
+
+  function openViewer(list, index) {
+    viewing = { list, index };
+    showPhoto();
+    if (!viewer.open) viewer.showModal();
+  }
+
+  function step(delta) {
+    const i = viewing.index + delta;
+    if (i < 0 || i >= viewing.list.length) return;
+    viewing.index = i;
+    showPhoto();
+  }
+
+  $("viewer-close").addEventListener("click", () => viewer.close());
+  $("viewer-prev").addEventListener("click", () => step(-1));
+  $("viewer-next").addEventListener("click", () => step(1));
+  viewer.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowLeft") step(-1);
+    else if (e.key === "ArrowRight") step(1);
+  });
+  viewer.addEventListener("close", () => $("viewer-img").removeAttribute("src"));
+  // A horizontal swipe on the photo moves to the previous or next one.
+  let touchX = null;
+  viewer.addEventListener("touchstart", (e) => (touchX = e.touches[0].clientX), { passive: true });
+  viewer.addEventListener("touchend", (e) => {
+    if (touchX === null) return;
+    const dx = e.changedTouches[0].clientX - touchX;
+    touchX = null;
+    if (Math.abs(dx) > 50) step(dx < 0 ? 1 : -1);
+  });
+
+  // --- start -----------------------------------------------------------------------------------
+
+  if (token) {
+    askSelfie();
+  } else if (code) {
+    rememberCode(code.replace(/[\s-]+/g, "").toUpperCase());
+    askSelfie();
+    // A link with a wrong code: say so now rather than after the selfie.
+    checkCode(code)
+      .then((ok) => {
+        if (ok) return;
+        sessionStorage.removeItem(CODE_STORE);
+        askCode("That code does not open this event. Check it and try again.");
+      })
+      .catch(() => {});
+  } else {
+    askCode();
+  }
+})();
