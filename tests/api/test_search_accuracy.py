@@ -11,10 +11,6 @@ one event does not open the other.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,8 +27,9 @@ from sqlalchemy.pool import NullPool
 from api.main import create_app
 from bench.metrics import average_precision
 from photomatch.accounts.service import create_photographer
-from photomatch.config import REPO_ROOT, Settings, get_settings
+from photomatch.config import Settings, get_settings
 from photomatch.db import make_engine, make_session_factory, session_scope
+from tests.support.celery_worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
 
@@ -80,35 +77,10 @@ def settings(
 @pytest.fixture(scope="module")
 def worker(settings: Settings) -> Iterator[Path]:
     """A real `celery worker` on the faces and cpu queues (solo pool), as in production; yields its log."""
-    log_path = settings.data_dir / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOMATCH_")}
-    env.update(
-        PHOTOMATCH_ENVIRONMENT="test",
-        PHOTOMATCH_DATABASE_URL=settings.database_url,
-        PHOTOMATCH_REDIS_URL=settings.redis_url,
-        PHOTOMATCH_DATA_DIR=str(settings.data_dir),
-        PHOTOMATCH_STORAGE_BACKEND="local",
-        PHOTOMATCH_STORAGE_DIR=str(settings.storage_dir),
-        PHOTOMATCH_SECRET_KEY=settings.secret_key,
-    )
-    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "faces,cpu"]
-    argv += ["--pool=solo", "-c", "1", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
-    argv += ["--hostname", f"accuracy-{uuid.uuid4().hex[:6]}@%h"]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while b" ready." not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.2)
-    yield log_path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    w = CeleryWorker(settings, "accuracy")
+    w.start()
+    yield w.log_path
+    w.stop()
 
 
 @pytest.fixture(scope="module")
