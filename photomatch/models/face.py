@@ -34,12 +34,11 @@ class Face(Base):
             ["photos.id", "photos.event_id"],
             ondelete="CASCADE",
         ),
-        # Search is "faces of this event made by this model". No HNSW/IVFFlat index yet: an
-        # event holds thousands to tens of thousands of faces, which an exact per-event scan
-        # reads in milliseconds with perfect recall, and an ANN index over the whole table
-        # would filter by event after the fact. Whether and which ANN index to add (a partial
-        # index per model on a dimensioned cast, e.g. (embedding::halfvec(128))) is decided by
-        # measurement in a later issue.
+        # Search is "faces of this event made by this model": an exact scan over this btree.
+        # Measured with `uv run python bench/search_strategy.py` (README "Search strategy"): an
+        # HNSW index, even with pgvector 0.8 iterative scans, returned a third to two thirds of
+        # an event's true top 100 and was slower, and with both indexes present the planner chose
+        # HNSW for a big event; so there is deliberately no ANN index.
         Index("ix_faces_event_id_model", "event_id", "model"),
         Index("ix_faces_photo_id", "photo_id"),
         CheckConstraint("cardinality(box) = 4", name="box_has_4"),
