@@ -134,6 +134,18 @@ def fresh_db(pg_url: str, template_db_url: str) -> Iterator[str]:
     _admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="module")
+def module_db(pg_url: str, template_db_url: str) -> Iterator[str]:
+    """URL of a new migrated database shared by one module (dropped afterwards).
+
+    For modules whose worker or server process must see committed rows across several tests.
+    """
+    name = f"module_{uuid.uuid4().hex[:12]}"
+    url = _clone_template(pg_url, name)
+    yield url
+    _admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 # --- Redis -------------------------------------------------------------------------------------
 
 

@@ -143,15 +143,20 @@ def ingest_stream(
     settings: Settings | None = None,
 ) -> IngestResult:
     """Store one uploaded file, hashing it in the same streaming pass, and add its photo row."""
-    s = settings or get_settings()
-    name = clean_filename(filename)
+    return _store(session, storage, event, stream, clean_filename(filename), settings or get_settings())
+
+
+def _store(
+    session: Session, storage: Storage, event: Event, stream: BinaryIO, name: str, settings: Settings
+) -> IngestResult:
+    """Check the head, stream the file into the event's originals while hashing it, add its photo row."""
     head = _read_head(stream)
     kind = _check_head(name, head)
     if isinstance(kind, IngestResult):
         return kind
     photo_id = uuid.uuid4()
     key = original_key(event.id, photo_id, kind)
-    reader = HashingReader(stream, head, max_bytes=s.max_image_bytes)
+    reader = HashingReader(stream, head, max_bytes=settings.max_image_bytes)
     try:
         storage.put(key, cast(BinaryIO, reader), kind.content_type)
     except TooLarge as e:
@@ -255,19 +260,7 @@ def import_object(
     except ObjectNotFound:
         return _rejected(name, "not_found", f"no object {source_key!r}")
     with stream:
-        head = _read_head(stream)
-        kind = _check_head(name, head)
-        if isinstance(kind, IngestResult):
-            return kind
-        photo_id = uuid.uuid4()
-        key = original_key(event.id, photo_id, kind)
-        reader = HashingReader(stream, head, max_bytes=s.max_image_bytes)
-        try:
-            storage.put(key, cast(BinaryIO, reader), kind.content_type)
-        except TooLarge as e:
-            storage.delete(key)
-            return _rejected(name, "image_too_large", str(e))
-    return _register(session, storage, event, photo_id=photo_id, key=key, filename=name, reader=reader, kind=kind)
+        return _store(session, storage, event, stream, name, s)
 
 
 def import_objects(

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from api.main import create_app
 from bench.metrics import average_precision
@@ -52,26 +48,17 @@ def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings(
-    pg_url: str, template_db_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A database of this module's own (the worker must see committed rows) and local storage."""
-    name = f"accuracy_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_db_url).database}"'))
     redis.Redis.from_url(redis_server_url).flushall()
     yield Settings(
         environment="test",
-        database_url=make_url(pg_url).set(database=name).render_as_string(hide_password=False),
+        database_url=module_db,
         redis_url=redis_server_url,
         data_dir=tmp_path_factory.mktemp("accuracy"),
         storage_backend="local",
         secret_key="accuracy-test-secret-key-0123456789abcdef",
     )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")

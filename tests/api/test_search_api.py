@@ -17,11 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from api.main import create_app
 from photomatch.accounts.service import create_photographer
@@ -44,23 +41,16 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings(pg_url: str, template_db_url: str, redis_server_url: str, tmp_path_factory: Any) -> Iterator[Settings]:
+def settings(module_db: str, redis_server_url: str, tmp_path_factory: Any) -> Iterator[Settings]:
     """Settings on a database of this module's own (cloned from the migrated template)."""
-    name = f"search_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_db_url).database}"'))
     yield Settings(
         environment="test",
-        database_url=make_url(pg_url).set(database=name).render_as_string(hide_password=False),
+        database_url=module_db,
         redis_url=redis_server_url,
         data_dir=tmp_path_factory.mktemp("search-api"),
         storage_backend="local",
         secret_key="search-test-secret-key-0123456789abcdef",
     )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 from PIL import Image
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from bench.make_album import generate_album
 from photomatch.accounts.service import create_photographer
@@ -100,27 +97,13 @@ def truth(album: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def web_db(pg_url: str, template_db_url: str) -> Iterator[str]:
-    """A database of this module's own, cloned from the migrated template; the worker sees its commits."""
-    name = f"web_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    template = make_url(template_db_url).database
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def settings(web_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
     return Settings(
         environment="test",
-        database_url=web_db,
+        database_url=module_db,
         redis_url=redis_server_url,
         data_dir=tmp_path_factory.mktemp("web"),
         storage_backend="local",

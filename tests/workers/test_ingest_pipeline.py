@@ -21,8 +21,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from api.main import create_app
 from photomatch.accounts.service import create_photographer
@@ -56,28 +54,14 @@ def album(dev_faces: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def pipeline_db(pg_url: str, template_db_url: str) -> Iterator[str]:
-    """A database of this module's own, cloned from the migrated template; the worker sees its commits."""
-    name = f"pipeline_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    template = make_url(template_db_url).database
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def settings(pipeline_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("pipeline")
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
     return Settings(
         environment="test",
-        database_url=pipeline_db,
+        database_url=module_db,
         redis_url=redis_server_url,
         data_dir=data_dir,
         storage_backend="local",
