@@ -2,7 +2,7 @@
 UV ?= uv
 export UV_FROZEN := 1
 
-.PHONY: setup test lint format bench run
+.PHONY: setup test lint format bench bench-search run
 
 setup:  ## install the locked environment (.venv)
 	$(UV) sync --frozen
@@ -21,6 +21,10 @@ format:
 
 bench: setup  ## face engine benchmark against face_recognition (CPU unless a GPU is present), JSON out
 	$(UV) run python bench/faces.py
+
+bench-search: setup  ## search strategy (exact scan vs HNSW) and threshold calibration, JSON out (slow: ~25 min)
+	$(UV) run python bench/search_strategy.py
+	$(UV) run python bench/search_accuracy.py
 
 run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower
 	$(UV) run photomatch run
