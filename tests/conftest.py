@@ -146,6 +146,19 @@ def module_db(pg_url: str, template_db_url: str) -> Iterator[str]:
     _admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def api_settings(fresh_db: str, redis_url: str, tmp_path: Path, secret_key: str) -> Settings:
+    """Settings for an API on its own database, the test Redis and local storage under tmp_path."""
+    return Settings(
+        environment="test",
+        database_url=fresh_db,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        storage_backend="local",
+        secret_key=secret_key,
+    )
+
+
 # --- Redis -------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,19 +11,6 @@ from api.main import create_app
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
-
-
-@pytest.fixture
-def api_settings(fresh_db: str, redis_url: str, tmp_path: Path, secret_key: str) -> Settings:
-    """Settings for an API on its own database, the test Redis and local storage under tmp_path."""
-    return Settings(
-        environment="test",
-        database_url=fresh_db,
-        redis_url=redis_url,
-        data_dir=tmp_path / "data",
-        storage_backend="local",
-        secret_key=secret_key,
-    )
 
 
 @pytest.fixture

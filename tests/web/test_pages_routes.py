@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,30 +16,18 @@ from photomatch.events.service import create_event
 
 
 @pytest.fixture
-def settings(fresh_db: str, redis_url: str, tmp_path: Path, secret_key: str) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=fresh_db,
-        redis_url=redis_url,
-        data_dir=tmp_path / "data",
-        storage_backend="local",
-        secret_key=secret_key,
-    )
-
-
-@pytest.fixture
-def client(settings: Settings, make_web_app: Callable[[Settings], FastAPI]) -> Iterator[TestClient]:
-    with TestClient(make_web_app(settings), follow_redirects=False) as c:
+def client(api_settings: Settings, make_web_app: Callable[[Settings], FastAPI]) -> Iterator[TestClient]:
+    with TestClient(make_web_app(api_settings), follow_redirects=False) as c:
         yield c
 
 
 @pytest.fixture
-def event(settings: Settings) -> dict[str, str]:
+def event(api_settings: Settings) -> dict[str, str]:
     """An event whose name needs HTML escaping."""
-    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
+    engine = make_engine(api_settings.database_url, pool_size=1, max_overflow=0)
     with session_scope(make_session_factory(engine)) as session:
         photographer, _ = create_photographer(session, "Pia", "pia@example.com")
-        ev = create_event(session, photographer, "Anna & Ben <script>", settings=settings)
+        ev = create_event(session, photographer, "Anna & Ben <script>", settings=api_settings)
         info = {"slug": ev.slug, "code": ev.access_code, "name": ev.name}
     engine.dispose()
     return info
