@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from photomatch.accounts.service import authenticate
 from photomatch.config import Settings
-from photomatch.db import get_session_factory, make_engine, make_session_factory
+from photomatch.db import get_session_factory, make_engine, make_session_factory, session_scope
 from photomatch.embedded import resolve_database_url
 from photomatch.events.service import get_event
 from photomatch.models import Event, Photographer
@@ -67,16 +67,14 @@ def settings_dep(request: Request) -> Settings:
 
 
 def _session(request: Request) -> Iterator[Session]:
-    """One session per request: commit if the route succeeded, roll back if it raised."""
-    session = resources(request).session_factory()
-    try:
+    """One session per request: commit if the route succeeded (then send the tasks it queued), else roll back.
+
+    A task that cannot be sent does not fail the request: its rows are committed, and the reconciler
+    queues them once the broker is back. Routes that report whether work was queued commit earlier
+    themselves, with photomatch.db.commit.
+    """
+    with session_scope(resources(request).session_factory, raise_after_commit=False) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_db(session: Annotated[Session, Depends(_session, scope="function")]) -> Session:

@@ -13,13 +13,20 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from photomatch.errors import UserError
 
-class FormError(ValueError):
+
+class FormError(UserError, ValueError):
     """The body is not a usable multipart form; str(e) says why."""
+
+    reason = "invalid_form"
 
 
 class FormTooLarge(FormError):
     """The body exceeds the route's size cap."""
+
+    reason = "too_large"
+    status = 413
 
 
 @dataclass

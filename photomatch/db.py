@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -13,6 +14,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from photomatch.config import get_settings
 from photomatch.embedded import resolve_database_url
+
+log = logging.getLogger(__name__)
 
 # Deterministic constraint names, so Alembic migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {
@@ -74,15 +77,55 @@ def get_session_factory() -> sessionmaker[Session]:
     return make_session_factory(get_engine())
 
 
+# Work to do once the session's transaction has committed (sending tasks), kept in session.info.
+_AFTER_COMMIT = "photomatch.after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` after `session` next commits (through `commit`); dropped if it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def commit(session: Session) -> list[Exception]:
+    """Commit, then run the session's after-commit callbacks; returns (and logs) those that failed.
+
+    A failing callback cannot undo the commit: the rows are durable either way, so the others
+    still run, and the caller decides whether a failure matters (the reconciler repairs lost sends).
+    """
+    session.commit()
+    errors: list[Exception] = []
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception as e:
+            log.exception("db.after_commit.failed")
+            errors.append(e)
+    return errors
+
+
+def rollback(session: Session) -> None:
+    """Roll back and forget the after-commit work of the discarded transaction."""
+    session.info.pop(_AFTER_COMMIT, None)
+    session.rollback()
+
+
 @contextmanager
-def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
-    """A session for one request or task: commit on success, roll back on any error, always close."""
+def session_scope(
+    factory: sessionmaker[Session] | None = None, *, raise_after_commit: bool = True
+) -> Iterator[Session]:
+    """A session for one request or task: commit on success, roll back on any error, always close.
+
+    After the commit the work deferred with `after_commit` runs (tasks are sent); with
+    `raise_after_commit` its first failure is raised once everything has run, so a task retries.
+    """
     session = (factory or get_session_factory())()
     try:
         yield session
-        session.commit()
+        errors = commit(session)
     except BaseException:
-        session.rollback()
+        rollback(session)
         raise
     finally:
         session.close()
+    if errors and raise_after_commit:
+        raise errors[0]

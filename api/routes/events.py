@@ -2,58 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import date, datetime
-from typing import Annotated
-
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPhotographer, DbSession, OwnedEvent, SettingsDep
+from api.schemas.events import EventCreate, EventOut, KnownQuery, KnownResult
 from photomatch.config import Settings
 from photomatch.events import service
 from photomatch.models import Event
 
 router = APIRouter(prefix="/events", tags=["events"])
-
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
-# Enough for a big album in one round trip while keeping the IN list and request body small.
-MAX_KNOWN_QUERY = 10_000
-
-
-class EventCreate(BaseModel):
-    """A new event; the slug is derived from the name unless given."""
-
-    name: str = Field(min_length=1, max_length=200, examples=["Anna & Ben's wedding"])
-    slug: str | None = Field(default=None, max_length=60, examples=["anna-ben-wedding"])
-    retention_days: int | None = Field(default=None, ge=1, le=3650, description="default: the server's setting")
-
-
-class EventOut(BaseModel):
-    """An event as its photographer sees it, with the attendee link to share."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    name: str
-    slug: str
-    access_code: str
-    retention_until: date
-    embedder: str
-    created_at: datetime
-    attendee_url: str
-
-
-class KnownQuery(BaseModel):
-    """SHA-256 digests of files a client is about to upload."""
-
-    sha256: list[Sha256] = Field(max_length=MAX_KNOWN_QUERY)
-
-
-class KnownResult(BaseModel):
-    """The digests from the query that the event already has."""
-
-    known: list[str]
 
 
 def _base_url(request: Request, settings: Settings) -> str:
@@ -61,16 +18,7 @@ def _base_url(request: Request, settings: Settings) -> str:
 
 
 def _out(event: Event, request: Request, settings: Settings) -> EventOut:
-    return EventOut(
-        id=event.id,
-        name=event.name,
-        slug=event.slug,
-        access_code=event.access_code,
-        retention_until=event.retention_until,
-        embedder=event.embedder,
-        created_at=event.created_at,
-        attendee_url=_base_url(request, settings) + service.attendee_path(event),
-    )
+    return EventOut.of(event, attendee_url=_base_url(request, settings) + service.attendee_path(event))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -10,29 +10,22 @@ import io
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
-from api.memory_form import FormError, FormTooLarge, MemoryForm, read_form_in_memory
+from api.memory_form import MemoryForm, read_form_in_memory
+from api.schemas.search import AttendeeLink, QueryFace, Result, SearchResponse, Thresholds
 from photomatch.config import Settings
 from photomatch.events.service import get_event
 from photomatch.models import Event
 from photomatch.search import service
 from photomatch.search.archive import stream_zip
-from photomatch.search.service import (
-    InvalidCredentials,
-    InvalidThresholds,
-    MissingCredentials,
-    ResultItem,
-    SearchError,
-    UnusableSelfie,
-)
+from photomatch.search.service import InvalidThresholds, UnusableSelfie
 from photomatch.search.tokens import link_expiry, make_token
 from photomatch.storage import Storage, content_disposition
 
@@ -42,56 +35,6 @@ router = APIRouter(prefix="/events/{slug}", tags=["search"])
 
 # Room for the form fields and multipart framing around the selfie itself.
 _FORM_OVERHEAD = 64 * 1024
-
-
-class QueryFace(BaseModel):
-    """The selfie face that was searched for."""
-
-    box: list[float] = Field(description="x1, y1, x2, y2 in selfie pixels")
-    quality: dict[str, float] = Field(description="probability, size (px), sharpness")
-
-
-class Thresholds(BaseModel):
-    """Distance thresholds of the two tiers."""
-
-    match: float
-    possible: float
-
-
-class Result(BaseModel):
-    """A photo of the person, with links valid for a few minutes."""
-
-    photo_id: uuid.UUID
-    filename: str
-    confidence: float = Field(ge=0, le=1, description="estimated probability that the photo shows the person")
-    distance: float = Field(description="distance of the photo's best face to the selfie (after re-ranking)")
-    thumbnail_url: str
-    preview_url: str = Field(description="a larger preview (about 1024 px)")
-    download_url: str = Field(description="the original, as an attachment")
-    face_box: list[float] = Field(description="x1, y1, x2, y2 of the matched face in original pixels")
-    width: int | None
-    height: int | None
-
-
-class SearchResponse(BaseModel):
-    """Photos of the selfie's person: confident matches, then possible ones; best first in each."""
-
-    event: str
-    model: str
-    query: QueryFace
-    thresholds: Thresholds
-    matches: list[Result]
-    possible_matches: list[Result]
-
-
-class AttendeeLink(BaseModel):
-    """The link attendees open (it carries a signed token instead of the code) and its QR code."""
-
-    url: str = Field(examples=["/e/anna-ben-wedding?t=eyJlIjoi..."])
-    absolute_url: str
-    code: str
-    qr_svg_url: str
-    expires_at: datetime
 
 
 _SEARCH_BODY: dict[str, Any] = {
@@ -116,14 +59,6 @@ _SEARCH_BODY: dict[str, Any] = {
 }
 
 
-def _raise_for(exc: SearchError) -> NoReturn:
-    if isinstance(exc, MissingCredentials):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    if isinstance(exc, InvalidCredentials):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-
-
 def _event_or_404(session: Session, slug: str) -> Event:
     event = get_event(session, slug)
     if event is None:
@@ -141,40 +76,33 @@ def _float_field(form: MemoryForm, name: str) -> float | None:
         raise InvalidThresholds(f"{name} must be a number") from None
 
 
-def _result(item: ResultItem) -> Result:
-    return Result(**item.__dict__)
-
-
 def _search(slug: str, form: MemoryForm, session: Session, storage: Storage, settings: Settings) -> SearchResponse:
     """The blocking part of a search (database and face engine), run in a worker thread."""
     event = _event_or_404(session, slug)
-    try:
-        service.check_access(event, code=form.first("code"), token=form.first("token"), secret_key=settings.secret_key)
-        match = _float_field(form, "match_threshold")
-        possible = _float_field(form, "possible_threshold")
-        service.resolve_thresholds(settings, match, possible)  # before the engine runs
-        selfie = form.file("selfie")
-        if selfie is None or not selfie.data:
-            raise UnusableSelfie("missing_selfie", "Take or choose a selfie to search with.")
-        result = service.search_event(
-            session,
-            storage,
-            event,
-            selfie.data,
-            settings=settings,
-            engine=service.engine_for(event, settings),
-            match_threshold=match,
-            possible_threshold=possible,
-        )
-    except SearchError as exc:
-        _raise_for(exc)
+    service.check_access(event, code=form.first("code"), token=form.first("token"), secret_key=settings.secret_key)
+    match = _float_field(form, "match_threshold")
+    possible = _float_field(form, "possible_threshold")
+    service.resolve_thresholds(settings, match, possible)  # before the engine runs
+    selfie = form.file("selfie")
+    if selfie is None or not selfie.data:
+        raise UnusableSelfie("missing_selfie", "Take or choose a selfie to search with.")
+    result = service.search_event(
+        session,
+        storage,
+        event,
+        selfie.data,
+        settings=settings,
+        engine=service.engine_for(event, settings),
+        match_threshold=match,
+        possible_threshold=possible,
+    )
     return SearchResponse(
         event=result.event,
         model=result.model,
         query=QueryFace(box=result.query_box, quality=result.query_quality),
         thresholds=Thresholds(match=result.match_threshold, possible=result.possible_threshold),
-        matches=[_result(r) for r in result.matches],
-        possible_matches=[_result(r) for r in result.possible_matches],
+        matches=[Result.model_validate(r) for r in result.matches],
+        possible_matches=[Result.model_validate(r) for r in result.possible_matches],
     )
 
 
@@ -196,12 +124,7 @@ async def search(
     The selfie is parsed in memory, never spooled to disk (see api/memory_form.py), and neither it
     nor its embedding is stored or logged.
     """
-    try:
-        form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
-    except FormTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
-    except FormError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
     return await run_in_threadpool(_search, slug, form, session, storage, settings)
 
 
@@ -217,11 +140,8 @@ def download_zip(
 ) -> StreamingResponse:
     """A zip of the chosen originals, streamed; ids of other events' photos are ignored."""
     event = _event_or_404(session, slug)
-    try:
-        service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
-        entries = service.archive_entries(session, event, photo_ids)
-    except SearchError as exc:
-        _raise_for(exc)
+    service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
+    entries = service.archive_entries(session, event, photo_ids)
     if not entries:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")
     log.info("search.download.zip event=%s photos=%d", event.id, len(entries))

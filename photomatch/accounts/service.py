@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from photomatch.accounts import repository
+from photomatch.errors import UserError
 from photomatch.models import ApiKey, Photographer
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ _SECRET_BYTES = 32
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class AccountError(ValueError):
+class AccountError(UserError, ValueError):
     """A user-fixable problem creating an account (e.g. the email is taken)."""
+
+    reason = "invalid_account"
 
 
 def hash_key(raw_key: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
+from photomatch.errors import UserError
 from photomatch.events import repository
 from photomatch.models import Event, Photographer
 
@@ -26,12 +27,17 @@ _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _MAX_ATTEMPTS = 10
 
 
-class EventError(ValueError):
+class EventError(UserError, ValueError):
     """A user-fixable problem with an event request (bad slug, slug taken, bad retention)."""
+
+    reason = "invalid_event"
 
 
 class SlugTaken(EventError):
     """The explicitly requested slug belongs to another event."""
+
+    reason = "slug_taken"
+    status = 409
 
 
 def slugify(name: str) -> str:

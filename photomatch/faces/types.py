@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,3 +61,12 @@ class Face:
             out["model"] = self.model
             out["embedding"] = [round(float(v), 6) for v in self.embedding]
         return out
+
+
+class Analyzer(Protocol):
+    """What the rest of photomatch needs of a face engine (photomatch.faces.engine.FaceEngine)."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def analyze(self, images: Sequence[Any], *, embed: bool = True) -> list[list[Face]]: ...

@@ -13,29 +13,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from photomatch.faces.types import Face
+from photomatch.faces.types import Analyzer, Face
 from photomatch.imaging import ImageError, LoadedImage, load_image
 from photomatch.models import PhotoStatus
 from photomatch.photos import repository
-from photomatch.photos.service import TOO_MANY_ATTEMPTS
 from photomatch.photos.thumbnails import THUMB_CONTENT_TYPE, render_thumbnails, thumbnail_keys
 from photomatch.storage import ObjectNotFound, Storage
 
 log = logging.getLogger(__name__)
-
-
-class Analyzer(Protocol):
-    """What processing needs of photomatch.faces.engine.FaceEngine."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    def analyze(self, images: Sequence[Any], *, embed: bool = True) -> list[list[Face]]: ...
 
 
 @dataclass
@@ -63,8 +53,7 @@ class PhotoOutcome:
 
 def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int) -> list[ClaimedPhoto]:
     """Mark the still-pending photos among `photo_ids` processing; photos out of attempts fail instead."""
-    reason = f"{TOO_MANY_ATTEMPTS}: processing did not finish after {max_attempts} attempts"
-    exhausted = repository.fail_exhausted(session, photo_ids, max_attempts, reason)
+    exhausted = repository.fail_exhausted(session, photo_ids, max_attempts)
     for photo_id in exhausted:
         log.warning("photos.process.too_many_attempts photo=%s", photo_id)
     rows = repository.claim(session, photo_ids, max_attempts)

@@ -66,13 +66,20 @@ def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.
 
 # --- processing --------------------------------------------------------------------------------
 
+TOO_MANY_ATTEMPTS = "too_many_attempts"
 
-def fail_exhausted(session: Session, ids: Sequence[uuid.UUID], max_attempts: int, reason: str) -> list[uuid.UUID]:
+
+def too_many_attempts(max_attempts: int) -> str:
+    """The failure reason of a photo whose processing never finished within its attempts."""
+    return f"{TOO_MANY_ATTEMPTS}: processing did not finish after {max_attempts} attempts"
+
+
+def fail_exhausted(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list[uuid.UUID]:
     """Fail the pending photos among `ids` that already used `max_attempts` claims."""
     stmt = (
         update(Photo)
         .where(Photo.id.in_(ids), Photo.status.in_(PENDING), Photo.attempts >= max_attempts)
-        .values(status=PhotoStatus.FAILED, failure_reason=reason, processed_at=func.now())
+        .values(status=PhotoStatus.FAILED, failure_reason=too_many_attempts(max_attempts), processed_at=func.now())
         .returning(Photo.id)
         .execution_options(synchronize_session=False)
     )
@@ -200,7 +207,6 @@ def fail_stale_exhausted(
     statuses: Sequence[PhotoStatus],
     older_than_seconds: float,
     max_attempts: int,
-    reason: str,
     limit: int,
 ) -> list[uuid.UUID]:
     """Fail stale pending photos that used up their attempts."""
@@ -213,7 +219,7 @@ def fail_stale_exhausted(
     stmt = (
         update(Photo)
         .where(Photo.id.in_(candidates.scalar_subquery()))
-        .values(status=PhotoStatus.FAILED, failure_reason=reason, processed_at=func.now())
+        .values(status=PhotoStatus.FAILED, failure_reason=too_many_attempts(max_attempts), processed_at=func.now())
         .returning(Photo.id)
         .execution_options(synchronize_session=False)
     )

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from photomatch.errors import UserError
 from photomatch.faces.types import Face
 
 # --- the query face -----------------------------------------------------------------------------
 
 
-class QueryRejected(ValueError):
+class QueryRejected(UserError, ValueError):
     """The selfie has no face search can use; `reason` is a stable code, str(e) a message for people."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(message, reason=reason)
 
 
 # Messages shown to attendees as they are: they say what to do differently.

@@ -12,14 +12,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import cast
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings
+from photomatch.errors import UserError
 from photomatch.events.service import normalize_access_code
-from photomatch.faces.types import Face
+from photomatch.faces.types import Analyzer, Face
 from photomatch.imaging import ImageError, load_image
 from photomatch.models import Event, Photo
 from photomatch.search import repository
@@ -45,16 +46,7 @@ log = logging.getLogger(__name__)
 _engine_lock = threading.Lock()
 
 
-class Analyzer(Protocol):
-    """What search needs of photomatch.faces.engine.FaceEngine."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    def analyze(self, images: Any, *, embed: bool = True) -> list[list[Face]]: ...
-
-
-class SearchError(Exception):
+class SearchError(UserError):
     """A problem the attendee can fix; str(e) is the message to show."""
 
     reason = "search_error"
@@ -64,12 +56,14 @@ class MissingCredentials(SearchError):
     """Neither an access code nor a link token was sent."""
 
     reason = "missing_credentials"
+    status = 401
 
 
 class InvalidCredentials(SearchError):
     """The access code or the link token does not open this event."""
 
     reason = "invalid_credentials"
+    status = 403
 
 
 class InvalidThresholds(SearchError):
@@ -82,8 +76,7 @@ class UnusableSelfie(SearchError):
     """The selfie cannot be searched with: not an image, no face, too small or too blurred."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(message, reason=reason)
 
 
 def check_access(event: Event, *, code: str | None, token: str | None, secret_key: str) -> None:

@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from bench.metrics import average_precision
-from photomatch.accounts.service import create_photographer
-from photomatch.config import Settings, get_settings
-from photomatch.db import make_engine, make_session_factory, session_scope
+from photomatch.config import get_settings
 from tests.support.celery_worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
@@ -47,39 +42,6 @@ def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A database of this module's own (the worker must see committed rows) and local storage."""
-    redis.Redis.from_url(redis_server_url).flushall()
-    yield Settings(
-        environment="test",
-        database_url=module_db,
-        redis_url=redis_server_url,
-        data_dir=tmp_path_factory.mktemp("accuracy"),
-        storage_backend="local",
-        secret_key="accuracy-test-secret-key-0123456789abcdef",
-    )
-
-
-@pytest.fixture(scope="module")
-def worker(settings: Settings) -> Iterator[Path]:
-    """A real `celery worker` on the faces and cpu queues (solo pool), as in production; yields its log."""
-    w = CeleryWorker(settings, "accuracy")
-    w.start()
-    yield w.log_path
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
-    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
-    with session_scope(make_session_factory(engine)) as session:
-        _, key = create_photographer(session, "Pia", "pia@example.com")
-    engine.dispose()
-    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as c:
-        yield c
-
-
 def new_event(client: TestClient, name: str) -> dict[str, Any]:
     response = client.post("/events", json={"name": name})
     assert response.status_code == 201, response.text
@@ -87,7 +49,7 @@ def new_event(client: TestClient, name: str) -> dict[str, Any]:
     return event
 
 
-def upload_and_process(client: TestClient, slug: str, files: list[Path], worker_log: Path) -> dict[str, str]:
+def upload_and_process(client: TestClient, slug: str, files: list[Path], worker: CeleryWorker) -> dict[str, str]:
     """Upload through the API, wait for the worker to finish every photo; returns file name -> photo id."""
     parts = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in files]
     response = client.post(f"/events/{slug}/photos", files=parts)
@@ -97,7 +59,7 @@ def upload_and_process(client: TestClient, slug: str, files: list[Path], worker_
     deadline = time.monotonic() + PROCESS_TIMEOUT
     while (status := client.get(f"/events/{slug}/status").json())["remaining"]:
         if time.monotonic() > deadline:
-            tail = worker_log.read_text(errors="replace")[-4000:]
+            tail = worker.tail()
             raise AssertionError(f"event {slug} not processed in {PROCESS_TIMEOUT:.0f}s: {status}\n{tail}")
         time.sleep(0.5)
     assert status["counts"]["failed"] == 0, status
@@ -109,7 +71,7 @@ def search(client: TestClient, slug: str, selfie: bytes, **form: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def processed(client: TestClient, worker: Path, album: Path) -> dict[str, Any]:
+def processed(client: TestClient, worker: CeleryWorker, album: Path) -> dict[str, Any]:
     """The album as event A (all photos) and event B (the first four photos again), both processed."""
     photos = sorted((album / "album").glob("*.jpg"))
     started = time.monotonic()

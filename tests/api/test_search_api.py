@@ -21,13 +21,13 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from api.main import create_app
-from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings, get_settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.faces.engine import get_engine
 from photomatch.photos import processing
 from photomatch.search.ranking import DISTANCE_TIE
 from photomatch.storage import get_storage
+from tests.support.accounts import new_photographer
 
 pytestmark = pytest.mark.slow
 
@@ -41,30 +41,13 @@ def faces_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings(module_db: str, redis_server_url: str, tmp_path_factory: Any) -> Iterator[Settings]:
-    """Settings on a database of this module's own (cloned from the migrated template)."""
-    yield Settings(
-        environment="test",
-        database_url=module_db,
-        redis_url=redis_server_url,
-        data_dir=tmp_path_factory.mktemp("search-api"),
-        storage_backend="local",
-        secret_key="search-test-secret-key-0123456789abcdef",
-    )
-
-
-@pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[TestClient]:
+    """Anonymous: each photographer's requests carry their own headers, attendees' none."""
     with TestClient(create_app(settings)) as c:
         yield c
 
 
-def photographer(settings: Settings, name: str) -> dict[str, str]:
-    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
-    with session_scope(make_session_factory(engine)) as session:
-        _, key = create_photographer(session, name, f"{name.lower()}-{uuid.uuid4().hex[:6]}@example.com")
-    engine.dispose()
-    return {"Authorization": f"Bearer {key}"}
+photographer = new_photographer  # the shared helper, under this module's name
 
 
 def process(settings: Settings, photo_ids: list[str]) -> None:

@@ -25,8 +25,9 @@ from photomatch.events.service import create_event
 from photomatch.faces.types import Detection, Face
 from photomatch.models import Event, Photo, PhotoStatus
 from photomatch.models import Face as FaceRow
+from photomatch.photos import ingest as photo_ingest
 from photomatch.photos import processing, service
-from photomatch.photos.service import Outcome, PhotoError
+from photomatch.photos.ingest import Outcome, PhotoError
 from photomatch.storage import LocalStorage, NotSupported, S3Storage, Storage
 
 MODEL = "dlib-resnet-v1"
@@ -52,8 +53,10 @@ def event(db_session: Session, settings: Settings) -> Event:
     return create_event(db_session, photographer, "Wedding", settings=settings)
 
 
-def ingest(session: Session, storage: Storage, event: Event, data: bytes, name: str = "a.jpg") -> service.IngestResult:
-    return service.ingest_stream(session, storage, event, io.BytesIO(data), filename=name)
+def ingest(
+    session: Session, storage: Storage, event: Event, data: bytes, name: str = "a.jpg"
+) -> photo_ingest.IngestResult:
+    return photo_ingest.ingest_stream(session, storage, event, io.BytesIO(data), filename=name)
 
 
 def photo(session: Session, photo_id: uuid.UUID | None) -> Photo:
@@ -123,7 +126,7 @@ def test_oversized_upload_is_rejected_and_not_kept(
     data = image_bytes(size=(1200, 1200))
     assert len(data) > 100_000
     stream = io.BytesIO(data)
-    result = service.ingest_stream(db_session, storage, event, stream, filename="big.jpg", settings=small_limit)
+    result = photo_ingest.ingest_stream(db_session, storage, event, stream, filename="big.jpg", settings=small_limit)
     assert (result.outcome, result.reason) == (Outcome.REJECTED, "image_too_large")
     assert list(storage.list_keys("events/")) == []
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Photo)) == 0
@@ -134,35 +137,35 @@ def test_oversized_upload_is_rejected_and_not_kept(
 
 def test_presigned_upload_then_commit(db_session: Session, s3_storage: S3Storage, event: Event) -> None:
     data = image_bytes(seed=3)
-    up = service.presign_upload(s3_storage, event, "IMG_9.jpg", "image/jpeg", expires=300)
+    up = photo_ingest.presign_upload(s3_storage, event, "IMG_9.jpg", "image/jpeg", expires=300)
     assert up.key.startswith(f"events/{event.id}/originals/") and up.method == "PUT"
     assert httpx.put(up.url, content=data, headers=up.headers).status_code == 200
 
-    committed = service.commit_upload(db_session, s3_storage, event, up.key, filename="IMG_9.jpg")
+    committed = photo_ingest.commit_upload(db_session, s3_storage, event, up.key, filename="IMG_9.jpg")
     assert committed.outcome == Outcome.CREATED
     row = photo(db_session, committed.photo_id)
     # The photo keeps the key it was uploaded to; its id is the one embedded in the key.
     assert row.storage_key == up.key and str(row.id) in up.key
     assert row.sha256 == hashlib.sha256(data).hexdigest()
 
-    repeated = service.commit_upload(db_session, s3_storage, event, up.key)
+    repeated = photo_ingest.commit_upload(db_session, s3_storage, event, up.key)
     assert (repeated.outcome, repeated.photo_id) == (Outcome.DUPLICATE, row.id)
     assert s3_storage.exists(up.key)
 
-    second = service.presign_upload(s3_storage, event, "same-bytes.jpg", None, expires=300)
+    second = photo_ingest.presign_upload(s3_storage, event, "same-bytes.jpg", None, expires=300)
     httpx.put(second.url, content=data, headers=second.headers).raise_for_status()
-    dup = service.commit_upload(db_session, s3_storage, event, second.key)
+    dup = photo_ingest.commit_upload(db_session, s3_storage, event, second.key)
     assert (dup.outcome, dup.photo_id) == (Outcome.DUPLICATE, row.id)
     assert not s3_storage.exists(second.key)
 
-    never = service.presign_upload(s3_storage, event, "never.png", None, expires=300)
-    assert service.commit_upload(db_session, s3_storage, event, never.key).reason == "not_uploaded"
+    never = photo_ingest.presign_upload(s3_storage, event, "never.png", None, expires=300)
+    assert photo_ingest.commit_upload(db_session, s3_storage, event, never.key).reason == "not_uploaded"
     foreign = f"events/{uuid.uuid4()}/originals/{uuid.uuid4()}.jpg"
-    assert service.commit_upload(db_session, s3_storage, event, foreign).reason == "invalid_key"
+    assert photo_ingest.commit_upload(db_session, s3_storage, event, foreign).reason == "invalid_key"
 
-    not_image = service.presign_upload(s3_storage, event, "notes.jpg", None, expires=300)
+    not_image = photo_ingest.presign_upload(s3_storage, event, "notes.jpg", None, expires=300)
     httpx.put(not_image.url, content=b"plain text", headers=not_image.headers).raise_for_status()
-    assert service.commit_upload(db_session, s3_storage, event, not_image.key).reason == "unsupported_format"
+    assert photo_ingest.commit_upload(db_session, s3_storage, event, not_image.key).reason == "unsupported_format"
     assert not s3_storage.exists(not_image.key)
 
 
@@ -170,10 +173,10 @@ def test_presign_refuses_other_formats_and_local_storage(
     s3_storage: S3Storage, local_storage: LocalStorage, db_session: Session, event: Event
 ) -> None:
     with pytest.raises(PhotoError) as err:
-        service.presign_upload(s3_storage, event, "raw.cr2", "image/x-canon-cr2", expires=60)
+        photo_ingest.presign_upload(s3_storage, event, "raw.cr2", "image/x-canon-cr2", expires=60)
     assert err.value.reason == "unsupported_format"
     with pytest.raises(NotSupported):
-        service.presign_upload(local_storage, event, "a.jpg", "image/jpeg", expires=60)
+        photo_ingest.presign_upload(local_storage, event, "a.jpg", "image/jpeg", expires=60)
 
 
 def test_import_copies_every_image_under_a_prefix(db_session: Session, s3_storage: S3Storage, event: Event) -> None:
@@ -183,9 +186,9 @@ def test_import_copies_every_image_under_a_prefix(db_session: Session, s3_storag
     s3_storage.put("imports/party/notes.txt", b"not a photo", "text/plain")
     s3_storage.put("imports/other/c.jpg", image_bytes(seed=6), "image/jpeg")
 
-    keys = service.importable_keys(s3_storage, "imports/party/")
+    keys = photo_ingest.importable_keys(s3_storage, "imports/party/")
     assert keys == sorted(sources)
-    results = service.import_objects(db_session, s3_storage, event.id, keys)
+    results = photo_ingest.import_objects(db_session, s3_storage, event.id, keys)
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
     for result, (key, data) in zip(results, sorted(sources.items()), strict=True):
         row = photo(db_session, result.photo_id)
@@ -194,13 +197,13 @@ def test_import_copies_every_image_under_a_prefix(db_session: Session, s3_storag
         assert s3_storage.get_bytes(row.storage_key) == data and s3_storage.exists(key)
         assert row.original_filename == key.rsplit("/", 1)[1]
 
-    again = service.import_objects(db_session, s3_storage, event.id, keys)
+    again = photo_ingest.import_objects(db_session, s3_storage, event.id, keys)
     assert [r.outcome for r in again] == [Outcome.DUPLICATE, Outcome.DUPLICATE]
     assert len(list(s3_storage.list_keys(f"events/{event.id}/"))) == 2
 
     for bad in ("events/", f"events/{event.id}/originals/", "", "a/../events/"):
         with pytest.raises(PhotoError):
-            service.importable_keys(s3_storage, bad)
+            photo_ingest.importable_keys(s3_storage, bad)
 
 
 # --- processing (with a stand-in analyzer) -----------------------------------------------------

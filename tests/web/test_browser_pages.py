@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import redis
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
@@ -94,29 +93,6 @@ def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def truth(album: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((album / "truth.json").read_text())
     return data
-
-
-@pytest.fixture(scope="module")
-def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    client = redis.Redis.from_url(redis_server_url)
-    client.flushall()
-    client.close()
-    return Settings(
-        environment="test",
-        database_url=module_db,
-        redis_url=redis_server_url,
-        data_dir=tmp_path_factory.mktemp("web"),
-        storage_backend="local",
-        secret_key="web-test-secret-key-0123456789abcdef",
-    )
-
-
-@pytest.fixture(scope="module")
-def worker(settings: Settings) -> Iterator[CeleryWorker]:
-    w = CeleryWorker(settings, "web")
-    w.start()
-    yield w
-    w.stop()
 
 
 def _free_port() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from photomatch.config import REPO_ROOT, Settings
+from photomatch.queue import create_celery_app
 from workers import celery_app as celery_module
 
 TASKS = {
@@ -26,7 +27,7 @@ TASKS = {
 @pytest.fixture
 def app(tmp_path: Path) -> Any:
     # A dummy broker URL: building the configuration must not connect anywhere.
-    return celery_module.create_celery_app(
+    return create_celery_app(
         Settings(environment="test", redis_url="redis://127.0.0.1:9/0", data_dir=tmp_path, reconcile_interval_seconds=7)
     )
 

@@ -22,10 +22,8 @@ import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings, get_settings
-from photomatch.db import make_engine, make_session_factory, session_scope
+from photomatch.db import make_engine
 from photomatch.imaging import load_image
 from photomatch.models import Face, Photo, PhotoStatus
 from tests.support.celery_worker import CeleryWorker
@@ -54,42 +52,10 @@ def album(dev_faces: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def settings(module_db: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = tmp_path_factory.mktemp("pipeline")
-    client = redis.Redis.from_url(redis_server_url)
-    client.flushall()
-    client.close()
-    return Settings(
-        environment="test",
-        database_url=module_db,
-        redis_url=redis_server_url,
-        data_dir=data_dir,
-        storage_backend="local",
-        secret_key="pipeline-test-secret-key-0123456789abcdef",
-    )
-
-
-@pytest.fixture(scope="module")
-def worker(settings: Settings) -> Iterator[CeleryWorker]:
-    w = CeleryWorker(settings, "pipeline")
-    w.start()
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
 def db(settings: Settings) -> Iterator[sa.Engine]:
     engine = make_engine(settings.database_url, pool_size=2)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, db: sa.Engine) -> Iterator[TestClient]:
-    with session_scope(make_session_factory(db)) as session:
-        _, key = create_photographer(session, "Pia", "pia@example.com")
-    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -328,9 +294,9 @@ def test_a_photo_whose_message_redis_lost_is_picked_up_by_the_reconciler(
     time.sleep(3)
     assert client.get(f"/events/{slug}/status").json()["counts"]["uploaded"] == 2  # nothing left to deliver
 
-    from workers.celery_app import create_celery_app
+    from photomatch.queue import RECONCILE_TASK, producer
 
-    create_celery_app(settings).send_task("cpu.photos.reconcile", kwargs={"older_than_seconds": 0})
+    producer(settings).send_task(RECONCILE_TASK, kwargs={"older_than_seconds": 0})
     status = wait_processed(client, slug, worker)
     assert status["counts"]["done"] == 2
     ids = [r["photo_id"] for r in results]

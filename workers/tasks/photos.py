@@ -1,4 +1,5 @@
-"""Photo tasks: thin doors to photomatch.photos. Each owns its transactions and enqueues after commit.
+"""Photo tasks: thin doors to photomatch.photos. Each owns its transactions; the work they queue is
+sent when their transaction commits (photomatch.db.session_scope).
 
 Transient errors (database, storage or broker connections) retry with exponential backoff;
 permanent ones (an undecodable image, a missing original) fail the photo with a reason instead.
@@ -18,16 +19,15 @@ import sqlalchemy.exc
 
 from photomatch.config import get_settings
 from photomatch.db import session_scope
-from photomatch.photos import processing, service
-from photomatch.photos.queue import (
+from photomatch.faces.types import Analyzer
+from photomatch.photos import ingest, processing, service
+from photomatch.queue import (
     CPU_QUEUE,
     FACES_QUEUE,
     IMPORT_TASK,
     PROCESS_TASK,
     RECONCILE_TASK,
     THUMBNAILS_TASK,
-    enqueue_processing,
-    enqueue_thumbnails,
     queue_backlog,
 )
 from photomatch.storage import Storage, get_storage
@@ -59,7 +59,7 @@ def _storage() -> Storage:
     return get_storage(get_settings())
 
 
-def _engine_for(embedder: str) -> processing.Analyzer:
+def _engine_for(embedder: str) -> Analyzer:
     # Imported here, in the task process, never at module import: this is what keeps torch (and
     # CUDA) out of a forking parent.
     from photomatch.faces.engine import get_engine
@@ -100,10 +100,8 @@ def make_thumbnails(photo_ids: list[str]) -> dict[str, Any]:
 def import_photos(event_id: str, keys: list[str]) -> dict[str, Any]:
     """Copy objects under an import prefix into an event and queue the new photos."""
     with session_scope() as session:
-        results = service.import_objects(session, _storage(), uuid.UUID(event_id), keys)
-    created = [r.photo_id for r in results if r.outcome == service.Outcome.CREATED and r.photo_id is not None]
-    enqueue_processing(created)
-    counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in service.Outcome}
+        results = ingest.import_batch(session, _storage(), uuid.UUID(event_id), keys)
+    counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in ingest.Outcome}
     log.info("photos.import.batch_done event=%s %s", event_id, counts)
     return counts
 
@@ -125,8 +123,6 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
             include_uploaded=faces_backlog == 0,
             include_thumbnails=cpu_backlog == 0,
         )
-    enqueue_processing(result.requeued)
-    enqueue_thumbnails(result.thumbnails)
     return {
         "requeued": len(result.requeued),
         "failed": len(result.failed),

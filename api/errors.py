@@ -1,0 +1,27 @@
+"""Errors as HTTP responses: every UserError through one handler, anything else a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from photomatch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map errors a user can cause to `{"detail", "reason"}` with their status; never a traceback."""
+
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.public_message, "reason": exc.reason}, status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.unhandled_error method=%s path=%s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)

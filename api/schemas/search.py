@@ -1,0 +1,60 @@
+"""HTTP shapes of the attendee routes; results are built from photomatch.search's dataclasses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QueryFace(BaseModel):
+    """The selfie face that was searched for."""
+
+    box: list[float] = Field(description="x1, y1, x2, y2 in selfie pixels")
+    quality: dict[str, float] = Field(description="probability, size (px), sharpness")
+
+
+class Thresholds(BaseModel):
+    """Distance thresholds of the two tiers."""
+
+    match: float
+    possible: float
+
+
+class Result(BaseModel):
+    """A photo of the person, with links valid for a few minutes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    photo_id: uuid.UUID
+    filename: str
+    confidence: float = Field(ge=0, le=1, description="estimated probability that the photo shows the person")
+    distance: float = Field(description="distance of the photo's best face to the selfie (after re-ranking)")
+    thumbnail_url: str
+    preview_url: str = Field(description="a larger preview (about 1024 px)")
+    download_url: str = Field(description="the original, as an attachment")
+    face_box: list[float] = Field(description="x1, y1, x2, y2 of the matched face in original pixels")
+    width: int | None
+    height: int | None
+
+
+class SearchResponse(BaseModel):
+    """Photos of the selfie's person: confident matches, then possible ones; best first in each."""
+
+    event: str
+    model: str
+    query: QueryFace
+    thresholds: Thresholds
+    matches: list[Result]
+    possible_matches: list[Result]
+
+
+class AttendeeLink(BaseModel):
+    """The link attendees open (it carries a signed token instead of the code) and its QR code."""
+
+    url: str = Field(examples=["/e/anna-ben-wedding?t=eyJlIjoi..."])
+    absolute_url: str
+    code: str
+    qr_svg_url: str
+    expires_at: datetime
