@@ -10,10 +10,11 @@ setup:  ## install the locked environment (.venv)
 test: setup  ## the whole test suite, as CI runs it
 	$(UV) run pytest -q
 
-lint:  ## ruff, formatting and mypy
+lint:  ## ruff, formatting, mypy and the import-layering contracts (pyproject [tool.importlinter])
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports
 
 format:
 	$(UV) run ruff check --fix .

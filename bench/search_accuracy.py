@@ -25,24 +25,20 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.metrics import average_precision
-from bench.search_data import Album, FaceSet, load_album
+from bench.search_data import Album, load_album
+from bench.search_eval import QueryRun, album_knn, faces_of, mean_ap, pooled, pr_at
 from photomatch.config import Settings, get_settings
-from photomatch.faces.types import Detection, Face
 from photomatch.search.ranking import (
-    Candidates,
     Expansion,
     NeighbourAveraging,
     QueryRejected,
     RankingParams,
-    face_quality,
     pick_query_face,
     rank_photos,
 )
@@ -53,44 +49,6 @@ TARGET_RECALL = 0.95
 # The match threshold is fitted for this pooled precision, a margin above the target: fitted for
 # exactly 0.98, held-out albums came out at 0.963-0.986 (the precision curve falls steeply there).
 CALIBRATION_PRECISION = 0.99
-
-
-def album_knn(photos: FaceSet) -> Callable[[np.ndarray, float], Candidates]:
-    """Brute-force k-NN over an album's faces, as the repository's exact scan returns them."""
-    # Stored embeddings are halfvec: rounding them here keeps bench distances those of Postgres.
-    emb = photos.embedding.astype(np.float16).astype(np.float32)
-    quality = face_quality(photos.probability, photos.size, photos.sharpness)
-    names = [photos.names[i] for i in photos.image]
-
-    def knn(query: np.ndarray, radius: float) -> Candidates:
-        q = query.astype(np.float16).astype(np.float32)
-        d = np.linalg.norm(emb - q[None, :], axis=1).astype(np.float64)
-        keep = np.flatnonzero(d <= radius)
-        return Candidates(keep.astype(np.int64), [names[i] for i in keep], d[keep], emb[keep], quality[keep])
-
-    return knn
-
-
-def faces_of(faces: FaceSet, i: int) -> list[Face]:
-    """The cached faces of image i as engine Face objects (what pick_query_face takes)."""
-    out = []
-    for r in faces.of(i):
-        det = Detection(
-            box=tuple(float(v) for v in faces.box[r]),  # type: ignore[arg-type]
-            landmarks=((0.0, 0.0),) * 5,  # type: ignore[arg-type]
-            probability=float(faces.probability[r]),
-        )
-        out.append(Face(det, sharpness=float(faces.sharpness[r]), embedding=faces.embedding[r], model="cached"))
-    return out
-
-
-@dataclass
-class QueryRun:
-    """One selfie's search: the returned photos (best first) with distances, and the truth."""
-
-    identity: str
-    returned: list[tuple[str, float]]
-    relevant: set[str]
 
 
 def run_album(album: Album, params: RankingParams, settings: Settings) -> tuple[list[QueryRun], dict[str, int]]:
@@ -118,21 +76,6 @@ def run_album(album: Album, params: RankingParams, settings: Settings) -> tuple[
     return runs, refused
 
 
-def pooled(runs: list[QueryRun]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Distances and relevance of every returned (query, photo), and the number of relevant photos."""
-    d = np.array([dist for r in runs for _, dist in r.returned], dtype=np.float64)
-    rel = np.array([name in r.relevant for r in runs for name, _ in r.returned], dtype=bool)
-    return d, rel, sum(len(r.relevant) for r in runs)
-
-
-def pr_at(runs: list[QueryRun], threshold: float) -> tuple[float, float]:
-    """Precision and recall, pooled over queries, of the photos returned within `threshold`."""
-    d, rel, total = pooled(runs)
-    sel = d <= threshold
-    tp = int((sel & rel).sum())
-    return (tp / int(sel.sum()) if sel.any() else 1.0), tp / max(1, total)
-
-
 def choose_thresholds(runs: list[QueryRun], precision_target: float = TARGET_PRECISION) -> dict[str, float]:
     """Largest threshold with precision >= target, smallest with recall >= TARGET_RECALL (pooled)."""
     d, rel, total = pooled(runs)
@@ -152,12 +95,6 @@ def choose_thresholds(runs: list[QueryRun], precision_target: float = TARGET_PRE
         "precision_at_recall": float(precision[ok_r[0]]) if len(ok_r) else 0.0,
         "max_recall": float(recall[-1]) if len(recall) else 0.0,
     }
-
-
-def mean_ap(runs: list[QueryRun]) -> float:
-    """mAP of the returned lists; relevant photos never returned count as misses."""
-    aps = [average_precision([n in r.relevant for n, _ in r.returned], len(r.relevant)) for r in runs]
-    return float(np.mean(aps)) if aps else 0.0
 
 
 def scores(runs: list[QueryRun], match: float, possible: float) -> dict[str, float]:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from bench.search_data import Album, FaceSet, analyze_arrays, engine_fingerprint
+from bench.search_eval import QueryRun, album_knn, faces_of, mean_ap, pr_at
 
 # Blur sigma in units of face size / 100 px, and target face sizes in px.
 BLUR_LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -57,7 +58,6 @@ def selfie_quality_report(
     albums: list[Album], params: Any, settings: Any, engine_factory: Callable[[], Any], log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Per degradation level: the selfie faces' sharpness/size, and mAP / precision / recall of search."""
-    from bench.search_accuracy import QueryRun, album_knn, faces_of, mean_ap, pr_at
     from photomatch.search.ranking import pick_query_face, rank_photos
 
     out: dict[str, Any] = {}

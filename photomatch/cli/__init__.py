@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from photomatch.cli import faces
+from photomatch.cli import faces, services
+from photomatch.cli.errors import CliError
 
 # Each module adds its subcommands; a subcommand's handler returns the process exit code.
-_MODULES = [faces]
+_MODULES = [faces, services]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,12 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for module in _MODULES:
         module.register(sub)
-    try:  # the ingest commands need the service stack; the face commands must work without it
-        from photomatch.cli import services
-
-        services.register(sub)
-    except ImportError:
-        pass
     return parser
 
 
@@ -44,5 +39,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-class CliError(Exception):
-    """An error the user can fix; printed as one line."""
+__all__ = ["CliError", "build_parser", "main"]

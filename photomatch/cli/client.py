@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from photomatch.cli import CliError
 from photomatch.cli.credentials import Credentials
+from photomatch.cli.errors import CliError
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,10 @@ import os
 import sys
 from typing import Any
 
-from photomatch.cli import CliError
-
-# The Celery application module (celery -A); `celery` finds its `app`/`celery` attribute.
-CELERY_APP = "workers.celery_app"
-QUEUES = ("faces", "cpu")
-# Pools that never fork: the face queue loads torch (and maybe CUDA) in the worker process itself.
-_NONFORKING_POOLS = ("solo", "threads")
+from photomatch.cli import stack, status, upload
+from photomatch.cli.argv import beat_argv, flower_argv, worker_argv
+from photomatch.cli.errors import CliError
+from photomatch.queue import QUEUES
 
 
 def register(sub: Any) -> None:
@@ -64,8 +61,6 @@ def register(sub: Any) -> None:
     p.add_argument("--email", default=None, help="direct mode: the owning photographer's email instead of a key")
     p.set_defaults(handler=cmd_event_create)
 
-    from photomatch.cli import stack, status, upload
-
     upload.register(sub)
     status.register(sub)
     stack.register(sub)
@@ -85,11 +80,6 @@ def _exec(argv: list[str]) -> int:
     return 0  # not reached
 
 
-def celery_argv(*args: str) -> list[str]:
-    """`python -m celery -A workers.celery_app <args>` with this interpreter."""
-    return [sys.executable, "-m", "celery", "-A", CELERY_APP, *args]
-
-
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve api.main:create_app with uvicorn."""
     import uvicorn
@@ -105,44 +95,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_argv(queues: str, pool: str | None, concurrency: int | None, name: str | None, loglevel: str) -> list[str]:
-    """The Celery worker command line for these options (validated)."""
-    wanted = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(wanted) - set(QUEUES))
-    if not wanted or unknown:
-        raise CliError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}")
-    if pool is None:
-        pool = "solo" if "faces" in wanted else "prefork"
-    if "faces" in wanted and pool not in _NONFORKING_POOLS:
-        # A prefork parent that ever touched torch/CUDA hands broken state to its children.
-        raise CliError("the faces queue needs --pool solo or --pool threads (CUDA must not be used across fork)")
-    argv = celery_argv("worker", "--queues", ",".join(wanted), "--pool", pool, "--loglevel", loglevel)
-    argv += ["--hostname", name or f"{'-'.join(wanted)}@%h"]
-    if concurrency is not None and pool != "solo":
-        argv += ["--concurrency", str(concurrency)]
-    return argv
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the chosen queues."""
     return _exec(worker_argv(args.queues, args.pool, args.concurrency, args.name, args.loglevel))
 
 
-def beat_argv(loglevel: str = "info") -> list[str]:
-    """The Celery beat command line; its schedule file lives in data_dir, not the working directory."""
-    settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return celery_argv("beat", "--loglevel", loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule"))
-
-
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat (periodic reconciler)."""
     return _exec(beat_argv(args.loglevel))
-
-
-def flower_argv(port: int, address: str) -> list[str]:
-    """The Flower command line."""
-    return celery_argv("flower", f"--port={port}", f"--address={address}")
 
 
 def cmd_flower(args: argparse.Namespace) -> int:

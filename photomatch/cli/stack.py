@@ -23,7 +23,8 @@ from typing import IO, Any
 
 import httpx
 
-from photomatch.cli import CliError
+from photomatch.cli.argv import beat_argv, flower_argv
+from photomatch.cli.errors import CliError
 from photomatch.config import Settings, get_settings
 
 DEFAULT_EMAIL = "photographer@photomatch.local"
@@ -199,7 +200,6 @@ class _Stop:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start everything, print where it listens, supervise until Ctrl-C/SIGTERM, stop in order."""
-    from photomatch.cli.services import beat_argv, flower_argv
     from photomatch.embedded import resolve_database_url, resolve_redis_url, stop_postgres, stop_redis
     from photomatch.migrate import upgrade
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from photomatch.cli import CliError
 from photomatch.cli.client import ApiClient, ApiError
+from photomatch.cli.errors import CliError
 
 _POLL_SECONDS = 1.0
 

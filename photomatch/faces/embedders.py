@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from photomatch.config import Settings
 from photomatch.faces.alignment import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
 from photomatch.faces.device import half_precision
 
@@ -40,6 +41,11 @@ class Embedder:
         self.dtype = torch.float16 if half_precision(device) else torch.float32
         self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
+        """An embedder configured by `settings` (batch size, mirror averaging, and its own options)."""
+        return cls(device, batch_size=settings.embed_batch_size, flip=settings.embed_flip)
 
     def _build(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -109,6 +115,13 @@ class FacenetEmbedder(Embedder):
         super().__init__(device, **kw)  # type: ignore[arg-type]
         self.weights = weights
         self.random_init = random_init
+
+    @classmethod
+    def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
+        """Also reads PHOTOMATCH_FACENET_WEIGHTS."""
+        return cls(
+            device, batch_size=settings.embed_batch_size, flip=settings.embed_flip, weights=settings.facenet_weights
+        )
 
     def _build(self) -> torch.nn.Module:
         from facenet_pytorch import InceptionResnetV1

@@ -42,11 +42,7 @@ class FaceEngine:
         if isinstance(embedder, Embedder):
             self.embedder = embedder
         else:
-            cls = get_embedder_class(embedder or s.embedder)
-            kwargs: dict[str, object] = {"batch_size": s.embed_batch_size, "flip": s.embed_flip}
-            if cls.name == "facenet-vggface2":
-                kwargs["weights"] = s.facenet_weights
-            self.embedder = cls(self.device, **kwargs)  # type: ignore[arg-type]
+            self.embedder = get_embedder_class(embedder or s.embedder).from_settings(self.device, s)
 
     @property
     def model_name(self) -> str:
