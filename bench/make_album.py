@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import hashlib
 import json
 import math
 import re
@@ -300,6 +301,13 @@ def selfie_image(path: Path, min_side: int = 300) -> Image.Image:
     return flat
 
 
+def write_truth(out_dir: Path, truth: dict) -> None:
+    """truth.json, with each box kept on one line so a big album's truth stays readable."""
+    text = json.dumps(truth, indent=1)
+    text = re.sub(r"\[[\d,\s]*\]", lambda m: json.dumps(json.loads(m.group())), text)
+    (out_dir / "truth.json").write_text(text + "\n", encoding="utf-8")
+
+
 def generate_album(
     faces_dir: Path | str,
     out_dir: Path | str,
@@ -371,14 +379,115 @@ def generate_album(
         "distractors": [i for i in all_ids if i not in selfies],
         "identities": appears,
     }
-    text = json.dumps(truth, indent=1)
-    # Keep each box on one line: a 100-photo truth.json stays readable.
-    text = re.sub(r"\[[\d,\s]*\]", lambda m: json.dumps(json.loads(m.group())), text)
-    (out_dir / "truth.json").write_text(text + "\n", encoding="utf-8")
+    write_truth(out_dir, truth)
     return {
         "photos": photos,
         "faces": sum(len(f) for f in truth_photos.values()),
         "identities": sum(1 for v in appears.values() if v),
+        "selfies": len(selfies),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def half_of(identity: str) -> int:
+    """0 or 1, fixed by the name (sha256): search calibration fits on half 0 and is judged on half 1."""
+    return hashlib.sha256(identity.encode()).digest()[0] & 1
+
+
+def family_of(identity: str) -> str:
+    """Relatives share a family: dev-fiw folders are <family>_<member>; elsewhere everyone is their own."""
+    return identity.split("_MID")[0] if "_MID" in identity else identity
+
+
+def generate_crowd(
+    faces_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    targets: int = 250,
+    photos: int = 400,
+    seed: int = 0,
+    half: int | None = 1,
+    size: tuple[int, int] = (2400, 1600),
+    quality: int = 90,
+    faces_per_photo: tuple[int, int] = (3, 12),
+    face_width: tuple[float, float] = (103, 356),
+    max_appearances: int = 4,
+) -> dict:
+    """A crowded album: `targets` people with 3+ images (one held back as the selfie, up to
+    `max_appearances` in the album) among distractors who appear once; relatives share photos.
+
+    `half` keeps only the identities of that half (None: all), so albums can be built from people
+    the calibration never saw. The default face widths give 55-190 px faces in a 2400x1600 photo.
+    """
+    t0 = time.perf_counter()
+    faces_dir, out_dir = Path(faces_dir), Path(out_dir)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    pool = {k: v for k, v in list_sources(faces_dir).items() if half is None or half_of(k) == half}
+    eligible = sorted(k for k, v in pool.items() if len(v) >= 3)
+    chosen = [eligible[i] for i in rng.permutation(len(eligible))[:targets]]
+    selfies: dict[str, Source] = {}
+    appearances: list[Source] = []
+    for ident in chosen:
+        srcs = [pool[ident][i] for i in rng.permutation(len(pool[ident]))]
+        selfies[ident] = srcs[0]
+        appearances += srcs[1 : 1 + max_appearances]
+    counts = [int(rng.integers(faces_per_photo[0], faces_per_photo[1] + 1)) for _ in range(photos)]
+    others = sorted(set(pool) - set(chosen))
+    for i in rng.permutation(len(others))[: max(0, sum(counts) - len(appearances))]:
+        srcs = pool[others[i]]
+        appearances.append(srcs[int(rng.integers(len(srcs)))])
+    # Fill photos family by family, so relatives stand in the same photos; never one person twice.
+    by_family: dict[str, list[Source]] = {}
+    for src in appearances:
+        by_family.setdefault(family_of(src.identity), []).append(src)
+    queue = [src for fam in rng.permutation(sorted(by_family)) for src in by_family[str(fam)]]
+    plan: list[list[Source]] = [[] for _ in range(photos)]
+    p = 0
+    for src in queue:
+        for _ in range(photos):
+            if len(plan[p]) < counts[p] and all(s.identity != src.identity for s in plan[p]):
+                break
+            p = (p + 1) % photos
+        else:
+            continue  # every photo is full or holds this person already: leave the face out
+        plan[p].append(src)
+        if len(plan[p]) >= counts[p]:
+            p = (p + 1) % photos
+    if (out_dir / "truth.json").exists():
+        for sub in ("album", "selfies"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+    (out_dir / "album").mkdir(parents=True, exist_ok=True)
+    (out_dir / "selfies").mkdir(parents=True, exist_ok=True)
+    truth_photos: dict[str, list[dict]] = {}
+    appears: dict[str, list[str]] = {}
+    for i, srcs in enumerate(plan):
+        if not srcs:
+            continue
+        img, faces = render_photo(rng, size, srcs, face_width)
+        name = f"{i:04d}.jpg"
+        img.save(out_dir / "album" / name, "JPEG", quality=quality)
+        truth_photos[name] = faces
+        for f in faces:
+            appears.setdefault(f["identity"], []).append(name)
+    for ident, src in selfies.items():
+        selfie_image(src.path).save(out_dir / "selfies" / f"{ident}.jpg", "JPEG", quality=95)
+    truth = {
+        "seed": seed,
+        "size": list(size),
+        "quality": quality,
+        "faces_per_photo": list(faces_per_photo),
+        "half": half,
+        "photos": truth_photos,
+        "selfies": {i: f"selfies/{i}.jpg" for i in selfies},
+        "selfie_sources": {i: s.rel for i, s in selfies.items()},
+        "distractors": sorted(set(appears) - set(selfies)),
+        "identities": appears,
+    }
+    write_truth(out_dir, truth)
+    return {
+        "photos": len(truth_photos),
+        "faces": sum(len(f) for f in truth_photos.values()),
+        "identities": len(appears),
         "selfies": len(selfies),
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -1,22 +1,19 @@
-"""Selfie search accuracy on generated albums: calibrates the thresholds and chooses the re-ranking.
+"""Search accuracy per album family, through the real engine and the product's ranking. JSON out.
 
-For each album seed (bench/make_album.py over dev-faces) the face engine runs once on the photos and
-the held-back selfies (cached under bench/out/search-albums/). Every selfie is then searched the
-way the product searches, with photomatch.search.ranking on the cached embeddings (rounded to half
-precision like the halfvec column), and the ranked photos are scored against the album's truth.
+For each family (dev-faces; dev-lfw and dev-fiw as crowds of 250 people in 400 photos), an album is
+rendered from people of the half of the identities that calibration never saw (bench/make_album.py
+`generate_crowd`, half 1), the face engine runs on its photos and selfies once (cached under
+bench/out/search-crowds/), and every selfie is searched with photomatch.search.ranking exactly as
+the API does: the same query face choice and refusals, the same scan, cohort, models and tiers.
 
-- Re-ranking variants (none, query expansion, neighbour averaging) are compared by mAP, recall at
-  precision 0.98 and precision at recall 0.95, pooled over the calibration seeds.
-- For the chosen variant, the match threshold is the largest distance whose pooled precision is
-  >= 0.99 (the 0.98 target plus a margin for unseen albums) and the possible threshold the smallest
-  whose pooled recall is >= 0.95, extended while the second tier adds at most one wrong photo per
-  search; both are then checked on held-out seeds the calibration never saw.
-- The confidence mapping (a logistic of the distance) is fitted on the same pooled hits.
-- Selfie quality bounds: selfies are blurred and shrunk on purpose to see where search degrades.
+Printed per family: the tiers' precision and recall, recall at precision 0.99 and 0.95 of the
+confidence ranking, mAP, a precision/recall curve, the calibration of `confidence` (expected
+calibration error and a reliability table), and the share of selfies refused.
 
-    uv run python bench/search_accuracy.py [--seeds 0 1 2] [--holdout 3] [--photos 40] [--size 2000x1500]
+    uv run python bench/search_accuracy.py [--families dev-lfw ...] [--preset crowd|small] [--seed 0]
 
-Prints one JSON object (progress on stderr).
+About 6 minutes per crowded family on 2 CPU cores the first time (rendering and the engine); then
+seconds. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -25,39 +22,130 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.search_data import Album, load_album
-from bench.search_eval import QueryRun, album_knn, faces_of, mean_ap, pooled, pr_at
+from bench.make_album import generate_crowd
+from bench.metrics import average_precision
+from bench.search_data import FaceSet, analyze_images, engine_fingerprint
+from bench.search_eval import faces_of
 from photomatch.config import Settings, get_settings
+from photomatch.search.calibration import CANDIDATE_RADIUS
 from photomatch.search.ranking import (
-    Expansion,
-    NeighbourAveraging,
+    Candidates,
+    Knn,
+    Neighbours,
     QueryRejected,
-    RankingParams,
+    Tiers,
+    face_quality,
     pick_query_face,
     rank_photos,
 )
-from photomatch.search.service import ranking_params
 
-TARGET_PRECISION = 0.98
-TARGET_RECALL = 0.95
-# The match threshold is fitted for this pooled precision, a margin above the target: fitted for
-# exactly 0.98, held-out albums came out at 0.963-0.986 (the precision curve falls steeply there).
-CALIBRATION_PRECISION = 0.99
+OUT = Path(__file__).resolve().parent / "out" / "search-crowds"
+PRESETS = {"crowd": {"targets": 250, "photos": 400}, "small": {"targets": 40, "photos": 30}}
+TARGETS = {"matches_P": 0.98, "both_R": 0.95, "possible_P": 0.5}
 
 
-def run_album(album: Album, params: RankingParams, settings: Settings) -> tuple[list[QueryRun], dict[str, int]]:
-    """Search every selfie of the album; also count selfies refused and why."""
-    knn = album_knn(album.photos)
-    runs: list[QueryRun] = []
-    refused: dict[str, int] = {}
-    for identity in album.identities:
-        i = album.selfies.names.index(Path(album.truth["selfies"][identity]).name)
+def family_dirs(settings: Settings) -> dict[str, Path]:
+    """The labelled face folders, from the settings."""
+    return {"dev-faces": settings.dev_faces_dir, "dev-lfw": settings.dev_lfw_dir, "dev-fiw": settings.dev_fiw_dir}
+
+
+def album_scan(photos: FaceSet, limit: int) -> Knn:
+    """The repository's scan over an album's cached faces (halfvec-rounded, like Postgres holds them)."""
+    emb = photos.embedding.astype(np.float16).astype(np.float32)
+    quality = face_quality(photos.probability, photos.size, photos.sharpness)
+    names = [photos.names[i] for i in photos.image]
+
+    def knn(query: np.ndarray) -> Neighbours:
+        q = query.astype(np.float16).astype(np.float32)
+        d = np.linalg.norm(emb - q[None, :], axis=1).astype(np.float64)
+        order = np.argsort(d, kind="stable")[:limit]
+        near = order[d[order] <= CANDIDATE_RADIUS]
+        c = Candidates(near.astype(np.int64), [names[i] for i in near], d[near], emb[near], quality[near])
+        return Neighbours(c, d[order], len(emb))
+
+    return knn
+
+
+@dataclass
+class Album:
+    """A rendered album with the engine's faces of its photos and selfies."""
+
+    truth: dict[str, Any]
+    photos: FaceSet
+    selfies: FaceSet
+    engine_seconds: float
+
+
+def load(family: str, faces_dir: Path, preset: str, seed: int, log: Any) -> Album:
+    """The album for (family, preset, seed): rendered and analysed on first use, then read from the cache."""
+    path = OUT / f"{family}-{preset}-seed{seed}"
+    if not (path / "truth.json").is_file():
+        log(f"rendering {family} {preset} album ...")
+        kind = PRESETS[preset]
+        # dev-faces has too few people for a crowd: all of its unseen half, in a party-sized album.
+        small = family == "dev-faces"
+        generate_crowd(
+            faces_dir,
+            path,
+            targets=kind["targets"],
+            photos=40 if small else kind["photos"],
+            seed=seed,
+            half=1,
+        )
+    truth = json.loads((path / "truth.json").read_text())
+    from photomatch.faces.engine import FaceEngine
+
+    key = engine_fingerprint(get_settings().embedder)
+    photo_cache, selfie_cache, meta = (
+        path / f"faces-{key}.npz",
+        path / f"selfies-{key}.npz",
+        path / f"engine-{key}.json",
+    )
+    if not (photo_cache.is_file() and selfie_cache.is_file() and meta.is_file()):
+        engine = FaceEngine()
+        log(f"analysing {family}: {len(truth['photos'])} photos, {len(truth['selfies'])} selfies ...")
+        t0 = time.perf_counter()
+        analyze_images(engine, [path / "album" / n for n in sorted(truth["photos"])]).save(photo_cache)
+        seconds = time.perf_counter() - t0
+        analyze_images(engine, [path / rel for _, rel in sorted(truth["selfies"].items())]).save(selfie_cache)
+        meta.write_text(json.dumps({"engine_seconds": round(seconds, 1), "device": str(engine.device)}))
+    return Album(
+        truth, FaceSet.load(photo_cache), FaceSet.load(selfie_cache), json.loads(meta.read_text())["engine_seconds"]
+    )
+
+
+@dataclass
+class Searches:
+    """Every selfie's search of one album: per shown or candidate photo, its tier, confidence and truth."""
+
+    confidence: list[float] = field(default_factory=list)
+    tier: list[str] = field(default_factory=list)  # "match", "possible" or "" (a candidate not shown)
+    relevant: list[bool] = field(default_factory=list)
+    aps: list[float] = field(default_factory=list)
+    total_relevant: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    selfies: int = 0
+    within_radius: int = 0
+
+
+def search_album(album: Album, settings: Settings) -> Searches:
+    """Search every selfie whose person is in the album, as the API would."""
+    out = Searches()
+    knn = album_scan(album.photos, settings.search_max_candidates)
+    tiers = Tiers()
+    everything = Tiers(match=tiers.match, possible=1e-12)  # every candidate, to draw the curves
+    for identity, rel in sorted(album.truth["selfies"].items()):
+        relevant = set(album.truth["identities"].get(identity, []))
+        if not relevant:
+            continue
+        out.selfies += 1
+        i = album.selfies.names.index(Path(rel).name)
         try:
             face = pick_query_face(
                 faces_of(album.selfies, i),
@@ -65,246 +153,109 @@ def run_album(album: Album, params: RankingParams, settings: Settings) -> tuple[
                 min_sharpness=settings.search_min_sharpness,
             )
         except QueryRejected as e:
-            refused[e.reason] = refused.get(e.reason, 0) + 1
+            out.refused[e.reason] = out.refused.get(e.reason, 0) + 1
             continue
         assert face.embedding is not None
-        ranked = rank_photos(face.embedding, knn, params)
+        ranked = rank_photos(face.embedding, knn, everything)
+        shown = {h.photo for h in ranked.matches} | {h.photo for h in ranked.possible if h.confidence >= tiers.possible}
         hits = ranked.matches + ranked.possible
-        runs.append(
-            QueryRun(identity, [(str(h.photo), h.distance) for h in hits], set(album.truth["identities"][identity]))
-        )
-    return runs, refused
-
-
-def choose_thresholds(runs: list[QueryRun], precision_target: float = TARGET_PRECISION) -> dict[str, float]:
-    """Largest threshold with precision >= target, smallest with recall >= TARGET_RECALL (pooled)."""
-    d, rel, total = pooled(runs)
-    order = np.argsort(d, kind="stable")
-    d, rel = d[order], rel[order]
-    tp = np.cumsum(rel)
-    precision = tp / np.arange(1, len(d) + 1)
-    recall = tp / max(1, total)
-    # A threshold must sit on a distinct value: everything tied with it is returned with it.
-    last_of_value = np.r_[d[1:] != d[:-1], True]
-    ok_p = np.flatnonzero((precision >= precision_target) & last_of_value)
-    ok_r = np.flatnonzero((recall >= TARGET_RECALL) & last_of_value)
-    return {
-        "match": float(d[ok_p[-1]]) if len(ok_p) else 0.0,
-        "recall_at_precision": float(recall[ok_p[-1]]) if len(ok_p) else 0.0,
-        "possible": float(d[ok_r[0]]) if len(ok_r) else float("nan"),
-        "precision_at_recall": float(precision[ok_r[0]]) if len(ok_r) else 0.0,
-        "max_recall": float(recall[-1]) if len(recall) else 0.0,
-    }
-
-
-def scores(runs: list[QueryRun], match: float, possible: float) -> dict[str, float]:
-    """What the accuracy test asserts: mAP, precision of matches, recall of both tiers (and more)."""
-    p_match, r_match = pr_at(runs, match)
-    p_both, r_both = pr_at(runs, possible)
-    return {
-        "queries": len(runs),
-        "mAP": round(mean_ap(runs), 4),
-        "matches_precision": round(p_match, 4),
-        "matches_recall": round(r_match, 4),
-        "both_precision": round(p_both, 4),
-        "both_recall": round(r_both, 4),
-    }
-
-
-def tier_thresholds(runs: list[QueryRun]) -> tuple[float, float]:
-    """The match and possible thresholds Settings should hold, from pooled calibration runs.
-
-    Match: the largest distance at which precision is still >= CALIBRATION_PRECISION (rounded
-    down to 0.01).
-    Possible: the smallest distance at which recall reaches 0.95 (rounded up), or further, as long
-    as the second tier adds at most one wrong photo per search on average: when the matches tier
-    already reaches the recall target, the possible tier still shows the nearest look-alikes.
-    """
-    chosen = choose_thresholds(runs, CALIBRATION_PRECISION)
-    match = float(np.floor(chosen["match"] * 100) / 100)
-    recall_bound = float(np.ceil(chosen["possible"] * 100) / 100)
-    d, rel, _ = pooled(runs)
-    extra = match
-    for t in np.arange(match, 1.0, 0.01):
-        if int(((d > match) & (d <= t + 1e-9) & ~rel).sum()) > len(runs):
-            break
-        extra = float(round(t, 2))
-    return match, max(match, recall_bound, extra)
-
-
-def fit_confidence(runs: list[QueryRun], upto: float = 0.6) -> dict[str, float]:
-    """Logistic fit of P(relevant | distance) on returned hits up to `upto` (Newton's method)."""
-    d, rel, _ = pooled(runs)
-    keep = d <= upto
-    x, y = d[keep], rel[keep].astype(np.float64)
-    w = np.array([0.0, 0.0])  # logit = w0 + w1 * x
-    for _ in range(50):
-        z = np.clip(w[0] + w[1] * x, -30, 30)
-        p = 1 / (1 + np.exp(-z))
-        grad = np.array([np.sum(y - p), np.sum((y - p) * x)])
-        h = np.array([[np.sum(p * (1 - p)), np.sum(p * (1 - p) * x)], [0.0, np.sum(p * (1 - p) * x * x)]])
-        h[1, 0] = h[0, 1]
-        w = w + np.linalg.solve(h + 1e-9 * np.eye(2), grad)
-    return {"midpoint": round(float(-w[0] / w[1]), 4), "scale": round(float(-1 / w[1]), 4)}
-
-
-def variants(settings: Settings) -> dict[str, RankingParams]:
-    """The re-ranking variants compared (thresholds wide open: calibration picks them afterwards)."""
-    wide = settings.search_threshold_max
-    # Exactly what the service builds from the settings: the bench cannot drift from the product.
-    out = {"product": ranking_params(settings, wide, wide), "none": RankingParams(wide, wide)}
-    for t in (0.3, 0.35, 0.38):
-        for m in (3, 10):
-            for w in (0.3, 1.0):
-                out[f"expansion/t{t}/m{m}/w{w}"] = RankingParams(wide, wide, expansion=Expansion(t, m, w))
-    for radius in (0.36, 0.38, 0.4, 0.42):
-        for weight in (0.5, 1.0, 2.0):
-            n = NeighbourAveraging(radius, weight, settings.search_candidate_radius)
-            out[f"neighbours/r{radius}/w{weight}"] = RankingParams(wide, wide, neighbours=n)
-    for t in (0.35, 0.38):
-        n = NeighbourAveraging(0.38, 1.0, settings.search_candidate_radius)
-        out[f"expansion/t{t}/m10/w1.0+neighbours/r0.38/w1.0"] = RankingParams(
-            wide, wide, expansion=Expansion(t, 10, 1.0), neighbours=n
-        )
+        out.total_relevant += len(relevant)
+        out.within_radius += len(relevant & {str(h.photo) for h in hits})
+        order = sorted(hits, key=lambda h: (h.photo not in shown, h.own_evidence < tiers.match, -h.confidence))
+        out.aps.append(average_precision([str(h.photo) in relevant for h in order], len(relevant)))
+        for h in hits:
+            out.confidence.append(h.confidence)
+            out.relevant.append(str(h.photo) in relevant)
+            out.tier.append("match" if h.own_evidence >= tiers.match else "possible" if h.photo in shown else "")
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run everything, print JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--holdout", type=int, nargs="+", default=[3, 4, 5])
-    ap.add_argument("--photos", type=int, default=40)
-    ap.add_argument("--size", default="2000x1500")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads for the engine (0: torch's default)")
-    ap.add_argument("--skip-quality", action="store_true", help="skip the blurred/shrunk selfie experiment")
-    args = ap.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, JSON on stdout
-    settings = get_settings()
-    size = tuple(int(v) for v in args.size.lower().split("x"))
-    engine: Any = None
+def _recall_at(conf: np.ndarray, rel: np.ndarray, total: int, precision: float) -> float:
+    order = np.argsort(-conf, kind="stable")
+    tp = np.cumsum(rel[order])
+    ok = np.flatnonzero(tp / np.arange(1, len(order) + 1) >= precision)
+    return float(tp[ok[-1]] / total) if len(ok) else 0.0
 
-    def engine_factory() -> Any:
-        nonlocal engine
-        if engine is None:
-            import torch
 
-            from photomatch.faces.engine import FaceEngine
+def reliability(conf: np.ndarray, rel: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error and the table behind it: per confidence bin, count, mean, accuracy."""
+    idx = np.clip((conf * bins).astype(int), 0, bins - 1)
+    rows, ece = [], 0.0
+    for k in range(bins):
+        m = idx == k
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - rel[m].mean())
+            rows.append(
+                {
+                    "bin": f"{k / bins:.1f}-{(k + 1) / bins:.1f}",
+                    "n": int(m.sum()),
+                    "confidence": round(float(conf[m].mean()), 3),
+                    "accuracy": round(float(rel[m].mean()), 3),
+                }
+            )
+    return round(float(ece), 4), rows
 
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            engine = FaceEngine(settings)
-            engine.load()
-        return engine
 
-    t0 = time.perf_counter()
-    albums = {
-        seed: load_album(
-            seed,
-            photos=args.photos,
-            size=size,  # type: ignore[arg-type]
-            faces_dir=settings.dev_faces_dir,
-            engine_factory=engine_factory,
-            model=settings.embedder,
-            log=log,
-        )
-        for seed in args.seeds + args.holdout
-    }
-    report: dict[str, Any] = {
-        "embedder": settings.embedder,
-        "albums": {
-            str(s): {
-                "photos": len(a.truth["photos"]),
-                "size": a.truth["size"],
-                "pasted_faces": sum(len(v) for v in a.truth["photos"].values()),
-                "detected_faces": len(a.photos.image),
-                "selfies": len(a.identities),
-                "engine_seconds": a.engine_seconds,
+def report(s: Searches, album: Album) -> dict[str, Any]:
+    """The measures of one family's searches."""
+    conf, rel, tier = np.array(s.confidence), np.array(s.relevant, dtype=bool), np.array(s.tier)
+    total = max(1, s.total_relevant)
+    m, p = tier == "match", tier == "possible"
+    shown = m | p
+    ece, table = reliability(conf[shown], rel[shown])
+    curve = []
+    for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99):
+        sel = conf >= t
+        curve.append(
+            {
+                "confidence_at_least": t,
+                "precision": round(float(rel[sel].mean()) if sel.any() else 1.0, 4),
+                "recall": round(float((sel & rel).sum() / total), 4),
             }
-            for s, a in albums.items()
-        },
-        "calibration_seeds": args.seeds,
-        "holdout_seeds": args.holdout,
-        "selfie_bounds": {"min_face_px": settings.search_min_face_px, "min_sharpness": settings.search_min_sharpness},
-    }
-
-    # 1. Re-ranking variants, pooled over the calibration seeds.
-    compared: dict[str, Any] = {}
-    all_runs: dict[str, dict[int, list[QueryRun]]] = {}
-    refused: dict[int, dict[str, int]] = {}
-    for name, params in variants(settings).items():
-        per_seed = {}
-        for seed, album in albums.items():
-            per_seed[seed], refused[seed] = run_album(album, params, settings)
-        all_runs[name] = per_seed
-        calib = [r for s in args.seeds for r in per_seed[s]]
-        chosen = choose_thresholds(calib)
-        match, possible = tier_thresholds(calib)
-        held = [r for s in args.holdout for r in per_seed[s]]
-        held_best = choose_thresholds(held)
-        compared[name] = {
-            "mAP": round(mean_ap(calib), 4),
-            "recall_at_precision_0.98": round(chosen["recall_at_precision"], 4),
-            "precision_at_recall_0.95": round(chosen["precision_at_recall"], 4),
-            "match_threshold": match,
-            "possible_threshold": possible,
-            "holdout": scores(held, match, possible),
-            # What the held-out seeds would allow with thresholds fitted on themselves: ranking
-            # quality without the noise of carrying thresholds over.
-            "holdout_recall_at_precision_0.98": round(held_best["recall_at_precision"], 4),
-            "holdout_precision_at_recall_0.95": round(held_best["precision_at_recall"], 4),
-            "mAP_per_seed": {str(s): round(mean_ap(per_seed[s]), 4) for s in albums},
-        }
-        log(f"{name}: {compared[name]}")
-    report["refused_selfies"] = {str(s): r for s, r in refused.items()}
-    report["variants"] = compared
-
-    # 2. Thresholds of the variant the product runs, checked per seed and on the held-out seed.
-    product = "product"
-    per_seed = all_runs[product]
-    calib = [r for s in args.seeds for r in per_seed[s]]
-    chosen = choose_thresholds(calib)
-    match, possible = tier_thresholds(calib)
-    report["product"] = {
-        "rerank": settings.search_rerank,
-        "calibrated": {k: round(v, 4) for k, v in chosen.items()},
-        "match_threshold": match,
-        "possible_threshold": possible,
-        "settings_thresholds": {
-            "match": settings.search_match_threshold,
-            "possible": settings.search_possible_threshold,
-        },
-        "calibration": scores(calib, match, possible),
-        "per_seed": {str(s): scores(per_seed[s], match, possible) for s in args.seeds},
-        "holdout": {str(s): scores(per_seed[s], match, possible) for s in args.holdout},
-        "holdout_pooled": scores([r for s in args.holdout for r in per_seed[s]], match, possible),
-        "holdout_with_settings": {
-            str(s): scores(per_seed[s], settings.search_match_threshold, settings.search_possible_threshold)
-            for s in args.holdout
-        },
-        "confidence_fit": fit_confidence(calib),
-    }
-    baseline = all_runs["none"]
-    base_calib = [r for s in args.seeds for r in baseline[s]]
-    base_match, base_possible = tier_thresholds(base_calib)
-    report["baseline_none"] = {
-        "match_threshold": base_match,
-        "possible_threshold": base_possible,
-        "calibration": scores(base_calib, base_match, base_possible),
-        "holdout": {str(s): scores(baseline[s], base_match, base_possible) for s in args.holdout},
-    }
-
-    # 3. How blurred or small a selfie may be (runs the engine on altered selfies; cached).
-    if not args.skip_quality:
-        from bench.search_quality import selfie_quality_report
-
-        params = replace(variants(settings)[product], match_threshold=match, possible_threshold=possible)
-        report["selfie_quality"] = selfie_quality_report(
-            [albums[s] for s in args.seeds], params, settings, engine_factory, log
         )
-    report["seconds"] = round(time.perf_counter() - t0, 1)
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    return {
+        "photos": len(album.truth["photos"]),
+        "faces": int(len(album.photos.image)),
+        "selfies": s.selfies,
+        "selfies_refused": round(sum(s.refused.values()) / max(1, s.selfies), 4),
+        "refused_by_reason": s.refused,
+        "matches_P": round(float(rel[m].mean()) if m.any() else 1.0, 4),
+        "matches_R": round(float((m & rel).sum() / total), 4),
+        "possible_P": round(float(rel[p].mean()) if p.any() else 1.0, 4),
+        "both_R": round(float((shown & rel).sum() / total), 4),
+        "R@P0.99": round(_recall_at(conf, rel, total, 0.99), 4),
+        "R@P0.95": round(_recall_at(conf, rel, total, 0.95), 4),
+        "mAP": round(float(np.mean(s.aps)) if s.aps else 0.0, 4),
+        "true_photos_within_radius": round(s.within_radius / total, 4),
+        "calibration_error": ece,
+        "reliability": table,
+        "pr_curve": curve,
+        "engine_seconds": album.engine_seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--families", nargs="+", default=["dev-faces", "dev-lfw", "dev-fiw"])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="crowd")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    settings = get_settings()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    out: dict[str, Any] = {"preset": args.preset, "seed": args.seed, "targets": TARGETS, "families": {}}
+    for family in args.families:
+        faces_dir = family_dirs(settings)[family]
+        if not (faces_dir / "MANIFEST.md").is_file():
+            log(f"{family}: no MANIFEST.md under {faces_dir}; skipped")
+            continue
+        album = load(family, faces_dir, args.preset, args.seed, log)
+        out["families"][family] = report(search_album(album, settings), album)
+        log(f"{family}: " + json.dumps({k: v for k, v in out["families"][family].items() if not isinstance(v, list)}))
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -1,101 +1,142 @@
-"""How blurred or small a selfie may be before search goes wrong: degrade selfies on purpose, search.
+"""Which selfies to refuse: the refusal rate on real selfies, and how accuracy depends on selfie quality.
 
-Each selfie is blurred (Gaussian, sigma proportional to its face size, so "1.0" means the same
-softness at any resolution) or shrunk until its face has a given size, then analysed and searched
-like any other. The face's sharpness and size at the level where precision or mAP break down give
-Settings.search_min_sharpness and search_min_face_px. Engine results are cached per album.
+1. Real selfies as they are: every image of dev-lfw (250x250, faces ~100 px) and of the first dev-fiw
+   families (224 px crops) goes through the engine and the product's query-face choice
+   (photomatch.search.ranking.pick_query_face with the configured bounds); the share refused, and why.
+2. Whether a bound is earned: on the study's unseen crowd albums (bench/search_study.py), matches
+   precision, both-tier recall and mAP per bucket of selfie sharpness and of selfie face size, so a
+   bound refuses only where quality measurably gives wrong answers.
+
+    uv run python bench/search_quality.py [--images 2000]
+
+Prints one JSON object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter
 
-from bench.search_data import Album, FaceSet, analyze_arrays, engine_fingerprint
-from bench.search_eval import QueryRun, album_knn, faces_of, mean_ap, pr_at
+from bench.identity_cache import labelled_images
+from photomatch.config import get_settings
+from photomatch.search.ranking import QueryRejected, pick_query_face
 
-# Blur sigma in units of face size / 100 px, and target face sizes in px.
-BLUR_LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
-SIZE_LEVELS = (20, 28, 36, 48, 64, 96)
-
-
-def _selfie(album: Album, identity: str) -> tuple[Image.Image, float]:
-    """The selfie image and its (largest) face size as the engine saw it."""
-    path = album.path / album.truth["selfies"][identity]
-    i = album.selfies.names.index(path.name)
-    rows = album.selfies.of(i)
-    size = float(album.selfies.size[rows].max()) if len(rows) else 0.0
-    return Image.open(path).convert("RGB"), size
+SHARPNESS_BUCKETS = (0, 5, 10, 20, 40, 80, 1e9)
+SIZE_BUCKETS = (0, 30, 40, 60, 90, 1e9)
 
 
-def degrade(image: Image.Image, face_size: float, kind: str, level: float) -> np.ndarray:
-    """The selfie blurred (kind "blur") or scaled so its face is `level` px (kind "size")."""
-    if kind == "blur":
-        if level == 0:
-            return np.asarray(image)
-        return np.asarray(image.filter(ImageFilter.GaussianBlur(level * face_size / 100)))
-    scale = level / face_size
-    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-    return np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
+def refusals(faces_dir: Path, limit: int) -> dict[str, Any]:
+    """Run real selfies through the engine and the query-face choice; count refusals by reason."""
+    import torch
+
+    from photomatch.faces.engine import FaceEngine
+    from photomatch.imaging import load_image
+
+    torch.set_num_threads(2)
+    settings = get_settings()
+    engine = FaceEngine()
+    items = labelled_images(faces_dir)
+    rng = np.random.default_rng(0)
+    chosen = [items[i] for i in sorted(rng.permutation(len(items))[:limit])]
+    reasons: dict[str, int] = {}
+    sizes, sharp = [], []
+    for start in range(0, len(chosen), 16):
+        batch = chosen[start : start + 16]
+        found = engine.analyze([load_image(p).rgb for _, p in batch])
+        for faces in found:
+            try:
+                face = pick_query_face(
+                    faces, min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness
+                )
+                sizes.append(face.detection.size)
+                sharp.append(face.sharpness)
+            except QueryRejected as e:
+                reasons[e.reason] = reasons.get(e.reason, 0) + 1
+    n = len(chosen)
+    return {
+        "selfies": n,
+        "refused": round(sum(reasons.values()) / max(1, n), 4),
+        "by_reason": reasons,
+        "accepted_face_px_p5_p50": [round(float(np.percentile(sizes, q)), 1) for q in (5, 50)] if sizes else None,
+        "accepted_sharpness_p5_p50": [round(float(np.percentile(sharp, q)), 1) for q in (5, 50)] if sharp else None,
+    }
 
 
-def degraded_faces(album: Album, kind: str, level: float, engine_factory: Callable[[], Any], model: str) -> FaceSet:
-    """Faces of the album's degraded selfies (cached beside the album)."""
-    cache = album.path / f"quality-{kind}{level}-{engine_fingerprint(model)}.npz"
-    if cache.is_file():
-        return FaceSet.load(cache)
-    ids = [i for i in album.identities if _selfie(album, i)[1] > 0]
-    sources = [_selfie(album, i) for i in ids]
-    faces = analyze_arrays(engine_factory(), ids, lambda k: degrade(sources[k][0], sources[k][1], kind, level))
-    faces.save(cache)
-    return faces
+def accuracy_by_quality(albums: int) -> dict[str, Any]:
+    """Matches precision, both-tier recall and mAP per selfie-quality bucket, on the study's unseen crowds."""
+    from bench import search_study as st
 
-
-def selfie_quality_report(
-    albums: list[Album], params: Any, settings: Any, engine_factory: Callable[[], Any], log: Callable[[str], None]
-) -> dict[str, Any]:
-    """Per degradation level: the selfie faces' sharpness/size, and mAP / precision / recall of search."""
-    from photomatch.search.ranking import pick_query_face, rank_photos
-
+    args = argparse.Namespace(albums=albums, targets=250, photos=400, seed=0, families=["dev-lfw", "dev-fiw"])
+    data, _ = st.sample_all(args, st.CohortParams())
+    own = st.FEATURE_SETS[st.OWN_EVIDENCE]
+    full = st.FEATURE_SETS[st.WITH_EXPANSION]
+    fit = [c for (_, kind, half), cs in data.items() if half == 0 for c in cs]
+    models = {}
+    for names in (own, full):
+        x, rel, _ = st._concat(fit, names)
+        w = st.fit_logistic(x, rel.astype(np.float64))
+        p = st.predict(x, w)
+        t_m = st.threshold_for_precision(p, rel, 0.99)
+        models[names] = (w, t_m, st.band_threshold(p, rel, t_m, 0.55))
     out: dict[str, Any] = {}
-    for kind, levels in (("blur", BLUR_LEVELS), ("size", SIZE_LEVELS)):
+    for feature, edges in (("selfie_sharpness", SHARPNESS_BUCKETS), ("selfie_size", SIZE_BUCKETS)):
         rows = []
-        for level in levels:
-            runs: list[QueryRun] = []
-            sharp, sizes, missing = [], [], 0
-            for album in albums:
-                faces = degraded_faces(album, kind, level, engine_factory, settings.embedder)
-                knn = album_knn(album.photos)
-                for i, identity in enumerate(faces.names):
-                    found = faces_of(faces, i)
-                    if not found:
-                        missing += 1
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            tp_m = n_m = tp_b = total = queries = 0
+            for (_, kind, half), cs in data.items():
+                if half != 1 or kind != "crowd":
+                    continue
+                for c in cs:
+                    qv = np.nan_to_num(c.features[feature], nan=100.0)
+                    sel = (qv >= lo) & (qv < hi)
+                    if not sel.any():
                         continue
-                    # No quality bounds here: this measures what the bounds should be.
-                    face = pick_query_face(found, min_size=0, min_sharpness=0)
-                    sharp.append(face.sharpness)
-                    sizes.append(face.detection.size)
-                    ranked = rank_photos(face.embedding, knn, params)  # type: ignore[arg-type]
-                    hits = ranked.matches + ranked.possible
-                    relevant = set(album.truth["identities"][identity])
-                    runs.append(QueryRun(identity, [(str(h.photo), h.distance) for h in hits], relevant))
-            p_match, r_match = pr_at(runs, params.match_threshold)
-            _, r_both = pr_at(runs, params.possible_threshold)
-            row = {
-                "level": level,
-                "no_face": missing,
-                "sharpness_median": round(float(np.median(sharp)), 1) if sharp else None,
-                "sharpness_p10": round(float(np.percentile(sharp, 10)), 1) if sharp else None,
-                "size_median": round(float(np.median(sizes)), 1) if sizes else None,
-                "mAP": round(mean_ap(runs), 4),
-                "matches_precision": round(p_match, 4),
-                "matches_recall": round(r_match, 4),
-                "both_recall": round(r_both, 4),
-            }
-            log(f"selfie {kind} {level}: {row}")
-            rows.append(row)
-        out[kind] = rows
+                    p_own = st.predict(st.design(c, own)[sel], models[own][0])
+                    p_full = st.predict(st.design(c, full)[sel], models[full][0])
+                    m = p_own >= models[own][1]
+                    shown = m | (p_full >= models[full][2])
+                    rel = c.relevant[sel]
+                    tp_m, n_m, tp_b = tp_m + int((m & rel).sum()), n_m + int(m.sum()), tp_b + int((shown & rel).sum())
+                    qs = np.unique(c.query[sel])
+                    queries += len(qs)
+                    total += int(c.relevant_of[qs].sum())
+            rows.append(
+                {
+                    "from": lo,
+                    "to": hi if hi < 1e9 else None,
+                    "queries": queries,
+                    "matches_P": round(tp_m / n_m, 4) if n_m else None,
+                    "both_R": round(tp_b / total, 4) if total else None,
+                }
+            )
+        out[feature] = rows
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000, help="real selfies per family")
+    ap.add_argument("--albums", type=int, default=3)
+    a = ap.parse_args(argv)
+    settings = get_settings()
+    out = {
+        "bounds": {"min_face_px": settings.search_min_face_px, "min_sharpness": settings.search_min_sharpness},
+        "real_selfies": {
+            name: refusals(d, a.images)
+            for name, d in (("dev-lfw", settings.dev_lfw_dir), ("dev-fiw", settings.dev_fiw_dir))
+            if (d / "MANIFEST.md").is_file()
+        },
+        "accuracy_by_selfie_quality": accuracy_by_quality(a.albums),
+    }
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

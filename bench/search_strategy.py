@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict[str, Any]:
-    """The whole search after the face engine (SQL, re-ranking, tiers), as photomatch.search.service runs it."""
+    """The whole search after the face engine (the scan, cohort, expansion, tiers), as the service runs it."""
     import uuid
 
     import sqlalchemy
@@ -395,12 +395,11 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
     from photomatch.db import make_engine, make_session_factory
     from photomatch.models import Event
     from photomatch.search.ranking import rank_photos
-    from photomatch.search.service import event_knn, ranking_params
+    from photomatch.search.service import event_knn
 
     settings = get_settings()
     engine = make_engine(url.replace("/postgres?", f"/{DB}?", 1), pool_size=1)
     out: dict[str, Any] = {}
-    params = ranking_params(settings, settings.search_match_threshold, settings.search_possible_threshold)
     with make_session_factory(engine)() as session:
         session.execute(sqlalchemy.text(f"DROP INDEX IF EXISTS {hide_index}"))  # rolled back below
         for kind, qs in queries.items():
@@ -411,11 +410,11 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
                     vector = np.array(json.loads(q["q"]), dtype=np.float32)
                     boxes: dict[int, list[float]] = {}
                     t0 = time.perf_counter()
-                    rank_photos(vector, event_knn(session, event, boxes, settings.search_max_candidates), params)
+                    rank_photos(vector, event_knn(session, event, boxes, settings.search_max_candidates))
                     if rep:
                         times.append((time.perf_counter() - t0) * 1000)
                         candidates.append(len(boxes))
-            out[f"service/{settings.search_rerank}/{kind}"] = {
+            out[f"service/calibrated/{kind}"] = {
                 "p50_ms": round(statistics.median(times), 2),
                 "p95_ms": round(float(np.percentile(times, 95)), 2),
                 "mean_candidates": round(float(np.mean(candidates)), 1),

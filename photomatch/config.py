@@ -117,33 +117,18 @@ class Settings(BaseSettings):
         return self
 
     # --- selfie search (photomatch.search) ---
-    # Thresholds on the L2 distance between the selfie and a photo's best face after re-ranking,
-    # calibrated for the default embedder (dlib-resnet-v1) on generated albums with
-    # `uv run python bench/search_accuracy.py` (README "Search accuracy"): matches at pooled
-    # precision >= 0.99 (0.98 plus a margin for unseen albums), matches + possible matches at
-    # recall >= 0.95 and at most one wrong photo per search in the second tier. Held-out albums:
-    # matches P 0.995 / R 0.976, both tiers R 0.986. Another embedder needs its own run.
-    search_match_threshold: float = 0.35
-    search_possible_threshold: float = 0.39
-    # Per-request thresholds (attendee page slider, API) must stay within these bounds.
-    search_threshold_min: float = 0.2
-    search_threshold_max: float = 0.5
-    # Re-ranking with the event's own faces (photomatch.search.ranking), chosen with the same bench:
-    # query expansion re-searches with the selfie plus its confident hits (at most
-    # search_expansion_hits photos within search_expansion_threshold, each weighted
-    # search_expansion_weight); "neighbours" averages each candidate with its look-alikes in other
-    # photos (search_neighbour_*); "none" ranks by raw distance.
-    search_rerank: Literal["none", "neighbours", "expansion"] = "expansion"
-    search_expansion_threshold: float = 0.38
-    search_expansion_hits: int = Field(default=10, ge=1)
-    search_expansion_weight: float = 1.0
-    search_neighbour_radius: float = 0.38
-    search_neighbour_weight: float = 1.0
-    # Only faces this close to the selfie can end up in the results (threshold_max plus a margin):
-    # their neighbours are looked for among them.
-    search_candidate_radius: float = 0.55
-    # Most faces one search reads, nearest first (a big event's look-alikes); bounds the n x n
-    # neighbour matrix: 2000 faces take ~20 ms and 16 MB.
+    # Each photo gets a calibrated probability that it shows the selfie's person
+    # (photomatch.search.calibration, fitted with `uv run python bench/search_study.py` on albums of
+    # every dev family and checked on albums of unseen people: README "Search"). The tiers are
+    # minimum probabilities; None means the calibrated value (matches at pooled precision 0.99, a
+    # possible tier whose band is at least 0.55 precise). Another embedder needs its own study.
+    search_match_probability: float | None = None
+    search_possible_probability: float | None = None
+    # Per-request thresholds (API) must stay within these bounds.
+    search_threshold_min: float = 0.01
+    search_threshold_max: float = 0.999
+    # Faces one search reads from the event, nearest first: the candidates within the candidate
+    # radius and the selfie's impostor cohort (ranks 10-100) both come from them.
     search_max_candidates: int = Field(default=2000, ge=100)
     # Selfies whose face is smaller or blurrier than this are refused with a message (422):
     # their embeddings are too noisy to search with. Sharpness is the variance of the Laplacian
@@ -157,12 +142,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_search(self) -> Settings:
         lo, hi = self.search_threshold_min, self.search_threshold_max
-        if not lo <= self.search_match_threshold <= self.search_possible_threshold <= hi:
-            raise ValueError("need search_threshold_min <= match <= possible <= search_threshold_max")
+        m, p = self.search_match_probability, self.search_possible_probability
+        if not 0 < lo <= hi < 1:
+            raise ValueError("need 0 < search_threshold_min <= search_threshold_max < 1")
+        if any(v is not None and not lo <= v <= hi for v in (m, p)) or (m is not None and p is not None and p > m):
+            raise ValueError("search probabilities must lie within the bounds, possible <= match")
         return self
 
     # --- tests ---------------------------------------------------------------------------------
     dev_faces_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-faces"
+    dev_lfw_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-lfw"
+    dev_fiw_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-fiw"
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -49,8 +49,14 @@ _SEARCH_BODY: dict[str, Any] = {
                         "selfie": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
                         "code": {"type": "string", "description": "the event's access code"},
                         "token": {"type": "string", "description": "the token of an attendee link (instead of code)"},
-                        "match_threshold": {"type": "number"},
-                        "possible_threshold": {"type": "number"},
+                        "match_threshold": {
+                            "type": "number",
+                            "description": "minimum probability of a match (default: the calibrated one)",
+                        },
+                        "possible_threshold": {
+                            "type": "number",
+                            "description": "minimum probability of a possible match, at most match_threshold",
+                        },
                     },
                 }
             }

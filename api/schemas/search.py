@@ -16,7 +16,7 @@ class QueryFace(BaseModel):
 
 
 class Thresholds(BaseModel):
-    """Distance thresholds of the two tiers."""
+    """Minimum probabilities of the two tiers."""
 
     match: float
     possible: float
@@ -29,8 +29,10 @@ class Result(BaseModel):
 
     photo_id: uuid.UUID
     filename: str
-    confidence: float = Field(ge=0, le=1, description="estimated probability that the photo shows the person")
-    distance: float = Field(description="distance of the photo's best face to the selfie (after re-ranking)")
+    confidence: float = Field(
+        ge=0, le=1, description="calibrated probability that the photo shows the person (results are ordered by it)"
+    )
+    distance: float = Field(description="distance of the photo's closest face to the selfie")
     thumbnail_url: str
     preview_url: str = Field(description="a larger preview (about 1024 px)")
     download_url: str = Field(description="the original, as an attachment")

@@ -1,8 +1,16 @@
 """Ranking a selfie's matches among an event's faces: pure numpy, no SQL, no engine.
 
-The search service feeds it rows from Postgres and bench/search_accuracy.py feeds it cached
-embeddings of generated albums, so the thresholds the benchmark calibrates are those of exactly
-the logic the product runs.
+The search service feeds it rows from Postgres; bench/search_accuracy.py feeds it cached faces of
+rendered albums, so the benchmark measures exactly the logic the product runs. Every photo gets a
+calibrated probability that it shows the person (photomatch.search.calibration), from its closest
+face's distance judged against the event's own look-alikes and the event's size, so the tiers mean
+the same in a party of 30 and a conference of 3,000:
+
+- matches: the selfie's own evidence says so (OWN_EVIDENCE >= the match threshold);
+- possible matches: the rest that the model with query expansion finds likely enough.
+
+Expansion (re-measuring from the selfie plus its confident hits) never decides a match: a wrong
+confident hit would pull that stranger's look-alikes in with it.
 """
 
 from __future__ import annotations
@@ -15,6 +23,16 @@ import numpy as np
 
 from photomatch.errors import UserError
 from photomatch.faces.types import Face
+from photomatch.search.calibration import (
+    COHORT,
+    EXPANSION_HITS,
+    EXPANSION_Z,
+    MATCH_PROBABILITY,
+    OWN_EVIDENCE,
+    POSSIBLE_PROBABILITY,
+    WITH_EXPANSION,
+)
+from photomatch.search.cohort import cohort_stats
 
 # --- the query face -----------------------------------------------------------------------------
 
@@ -81,58 +99,37 @@ class Candidates:
         return len(self.face)
 
 
-# Faces of the event within `radius` of a unit query vector.
-Knn = Callable[[np.ndarray, float], Candidates]
+@dataclass
+class Neighbours:
+    """What one scan of an event returns for a query vector."""
+
+    candidates: Candidates  # the faces within CANDIDATE_RADIUS, with their embeddings
+    nearest: np.ndarray  # distances of the event's nearest faces, sorted (at least COHORT.rank_hi if it has them)
+    event_faces: int  # how many faces the event holds (for this model)
+
+
+# The event's faces near a unit query vector.
+Knn = Callable[[np.ndarray], Neighbours]
 
 
 @dataclass(frozen=True)
-class Expansion:
-    """Average query expansion: re-search with the query plus the confident hits of other photos.
+class Tiers:
+    """Minimum probabilities of the two tiers (a request may move them within the configured bounds)."""
 
-    A selfie is one pose in one light; the event's photos where the person is found with
-    confidence show them as the other photos do. Their mean is a better query for the rest:
-    on the benchmark albums recall at precision 0.98 rose from 0.93 to 0.97 (README).
-    """
-
-    threshold: float  # hits at most this far from the selfie count as confident
-    max_hits: int  # at most this many (one per photo, best first)
-    weight: float  # weight of each hit's embedding relative to the selfie's
-
-
-@dataclass(frozen=True)
-class NeighbourAveraging:
-    """Database-side augmentation: each candidate face is averaged with its look-alikes in other photos.
-
-    A person's faces across an event's photos agree with each other more than any one of them
-    agrees with a selfie taken elsewhere; averaging a face with its close neighbours (in practice:
-    the same person's other appearances) moves it towards that person's centre, away from noise of
-    pose, light and size, so the right photos rise and look-alikes fall back.
-    """
-
-    radius: float  # faces of other photos at most this far from a face are its neighbours
-    weight: float  # weight of each neighbour relative to the face itself
-    candidate_radius: float  # neighbours are looked for among the faces this close to the selfie
-
-
-@dataclass(frozen=True)
-class RankingParams:
-    """Thresholds on the final distance, and the optional re-ranking."""
-
-    match_threshold: float
-    possible_threshold: float
-    expansion: Expansion | None = None
-    neighbours: NeighbourAveraging | None = None
+    match: float = MATCH_PROBABILITY
+    possible: float = POSSIBLE_PROBABILITY
 
 
 @dataclass(frozen=True)
 class PhotoHit:
-    """One photo in the results, through its best-matching face."""
+    """One photo in the results, through its closest face."""
 
     photo: Hashable
     face: int
     distance: float
     quality: float
-    confidence: float
+    confidence: float  # calibrated P(the photo shows the person), with expansion
+    own_evidence: float  # the same from the selfie alone; decides the matches tier
 
 
 @dataclass
@@ -142,40 +139,31 @@ class Ranked:
     matches: list[PhotoHit] = field(default_factory=list)
     possible: list[PhotoHit] = field(default_factory=list)
     expanded_with: int = 0  # how many confident hits the query was expanded with
+    event_faces: int = 0
 
 
-# Distances closer than this are equally similar as far as ranking goes: half-precision storage
-# and the embedder's own noise make smaller differences meaningless, so face quality decides.
-DISTANCE_TIE = 0.01
-
-
-def best_per_photo(c: Candidates) -> list[PhotoHit]:
-    """Each photo once, through its closest face, ranked by distance, then face quality."""
+def closest_per_photo(c: Candidates) -> np.ndarray:
+    """Indices into `c` of each photo's closest face (a person appears once per photo)."""
     best: dict[Hashable, int] = {}
     for i, photo in enumerate(c.photo):
         j = best.get(photo)
         if j is None or (c.distance[i], -c.quality[i]) < (c.distance[j], -c.quality[j]):
             best[photo] = i
-    hits = [
-        PhotoHit(
-            photo=photo,
-            face=int(c.face[i]),
-            distance=float(c.distance[i]),
-            quality=float(c.quality[i]),
-            confidence=confidence(float(c.distance[i])),
-        )
-        for photo, i in best.items()
-    ]
-    hits.sort(key=lambda h: (round(h.distance / DISTANCE_TIE), -h.quality, h.distance, str(h.photo)))
-    return hits
+    return np.array(sorted(best.values()), dtype=np.int64)
 
 
-def expand_query(query: np.ndarray, c: Candidates, expansion: Expansion) -> tuple[np.ndarray, int]:
-    """The selfie's vector moved towards its confident hits (one per photo); returns it and the hit count."""
+def cohort_of(nearest: np.ndarray) -> tuple[float, float]:
+    """Mean and spread of a query's impostor cohort, from its sorted distances to the event's faces."""
+    mu, sd = cohort_stats(np.asarray(nearest, dtype=np.float64)[None, :], COHORT)
+    return float(mu[0]), float(sd[0])
+
+
+def expand_query(query: np.ndarray, c: Candidates, z: np.ndarray) -> tuple[np.ndarray, int]:
+    """The selfie plus its confident hits (z >= EXPANSION_Z, one per photo, best first), re-normalised."""
     chosen: list[int] = []
     seen: set[Hashable] = set()
-    for i in np.argsort(c.distance, kind="stable"):
-        if c.distance[i] > expansion.threshold or len(chosen) >= expansion.max_hits:
+    for i in np.argsort(-z, kind="stable"):
+        if z[i] < EXPANSION_Z or len(chosen) >= EXPANSION_HITS:
             break
         # A person appears once per photo: a second face of the same photo is someone else.
         if c.photo[i] in seen:
@@ -184,73 +172,40 @@ def expand_query(query: np.ndarray, c: Candidates, expansion: Expansion) -> tupl
         chosen.append(int(i))
     if not chosen:
         return query, 0
-    expanded = query.astype(np.float64) + expansion.weight * c.embedding[chosen].astype(np.float64).sum(axis=0)
+    expanded = query.astype(np.float64) + c.embedding[chosen].astype(np.float64).sum(axis=0)
     return (expanded / np.linalg.norm(expanded)).astype(np.float32), len(chosen)
 
 
-def average_with_neighbours(c: Candidates, params: NeighbourAveraging) -> np.ndarray:
-    """Unit vectors: each candidate's embedding plus `weight` x those of its neighbours in other photos."""
-    e = c.embedding.astype(np.float32)
-    # |a - b|^2 = 2 - 2 a.b for unit vectors: one matrix product instead of n^2 subtractions.
-    near = e @ e.T >= 1.0 - params.radius**2 / 2
-    photo_codes = {p: k for k, p in enumerate(dict.fromkeys(c.photo))}
-    photo = np.array([photo_codes[p] for p in c.photo])
-    near &= photo[:, None] != photo[None, :]  # another face of the same photo is another person
-    augmented = e + params.weight * (near.astype(np.float32) @ e)
-    return augmented / np.linalg.norm(augmented, axis=1, keepdims=True)
-
-
-def _with_distance(c: Candidates, embedding: np.ndarray, query: np.ndarray) -> Candidates:
-    distance = np.linalg.norm(embedding - query[None, :], axis=1).astype(np.float64)
-    return Candidates(c.face, c.photo, distance, c.embedding, c.quality)
-
-
-def _within(c: Candidates, radius: float) -> Candidates:
-    keep = np.flatnonzero(c.distance <= radius)
-    return Candidates(c.face[keep], [c.photo[i] for i in keep], c.distance[keep], c.embedding[keep], c.quality[keep])
-
-
-def rank_photos(query: np.ndarray, knn: Knn, params: RankingParams) -> Ranked:
-    """Search with the selfie's vector, re-rank as configured, and split the photos into tiers."""
+def rank_photos(query: np.ndarray, knn: Knn, tiers: Tiers | None = None) -> Ranked:
+    """Score every candidate photo of the event, then split them into tiers, most likely first."""
+    tiers = tiers or Tiers()
     query = np.asarray(query, dtype=np.float32)
-    expanded_with = 0
-    if params.expansion is not None:
-        first = knn(query, params.expansion.threshold)
-        query, expanded_with = expand_query(query, first, params.expansion)
-    if params.neighbours is not None:
-        radius = max(params.neighbours.candidate_radius, params.possible_threshold)
-        candidates = knn(query, radius)
-        augmented = average_with_neighbours(candidates, params.neighbours)
-        candidates = _within(_with_distance(candidates, augmented, query), params.possible_threshold)
+    first = knn(query)
+    c = first.candidates
+    mu, sd = cohort_of(first.nearest)
+    z = (mu - c.distance) / sd
+    expanded, n_hits = expand_query(query, c, z)
+    if n_hits:
+        mu_e, sd_e = cohort_of(knn(expanded).nearest)
+        d_exp = np.linalg.norm(c.embedding.astype(np.float64) - expanded[None, :], axis=1)
+        z_exp = (mu_e - d_exp) / sd_e
     else:
-        candidates = knn(query, params.possible_threshold)
-    hits = best_per_photo(candidates)
-    matches, possible = split_tiers(hits, params.match_threshold, params.possible_threshold)
-    return Ranked(matches=matches, possible=possible, expanded_with=expanded_with)
-
-
-def split_tiers(hits: Sequence[PhotoHit], match: float, possible: float) -> tuple[list[PhotoHit], list[PhotoHit]]:
-    """Matches (distance <= match) and possible matches (match < distance <= possible), order kept."""
-    return (
-        [h for h in hits if h.distance <= match],
-        [h for h in hits if match < h.distance <= possible],
-    )
-
-
-# --- confidence ------------------------------------------------------------------------------------
-
-# confidence(d) = 1 / (1 + exp((d - MIDPOINT) / SCALE)): a logistic fit of P(the photo shows the
-# person | the distance of its best face, after re-ranking) on the calibration albums, for the
-# default embedder and re-ranking (bench/search_accuracy.py prints it as "confidence_fit"). A photo
-# at the midpoint is as likely someone else; 0.03 closer is ~86 % sure, 0.05 closer ~95 %.
-# It estimates this photo's own odds, so it can be low near the match threshold even though the
-# matches tier as a whole is 99 % right.
-CONFIDENCE_MIDPOINT = 0.359
-CONFIDENCE_SCALE = 0.0164
-
-
-def confidence(distance: float) -> float:
-    """The calibrated probability, 0-1, that a hit at `distance` is the person of the selfie."""
-    z = (distance - CONFIDENCE_MIDPOINT) / CONFIDENCE_SCALE
-    # Written to avoid overflow in exp for far-away faces.
-    return 1.0 / (1.0 + math.exp(z)) if z < 0 else math.exp(-z) / (1.0 + math.exp(-z))
+        d_exp, z_exp = c.distance, z
+    best = closest_per_photo(c)
+    columns = {
+        "d": c.distance[best],
+        "z_q": z[best],
+        "log_n": np.full(len(best), math.log(max(1, first.event_faces))),
+        "d_exp": d_exp[best],
+        "z_exp": z_exp[best],
+    }
+    own = OWN_EVIDENCE.probabilities(columns)
+    full = WITH_EXPANSION.probabilities(columns)
+    hits = [
+        PhotoHit(c.photo[i], int(c.face[i]), float(c.distance[i]), float(c.quality[i]), p, o)
+        for i, p, o in zip(best, full, own, strict=True)
+    ]
+    hits.sort(key=lambda h: (-h.confidence, -h.quality, h.distance, str(h.photo)))
+    matches = [h for h in hits if h.own_evidence >= tiers.match]
+    possible = [h for h in hits if h.own_evidence < tiers.match and h.confidence >= tiers.possible]
+    return Ranked(matches=matches, possible=possible, expanded_with=n_hits, event_faces=first.event_faces)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from pgvector import HalfVector
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import String, bindparam, cast, select, text
+from sqlalchemy import String, bindparam, case, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from photomatch.models import Face, Photo, PhotoStatus
@@ -44,38 +44,49 @@ class FaceRows:
     face: np.ndarray
     photo: list[uuid.UUID]
     distance: np.ndarray
-    embedding: np.ndarray  # (n, d) float32; (n, 0) when not requested
+    embedding: np.ndarray  # (n, d) float32
     box: np.ndarray  # (n, 4)
     probability: np.ndarray
     size: np.ndarray
     sharpness: np.ndarray
 
 
-def faces_near(
-    session: Session,
-    event_id: uuid.UUID,
-    model: str,
-    query: np.ndarray,
-    *,
-    radius: float,
-    limit: int,
-    with_embeddings: bool = False,
-) -> FaceRows:
-    """Faces of `event_id` made by `model`, in photos that are done, within `radius` of `query`."""
+@dataclass
+class Scan:
+    """One exact scan of an event for a query: its candidates, its nearest distances, its size."""
+
+    near: FaceRows  # the faces within the radius, with embeddings
+    nearest: np.ndarray  # the distances of the event's `limit` nearest faces, sorted
+    event_faces: int  # faces of the event made by the model, in photos that are done
+
+
+def scan_event(
+    session: Session, event_id: uuid.UUID, model: str, query: np.ndarray, *, radius: float, limit: int
+) -> Scan:
+    """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one exact scan.
+
+    Only those within `radius` come with their embeddings and geometry; the others' distances feed
+    the query's impostor cohort, and the window count gives the event's size, from the same scan.
+    """
     distance = Face.embedding.l2_distance(query_vector_param(query))
-    columns = [Face.id, Face.photo_id, distance.label("distance"), Face.box, Face.probability, Face.size_px]
-    columns += [Face.sharpness] + ([Face.embedding] if with_embeddings else [])
+    near = distance <= radius
+    columns = [
+        Face.id,
+        Face.photo_id,
+        distance.label("distance"),
+        case((near, Face.embedding)).label("embedding"),
+        Face.box,
+        Face.probability,
+        Face.size_px,
+        Face.sharpness,
+        func.count().over().label("event_faces"),
+    ]
     stmt = (
         select(*columns)
         # The composite join matches faces(photo_id, event_id) -> photos(id, event_id): even a
         # face row with a stale event_id could not bring in another event's photo.
         .join(Photo, (Photo.id == Face.photo_id) & (Photo.event_id == Face.event_id))
-        .where(
-            Face.event_id == event_id,
-            Face.model == model,
-            Photo.status == PhotoStatus.DONE,
-            distance <= radius,
-        )
+        .where(Face.event_id == event_id, Face.model == model, Photo.status == PhotoStatus.DONE)
         .order_by(distance, Face.id)
         .limit(limit)
     )
@@ -84,21 +95,22 @@ def faces_near(
     # is searched: measured on a 50k-face event, 0.42 s instead of 0.02 s (bench/search_strategy.py).
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows = session.execute(stmt).all()
-    n = len(rows)
-    dim = len(rows[0].embedding) if with_embeddings and n else 0
-    return FaceRows(
-        face=np.array([r.id for r in rows], dtype=np.int64),
-        photo=[r.photo_id for r in rows],
-        distance=np.array([r.distance for r in rows], dtype=np.float64),
-        embedding=(
-            np.array([r.embedding for r in rows], dtype=np.float32).reshape(n, dim)
-            if with_embeddings
-            else np.zeros((n, 0), dtype=np.float32)
+    within = [r for r in rows if r.distance <= radius]
+    n = len(within)
+    dim = len(within[0].embedding) if n else 0
+    return Scan(
+        near=FaceRows(
+            face=np.array([r.id for r in within], dtype=np.int64),
+            photo=[r.photo_id for r in within],
+            distance=np.array([r.distance for r in within], dtype=np.float64),
+            embedding=np.array([r.embedding for r in within], dtype=np.float32).reshape(n, dim),
+            box=np.array([r.box for r in within], dtype=np.float64).reshape(n, 4),
+            probability=np.array([r.probability for r in within], dtype=np.float64),
+            size=np.array([r.size_px for r in within], dtype=np.float64),
+            sharpness=np.array([np.nan if r.sharpness is None else r.sharpness for r in within], dtype=np.float64),
         ),
-        box=np.array([r.box for r in rows], dtype=np.float64).reshape(n, 4),
-        probability=np.array([r.probability for r in rows], dtype=np.float64),
-        size=np.array([r.size_px for r in rows], dtype=np.float64),
-        sharpness=np.array([np.nan if r.sharpness is None else r.sharpness for r in rows], dtype=np.float64),
+        nearest=np.array([r.distance for r in rows], dtype=np.float64),
+        event_faces=int(rows[0].event_faces) if rows else 0,
     )
 
 

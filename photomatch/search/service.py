@@ -25,14 +25,14 @@ from photomatch.imaging import ImageError, load_image
 from photomatch.models import Event, Photo
 from photomatch.search import repository
 from photomatch.search.archive import ArchiveEntry, unique_names
+from photomatch.search.calibration import CANDIDATE_RADIUS, MATCH_PROBABILITY, POSSIBLE_PROBABILITY
 from photomatch.search.ranking import (
     Candidates,
-    Expansion,
     Knn,
-    NeighbourAveraging,
+    Neighbours,
     PhotoHit,
     QueryRejected,
-    RankingParams,
+    Tiers,
     face_quality,
     pick_query_face,
     rank_photos,
@@ -93,42 +93,25 @@ def check_access(event: Event, *, code: str | None, token: str | None, secret_ke
     raise InvalidCredentials("This link is not valid for this event, or it has expired. Ask for a new one.")
 
 
-def resolve_thresholds(settings: Settings, match: float | None, possible: float | None) -> tuple[float, float]:
-    """The request's thresholds, defaulting to the calibrated ones; InvalidThresholds if out of bounds."""
-    m = settings.search_match_threshold if match is None else match
-    p = settings.search_possible_threshold if possible is None else possible
-    # A stricter match threshold than the possible one means an empty second tier, which is fine;
-    # the reverse cannot be expressed as two tiers.
+def resolve_thresholds(settings: Settings, match: float | None, possible: float | None) -> Tiers:
+    """The request's tier thresholds (minimum probabilities), defaulting to the calibrated ones.
+
+    InvalidThresholds if one is out of bounds or the possible tier would demand more than matches.
+    """
+    m = match if match is not None else settings.search_match_probability or MATCH_PROBABILITY
+    p = possible if possible is not None else settings.search_possible_probability or POSSIBLE_PROBABILITY
+    # A possible tier stricter than the matches' would be empty, which is fine when only the
+    # match threshold was raised; the reverse cannot be expressed as two tiers.
     if match is not None and possible is None:
-        p = max(p, m)
+        p = min(p, m)
     if possible is not None and match is None:
-        m = min(m, p)
+        m = max(m, p)
     lo, hi = settings.search_threshold_min, settings.search_threshold_max
     if not (lo <= m <= hi and lo <= p <= hi):
-        raise InvalidThresholds(f"thresholds must be between {lo} and {hi}")
-    if m > p:
-        raise InvalidThresholds("match_threshold must not be larger than possible_threshold")
-    return m, p
-
-
-def ranking_params(settings: Settings, match: float, possible: float) -> RankingParams:
-    """The ranking the settings select, with the request's thresholds."""
-    expansion = neighbours = None
-    if settings.search_rerank == "expansion":
-        # Fixed by the settings, not by the request's thresholds: a looser request must not pull
-        # strangers into the query itself.
-        expansion = Expansion(
-            threshold=settings.search_expansion_threshold,
-            max_hits=settings.search_expansion_hits,
-            weight=settings.search_expansion_weight,
-        )
-    elif settings.search_rerank == "neighbours":
-        neighbours = NeighbourAveraging(
-            radius=settings.search_neighbour_radius,
-            weight=settings.search_neighbour_weight,
-            candidate_radius=settings.search_candidate_radius,
-        )
-    return RankingParams(match, possible, expansion=expansion, neighbours=neighbours)
+        raise InvalidThresholds(f"thresholds are probabilities between {lo} and {hi}")
+    if p > m:
+        raise InvalidThresholds("possible_threshold must not be larger than match_threshold")
+    return Tiers(match=m, possible=p)
 
 
 def selfie_face(data: bytes | bytearray, engine: Analyzer, settings: Settings) -> Face:
@@ -180,22 +163,22 @@ class SearchResult:
     possible_matches: list[ResultItem] = field(default_factory=list)
 
 
-def event_knn(session: Session, event: Event, rows_seen: dict[int, list[float]], max_candidates: int) -> Knn:
-    """The ranking's k-NN over this event's faces in Postgres; remembers each face's box."""
+def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], limit: int) -> Knn:
+    """The ranking's scan of this event's faces in Postgres; remembers each candidate face's box."""
 
-    def knn(query: np.ndarray, radius: float) -> Candidates:
-        rows = repository.faces_near(
-            session, event.id, event.embedder, query, radius=radius, limit=max_candidates, with_embeddings=True
-        )
+    def knn(query: np.ndarray) -> Neighbours:
+        scan = repository.scan_event(session, event.id, event.embedder, query, radius=CANDIDATE_RADIUS, limit=limit)
+        rows = scan.near
         for face_id, box in zip(rows.face, rows.box, strict=True):
-            rows_seen[int(face_id)] = [round(float(v), 1) for v in box]
-        return Candidates(
+            boxes[int(face_id)] = [round(float(v), 1) for v in box]
+        candidates = Candidates(
             face=rows.face,
             photo=list(rows.photo),
             distance=rows.distance,
             embedding=rows.embedding,
             quality=face_quality(rows.probability, rows.size, rows.sharpness),
         )
+        return Neighbours(candidates, scan.nearest, scan.event_faces)
 
     return knn
 
@@ -233,15 +216,11 @@ def search_event(
     started = time.perf_counter()
     if engine.model_name != event.embedder:
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
-    match, possible = resolve_thresholds(settings, match_threshold, possible_threshold)
+    tiers = resolve_thresholds(settings, match_threshold, possible_threshold)
     face = selfie_face(selfie, engine, settings)
     assert face.embedding is not None  # selfie_face guarantees it
     boxes: dict[int, list[float]] = {}
-    ranked = rank_photos(
-        face.embedding,
-        event_knn(session, event, boxes, settings.search_max_candidates),
-        ranking_params(settings, match, possible),
-    )
+    ranked = rank_photos(face.embedding, event_knn(session, event, boxes, settings.search_max_candidates), tiers)
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
     photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}
     photos = repository.photos_of_event(session, event.id, list(photo_of.values()))
@@ -255,8 +234,8 @@ def search_event(
         model=event.embedder,
         query_box=[round(float(v), 1) for v in face.detection.box],
         query_quality=face.quality,
-        match_threshold=match,
-        possible_threshold=possible,
+        match_threshold=tiers.match,
+        possible_threshold=tiers.possible,
         matches=items(ranked.matches),
         possible_matches=items(ranked.possible),
     )

@@ -1,11 +1,13 @@
-"""Search accuracy end to end: a generated album uploaded through the API, processed by a real Celery
+"""Search accuracy end to end: generated albums uploaded through the API, processed by a real Celery
 worker, then every identity's held-back selfie searched over HTTP.
 
-Targets (issue 4): mAP of the ranked photos >= 0.97, precision of the matches tier >= 0.98, recall of
-both tiers together >= 0.95, aggregated over identities. The album has the calibration albums' face
-sizes (bench/search_accuracy.py: 30-200 px faces) on a smaller canvas, and a seed the calibration
-never saw. Also: two events sharing photos never see each other's results, and a link token of
-one event does not open the other.
+Two albums: dev-faces (26 identities, the easy family) and a small crowd of dev-lfw people that the
+calibration never saw (bench/make_album.py `generate_crowd`, half 1: 40 targets among distractors
+in 30 photos of 2400x1600, faces 55-190 px). Targets (issue 8), aggregated over identities:
+precision of the matches tier >= 0.98, recall of both tiers >= 0.95, precision of the possible
+tier >= 0.5 where it holds enough photos to say, mAP >= 0.97 (dev-faces) / 0.95 (dev-lfw). Also:
+two events sharing photos never see each other's results, and a link token of one event does not
+open the other.
 """
 
 from __future__ import annotations
@@ -25,20 +27,38 @@ from tests.support.celery_worker import CeleryWorker
 pytestmark = pytest.mark.slow
 
 ALBUM = {"photos": 24, "seed": 7, "size": (1600, 1200), "faces_per_photo": (3, 7), "face_width": (75.0, 500.0)}
-TARGET_MAP, TARGET_PRECISION, TARGET_RECALL = 0.97, 0.98, 0.95
+CROWD = {"targets": 40, "photos": 30, "seed": 11, "half": 1}
+TARGET_MAP = {"dev-faces": 0.97, "dev-lfw": 0.95}
+TARGET_PRECISION, TARGET_RECALL, TARGET_POSSIBLE_PRECISION = 0.98, 0.95, 0.5
 PROCESS_TIMEOUT = 420.0
+
+
+def _faces_dir(family: str) -> Path:
+    settings = get_settings()
+    path = {"dev-faces": settings.dev_faces_dir, "dev-lfw": settings.dev_lfw_dir}[family]
+    if not (path / "MANIFEST.md").is_file():
+        pytest.skip(f"{family} not found at {path}; set PHOTOMATCH_DEV_{family[4:].upper()}_DIR")
+    pytest.importorskip("dlib", reason="bench/make_album.py locates faces with dlib (dev dependency dlib-bin)")
+    return path
 
 
 @pytest.fixture(scope="module")
 def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    faces = get_settings().dev_faces_dir
-    if not (faces / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {faces}; set PHOTOMATCH_DEV_FACES_DIR")
-    pytest.importorskip("dlib", reason="bench/make_album.py locates faces with dlib (dev dependency dlib-bin)")
+    """The dev-faces album (also the one the cross-event test uses)."""
     from bench.make_album import generate_album
 
     out = tmp_path_factory.mktemp("search-album")
-    generate_album(faces, out, **ALBUM)  # type: ignore[arg-type]
+    generate_album(_faces_dir("dev-faces"), out, **ALBUM)  # type: ignore[arg-type]
+    return out
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small crowd of dev-lfw people the calibration never saw."""
+    from bench.make_album import generate_crowd
+
+    out = tmp_path_factory.mktemp("search-crowd")
+    generate_crowd(_faces_dir("dev-lfw"), out, **CROWD)  # type: ignore[arg-type]
     return out
 
 
@@ -82,13 +102,24 @@ def processed(client: TestClient, worker: CeleryWorker, album: Path) -> dict[str
     return {"a": a, "b": b, "a_ids": a_ids, "b_ids": b_ids, "truth": json.loads((album / "truth.json").read_text())}
 
 
+@pytest.fixture(scope="module")
+def processed_crowd(client: TestClient, worker: CeleryWorker, crowd: Path) -> dict[str, Any]:
+    """The dev-lfw crowd as one event, processed."""
+    event = new_event(client, "LFW crowd")
+    ids = upload_and_process(client, event["slug"], sorted((crowd / "album").glob("*.jpg")), worker)
+    return {"a": event, "a_ids": ids, "truth": json.loads((crowd / "truth.json").read_text())}
+
+
+@pytest.mark.parametrize("family", ["dev-faces", "dev-lfw"])
 def test_selfie_search_accuracy_over_http(
-    client: TestClient, processed: dict[str, Any], album: Path, record_property: Any
+    family: str, client: TestClient, request: pytest.FixtureRequest, record_property: Any
 ) -> None:
+    processed: dict[str, Any] = request.getfixturevalue("processed" if family == "dev-faces" else "processed_crowd")
+    album: Path = request.getfixturevalue("album" if family == "dev-faces" else "crowd")
     truth, event = processed["truth"], processed["a"]
     name_of = {photo_id: name for name, photo_id in processed["a_ids"].items()}
     aps: list[float] = []
-    tp_match = n_match = tp_both = relevant_total = 0
+    tp_match = n_match = tp_both = relevant_total = tp_possible = n_possible = 0
     refused: dict[str, str] = {}
     started = time.monotonic()
     for identity, rel in sorted(truth["selfies"].items()):
@@ -102,7 +133,10 @@ def test_selfie_search_accuracy_over_http(
         assert response.status_code == 200, response.text
         body = response.json()
         matches = [name_of[r["photo_id"]] for r in body["matches"]]
-        both = matches + [name_of[r["photo_id"]] for r in body["possible_matches"]]
+        possible = [name_of[r["photo_id"]] for r in body["possible_matches"]]
+        both = matches + possible
+        tp_possible += sum(n in relevant for n in possible)
+        n_possible += len(possible)
         aps.append(average_precision([n in relevant for n in both], len(relevant)))
         tp_match += sum(n in relevant for n in matches)
         n_match += len(matches)
@@ -110,20 +144,25 @@ def test_selfie_search_accuracy_over_http(
         relevant_total += len(relevant)
     seconds = time.monotonic() - started
     numbers = {
+        "family": family,
         "queries": len(aps),
         "refused": len(refused),
         "mAP": round(sum(aps) / max(1, len(aps)), 4),
         "matches_precision": round(tp_match / max(1, n_match), 4),
         "recall_both_tiers": round(tp_both / max(1, relevant_total), 4),
+        "possible_tier": n_possible,
+        "possible_precision": round(tp_possible / max(1, n_possible), 4),
         "search_seconds_per_query": round(seconds / max(1, len(aps) + len(refused)), 3),
     }
     for key, value in numbers.items():
-        record_property(key, value)
+        record_property(f"{family}.{key}", value)
     print(f"\nsearch accuracy over HTTP: {json.dumps(numbers)}; refused: {refused}")
     assert len(refused) <= max(1, len(truth["selfies"]) // 10), refused
-    assert numbers["mAP"] >= TARGET_MAP, numbers
+    assert numbers["mAP"] >= TARGET_MAP[family], numbers
     assert numbers["matches_precision"] >= TARGET_PRECISION, numbers
     assert numbers["recall_both_tiers"] >= TARGET_RECALL, numbers
+    if n_possible >= 10:  # a handful of photos says nothing about a tier's precision
+        assert numbers["possible_precision"] >= TARGET_POSSIBLE_PRECISION, numbers
 
 
 def test_events_sharing_photos_stay_apart(client: TestClient, processed: dict[str, Any], album: Path) -> None:

@@ -1,4 +1,4 @@
-"""The pure ranking logic: query face choice, grouping by photo, tiers, re-ranking, confidence."""
+"""The pure ranking logic: query face choice, one face per photo, cohort statistics, calibrated tiers."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import numpy as np
 import pytest
 
 from photomatch.faces.types import Detection, Face
+from photomatch.search.calibration import (
+    CANDIDATE_RADIUS,
+    EXPANSION_Z,
+    MATCH_PROBABILITY,
+    OWN_EVIDENCE,
+    POSSIBLE_PROBABILITY,
+    WITH_EXPANSION,
+)
+from photomatch.search.cohort import CohortParams, cohort_stats
 from photomatch.search.ranking import (
     Candidates,
-    Expansion,
-    NeighbourAveraging,
+    Knn,
+    Neighbours,
     QueryRejected,
-    RankingParams,
-    average_with_neighbours,
-    best_per_photo,
-    confidence,
+    Tiers,
+    closest_per_photo,
     expand_query,
     face_quality,
     pick_query_face,
@@ -51,70 +58,112 @@ def test_unusable_selfies_are_refused_with_distinct_messages(faces: list[Face], 
     assert str(info.value) and "Traceback" not in str(info.value)
 
 
-def candidates(photos: list[str], dist: list[float], quality: list[float] | None = None) -> Candidates:
+def candidates(photos: list[str], distances: list[float], quality: list[float] | None = None) -> Candidates:
     n = len(photos)
     return Candidates(
         face=np.arange(n),
         photo=list(photos),
-        distance=np.array(dist),
+        distance=np.array(distances, dtype=np.float64),
         embedding=np.zeros((n, 4), dtype=np.float32),
         quality=np.array(quality or [1.0] * n),
     )
 
 
-def test_hits_are_grouped_by_photo_and_ranked_by_distance_then_quality() -> None:
-    c = candidates(["a", "b", "a", "c", "d"], [0.30, 0.20, 0.25, 0.304, 0.50], [1, 1, 1, 0.5, 1])
-    hits = best_per_photo(c)
-    assert [h.photo for h in hits] == ["b", "a", "c", "d"]
-    assert hits[1].face == 2 and hits[1].distance == 0.25  # photo a through its closer face
-    # Within the distance tie, the better face ranks first.
-    tie = best_per_photo(candidates(["x", "y"], [0.3004, 0.3001], [1.0, 0.2]))
-    assert [h.photo for h in tie] == ["x", "y"]
+def test_each_photo_counts_once_through_its_closest_face() -> None:
+    c = candidates(["a", "b", "a", "c"], [0.30, 0.20, 0.25, 0.30], [1, 1, 1, 0.5])
+    best = closest_per_photo(c)
+    assert sorted(c.photo[i] for i in best) == ["a", "b", "c"]
+    assert 2 in best and 0 not in best  # photo a through its closer face
+    tie = closest_per_photo(candidates(["x", "x"], [0.3, 0.3], [0.2, 1.0]))
+    assert list(tie) == [1]  # equally close: the better face
 
 
-def test_tiers_split_at_the_thresholds() -> None:
-    rng = np.random.default_rng(0)
-    q = unit(rng.standard_normal(8))
-    others = unit(rng.standard_normal((3, 8)))
-    emb = unit(np.stack([q + 0.05 * others[0], q + 0.4 * others[1], q + 3 * others[2], -q]))
-    d = np.linalg.norm(emb - q, axis=1)
-
-    def knn(query: np.ndarray, radius: float) -> Candidates:
-        keep = np.flatnonzero(d <= radius)
-        return Candidates(keep, [f"p{i}" for i in keep], d[keep], emb[keep], np.ones(len(keep)))
-
-    match, possible = (d[0] + d[1]) / 2, (d[1] + d[2]) / 2
-    ranked = rank_photos(q, knn, RankingParams(match, possible))
-    assert [h.photo for h in ranked.matches] == ["p0"]
-    assert [h.photo for h in ranked.possible] == ["p1"]
+def test_cohort_statistics_skip_the_nearest_and_lean_on_the_prior_when_few() -> None:
+    params = CohortParams(rank_lo=2, rank_hi=6, prior_mean=0.5, prior_sd=0.1, prior_weight=0)
+    d = np.array([[0.1, 0.2, 0.4, 0.4, 0.6, 0.6, 0.9, 0.9]])
+    mu, sd = cohort_stats(d, params)
+    assert mu[0] == pytest.approx(0.5) and sd[0] == pytest.approx(0.1)  # ranks 2-5: 0.4 0.4 0.6 0.6
+    shrunk, _ = cohort_stats(d, CohortParams(rank_lo=2, rank_hi=6, prior_mean=0.9, prior_sd=0.1, prior_weight=4))
+    assert shrunk[0] == pytest.approx(0.7)  # 4 cohort faces and a prior worth 4
+    # A face's own photo is not its cohort (a person appears once per photo).
+    same_photo = np.zeros_like(d, dtype=bool)
+    same_photo[0, 2:4] = True
+    masked, _ = cohort_stats(d, params, same_photo=same_photo)
+    assert masked[0] == pytest.approx(np.mean([0.6, 0.6, 0.9, 0.9]))
 
 
-def test_query_expansion_uses_one_confident_hit_per_photo() -> None:
+def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> Knn:
+    """A knn over a synthetic event: the person's faces at the given distances, impostors beyond."""
+    dim = len(query)
+    rng = np.random.default_rng(1)
+    emb, dist = [], []
+    for d in list(person) + list(impostors):
+        # A unit vector at distance d from the query: rotate towards a random orthogonal direction.
+        o = rng.standard_normal(dim)
+        o -= o.dot(query) * query
+        o /= np.linalg.norm(o)
+        cos = 1 - d * d / 2
+        emb.append(cos * query + np.sqrt(max(0.0, 1 - cos * cos)) * o)
+        dist.append(d)
+    e = np.array(emb, dtype=np.float32)
+    photos = [f"p{i}" for i in range(len(e))]
+
+    def knn(q: np.ndarray) -> Neighbours:
+        d = np.linalg.norm(e - q[None, :], axis=1).astype(np.float64)
+        order = np.argsort(d)
+        near = order[d[order] <= CANDIDATE_RADIUS]
+        c = Candidates(near, [photos[i] for i in near], d[near], e[near], np.ones(len(near)))
+        return Neighbours(c, d[order][:100], len(e))
+
+    return knn
+
+
+def test_a_distance_that_matches_at_a_party_does_not_match_in_a_crowd_of_look_alikes() -> None:
+    q = unit(np.random.default_rng(0).standard_normal(128))
+    rng = np.random.default_rng(2)
+    party = event([0.2], rng.uniform(0.65, 0.95, 40), q)
+    crowd = event([0.2], rng.normal(0.26, 0.02, 3000).clip(0.21, None), q)
+    at_party, in_crowd = rank_photos(q, party), rank_photos(q, crowd)
+    assert [h.photo for h in at_party.matches] == ["p0"]
+    assert "p0" not in [h.photo for h in in_crowd.matches]
+    confidence = {h.photo: h.confidence for h in in_crowd.matches + in_crowd.possible}
+    assert confidence.get("p0", 0.0) < at_party.matches[0].confidence
+
+
+def test_tiers_follow_the_two_models_and_are_ordered_by_confidence() -> None:
+    q = unit(np.random.default_rng(3).standard_normal(128))
+    rng = np.random.default_rng(4)
+    knn = event([0.2, 0.25, 0.33, 0.38, 0.41], rng.normal(0.5, 0.04, 600).clip(0.3, None), q)
+    ranked = rank_photos(q, knn)
+    assert ranked.matches and ranked.event_faces == 605
+    assert all(h.own_evidence >= MATCH_PROBABILITY for h in ranked.matches)
+    assert all(
+        h.own_evidence < MATCH_PROBABILITY <= 1 and h.confidence >= POSSIBLE_PROBABILITY for h in ranked.possible
+    )
+    for tier in (ranked.matches, ranked.possible):
+        assert [h.confidence for h in tier] == sorted((h.confidence for h in tier), reverse=True)
+    strict = rank_photos(q, knn, Tiers(match=0.999, possible=0.999))
+    assert len(strict.matches) <= len(ranked.matches) and len(strict.possible) <= len(ranked.possible)
+
+
+def test_query_expansion_takes_one_confident_hit_per_photo() -> None:
     q = unit(np.array([1.0, 0, 0, 0]))
     emb = unit(np.array([[1, 0.1, 0, 0], [1, 0, 0.1, 0], [1, 0, 0, 0.1], [0, 1, 0, 0]], dtype=np.float32))
     c = Candidates(np.arange(4), ["a", "a", "b", "c"], np.linalg.norm(emb - q, axis=1), emb, np.ones(4))
-    expanded, used = expand_query(q, c, Expansion(threshold=0.2, max_hits=10, weight=1.0))
-    assert used == 2  # a (once) and b; c is too far
+    z = np.array([EXPANSION_Z + 3, EXPANSION_Z + 2, EXPANSION_Z + 1, EXPANSION_Z - 1])
+    expanded, used = expand_query(q, c, z)
+    assert used == 2  # a (once, its best face) and b; c is not confident
     assert np.isclose(np.linalg.norm(expanded), 1.0)
-    assert expand_query(q, c, Expansion(threshold=0.01, max_hits=10, weight=1.0))[1] == 0
+    assert expand_query(q, c, z - 10)[1] == 0
 
 
-def test_neighbour_averaging_pulls_a_persons_faces_together_but_not_within_a_photo() -> None:
-    a1, a2, b = unit(np.array([1.0, 0.2, 0])), unit(np.array([1.0, -0.2, 0])), unit(np.array([0, 0, 1.0]))
-    emb = np.stack([a1, a2, b])
-    c = Candidates(np.arange(3), ["p1", "p2", "p3"], np.zeros(3), emb, np.ones(3))
-    out = average_with_neighbours(c, NeighbourAveraging(radius=0.5, weight=1.0, candidate_radius=1.0))
-    assert np.allclose(out[0], out[1], atol=1e-6)  # both moved to the person's centre
-    assert np.allclose(out[2], b)  # no neighbours: unchanged
-    same_photo = Candidates(np.arange(3), ["p1", "p1", "p3"], np.zeros(3), emb, np.ones(3))
-    assert np.allclose(average_with_neighbours(same_photo, NeighbourAveraging(0.5, 1.0, 1.0))[0], a1)
-
-
-def test_confidence_is_a_decreasing_probability() -> None:
-    values = [confidence(d) for d in (0.0, 0.3, 0.4, 0.5, 0.8, 2.0)]
-    assert all(0.0 <= v <= 1.0 for v in values)
-    assert values == sorted(values, reverse=True)
-    assert values[0] > 0.99 and values[-1] < 0.01
+def test_the_models_give_probabilities_that_fall_with_distance() -> None:
+    for model in (OWN_EVIDENCE, WITH_EXPANSION):
+        x = {name: 0.0 for name in model.features} | {"log_n": np.log(1000)}
+        values = [model.probability(x | {"d": d, "d_exp": d}) for d in (0.0, 0.3, 0.4, 0.5, 0.8)]
+        assert all(0.0 <= v <= 1.0 for v in values)
+        assert values == sorted(values, reverse=True)
+    assert 0 < POSSIBLE_PROBABILITY < MATCH_PROBABILITY < 1
 
 
 def test_face_quality_saturates_and_tolerates_missing_sharpness() -> None:

@@ -1,0 +1,452 @@
+"""Which score decides a search's tiers: raw distance, expansion, or cohort normalisation? Measured.
+
+Albums are sampled from bench/identity_cache.py's faces (one engine run per labelled image), so many
+crowded albums of every family cost seconds: targets are identities with 3+ images (one held back as
+the selfie, up to 4 in the album), distractors appear once, and in dev-fiw a photo holds members of
+one family, as at a wedding. Identities are split in two halves by a hash of their name: scores are
+fitted on albums of one half and reported on albums of the other, so nothing is tuned on the faces it
+is judged by.
+
+For every (selfie, album photo) the photo's best face is scored, and tiers are thresholds on that
+score. Printed per family: recall at precision 0.99 and 0.95, mAP, and what a threshold fitted on
+the fitting half (for pooled precision 0.99, and for a 0.5-precision second tier) gives on the other.
+
+    uv run python bench/search_study.py [--albums 3] [--targets 250] [--photos 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.identity_cache import OUT as CACHE_DIR
+from bench.metrics import average_precision
+from photomatch.search.cohort import CohortParams, cohort_stats
+
+FAMILIES = ("dev-faces", "dev-lfw", "dev-fiw")
+
+
+@dataclass
+class Faces:
+    """One family's cached faces: identity, family (relatives share it), selfie and album vectors."""
+
+    identity: np.ndarray
+    family: np.ndarray
+    selfie: np.ndarray
+    album: np.ndarray
+    quality: np.ndarray  # selfie p/size/sharp, album p/size/sharp
+
+    @classmethod
+    def load(cls, name: str) -> Faces:
+        path = sorted(CACHE_DIR.glob(f"{name}-*.npz"))[-1]
+        with np.load(path) as z:
+            ident = z["identity"]
+            fam = np.array([i.split("_")[0] if name == "dev-fiw" else i for i in ident])
+            return cls(ident, fam, z["selfie"], z["album"], z["quality"])
+
+
+def half_of(identity: str) -> int:
+    """0 or 1, fixed by the name: the fitting and the reporting halves never share a person."""
+    return hashlib.sha256(identity.encode()).digest()[0] & 1
+
+
+@dataclass
+class Album:
+    """A sampled album: its faces (vector, photo, identity) and its selfies (vector, identity)."""
+
+    emb: np.ndarray
+    photo: np.ndarray
+    ident: np.ndarray
+    quality: np.ndarray
+    q_emb: np.ndarray
+    q_ident: np.ndarray
+    q_quality: np.ndarray  # per selfie: probability, size, sharpness
+    relevant: list[set[int]]  # per query: the photos that show the person
+
+
+def sample_album(
+    faces: Faces, half: int, rng: np.random.Generator, *, targets: int, photos: int, per_photo: tuple[int, int]
+) -> Album:
+    """An album of `photos` photos from one half's identities; relatives grouped where families exist."""
+    ok = np.isfinite(faces.album[:, 0])
+    by_id: dict[str, list[int]] = {}
+    for i, ident in enumerate(faces.identity):
+        if half_of(ident) == half and ok[i]:
+            by_id.setdefault(str(ident), []).append(i)
+    sel_ok = np.isfinite(faces.selfie[:, 0])
+    eligible = [k for k, v in by_id.items() if len(v) >= 3 and any(sel_ok[j] for j in v)]
+    rng.shuffle(eligible)
+    chosen = eligible[:targets]
+    appearances: list[int] = []
+    selfies: list[int] = []
+    for ident in chosen:
+        imgs = list(by_id[ident])
+        rng.shuffle(imgs)
+        s = next(j for j in imgs if sel_ok[j])
+        selfies.append(s)
+        appearances += [j for j in imgs if j != s][:4]
+    others = [k for k in by_id if k not in set(chosen)]
+    rng.shuffle(others)
+    slots = sum(int(rng.integers(per_photo[0], per_photo[1] + 1)) for _ in range(photos))
+    for ident in others[: max(0, slots - len(appearances))]:
+        appearances.append(int(rng.choice(by_id[ident])))
+    # Photos: appearances of one family stay together (a wedding's relatives share the frame).
+    order = sorted(appearances, key=lambda j: (faces.family[j], rng.uniform()))
+    blocks: dict[str, list[int]] = {}
+    for j in order:
+        blocks.setdefault(str(faces.family[j]), []).append(j)
+    fams = list(blocks.values())
+    rng.shuffle(fams)
+    photo_of = np.zeros(len(appearances), np.int64)
+    flat = [j for fam in fams for j in fam]
+    cap = max(1, len(flat) // photos)
+    used_ids: list[set[str]] = [set() for _ in range(photos)]
+    p = 0
+    for k, j in enumerate(flat):
+        # Fill photos in turn; a person never appears twice in one photo.
+        tries = 0
+        while (faces.identity[j] in used_ids[p % photos] or len(used_ids[p % photos]) >= cap + 1) and tries < photos:
+            p += 1
+            tries += 1
+        photo_of[k] = p % photos
+        used_ids[p % photos].add(str(faces.identity[j]))
+        if len(used_ids[p % photos]) >= cap:
+            p += 1
+    idx = np.array(flat)
+    ident = faces.identity[idx]
+    q_ident = faces.identity[np.array(selfies)]
+    relevant = [set(photo_of[ident == qi].tolist()) for qi in q_ident]
+    return Album(
+        emb=faces.album[idx].astype(np.float16).astype(np.float32),  # halfvec, as stored
+        photo=photo_of,
+        ident=ident,
+        quality=faces.quality[idx, 3:],
+        q_emb=faces.selfie[np.array(selfies)],
+        q_quality=faces.quality[np.array(selfies), :3],
+        q_ident=q_ident,
+        relevant=relevant,
+    )
+
+
+# --- features of a (selfie, photo) candidate -------------------------------------------------------
+
+CANDIDATE_RADIUS = 0.6  # the product never looks further than this
+EXPANSION_Z = 6.0
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.clip(2.0 - 2.0 * a @ b.T, 0.0, None))
+
+
+@dataclass
+class Candidates:
+    """Per (query, photo) within CANDIDATE_RADIUS: its best face's features and whether it is the person."""
+
+    query: np.ndarray
+    photo: np.ndarray
+    relevant: np.ndarray
+    features: dict[str, np.ndarray]
+    total_relevant: int
+    relevant_of: np.ndarray  # per query: how many photos show the person
+
+
+def candidates(al: Album, params: CohortParams) -> Candidates:
+    """The album's candidates with every feature any feature set uses."""
+    d = _dist(al.q_emb, al.emb)
+    q_mu, q_sd = cohort_stats(d, params)
+    f_mu, f_sd = cohort_stats(_dist(al.emb, al.emb), params, same_photo=al.photo[:, None] == al.photo[None, :])
+    rows = []
+    for qi in range(len(d)):
+        best: dict[int, int] = {}
+        for j in np.flatnonzero(d[qi] <= CANDIDATE_RADIUS):
+            p = int(al.photo[j])
+            if p not in best or d[qi, j] < d[qi, best[p]]:
+                best[p] = int(j)
+        rows += [(qi, p, j) for p, j in best.items()]
+    q = np.array([r[0] for r in rows], dtype=np.int64)
+    ph = np.array([r[1] for r in rows], dtype=np.int64)
+    f = np.array([r[2] for r in rows], dtype=np.int64)
+    dd = d[q, f]
+    feats = {
+        "d": dd,
+        "z_q": (q_mu[q] - dd) / q_sd[q],
+        "z_f": (f_mu[f] - dd) / f_sd[f],
+        "mu_q": q_mu[q],
+        "log_n": np.full(len(q), np.log(len(al.emb))),
+        "selfie_size": al.q_quality[q, 1],
+        "selfie_sharpness": al.q_quality[q, 2],
+    }
+    feats["z_sym"] = 0.5 * (feats["z_q"] + feats["z_f"])
+    feats["log_size"] = np.log(np.clip(al.quality[f, 1], 10, 400))
+    feats["log_sharp"] = np.log(np.clip(np.nan_to_num(al.quality[f, 2], nan=100.0), 1, 1000))
+    # Expansion: the selfie plus its hits that are at least EXPANSION_Z spreads closer than its
+    # cohort (one per photo, best first, at most 10), re-measured against every candidate.
+    zq_all = (q_mu[:, None] - d) / q_sd[:, None]
+    q_exp = al.q_emb.astype(np.float64).copy()
+    for qi in range(len(d)):
+        seen: set[int] = set()
+        for j in np.argsort(-zq_all[qi]):
+            if zq_all[qi, j] < EXPANSION_Z or len(seen) >= 10:
+                break
+            if int(al.photo[j]) not in seen:
+                seen.add(int(al.photo[j]))
+                q_exp[qi] += al.emb[j]
+    q_exp /= np.linalg.norm(q_exp, axis=1, keepdims=True)
+    d_exp = _dist(q_exp.astype(np.float32), al.emb)
+    e_mu, e_sd = cohort_stats(d_exp, params)
+    feats["d_exp"] = d_exp[q, f]
+    feats["z_exp"] = (e_mu[q] - feats["d_exp"]) / e_sd[q]
+    rel = np.array([p in al.relevant[qq] for qq, p in zip(q, ph, strict=True)], dtype=bool)
+    return Candidates(q, ph, rel, feats, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant]))
+
+
+# Feature sets compared: each is a calibrated logistic model of P(the photo shows the person).
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "raw distance": ("d",),
+    "distance + event size": ("d", "log_n"),
+    "query cohort": ("d", "z_q", "log_n"),
+    "query cohort + mean": ("d", "z_q", "mu_q", "log_n"),
+    "symmetric cohort": ("d", "z_sym", "log_n"),
+    "both sides apart": ("d", "z_q", "z_f", "log_n"),
+    "query cohort + expansion": ("d", "z_q", "log_n", "d_exp", "z_exp"),
+    "query cohort + quality": ("d", "z_q", "log_n", "log_size", "log_sharp"),
+}
+
+
+def design(c: Candidates, names: tuple[str, ...]) -> np.ndarray:
+    """The model's inputs for every candidate: the features, then a constant."""
+    return np.stack([c.features[n] for n in names] + [np.ones(len(c.query))], axis=1)
+
+
+# --- measures -----------------------------------------------------------------------------------
+
+
+def recall_at_precision(score: np.ndarray, rel: np.ndarray, total: int, precision: float) -> float:
+    order = np.argsort(-score, kind="stable")
+    tp = np.cumsum(rel[order])
+    prec = tp / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(prec >= precision)
+    return float(tp[ok[-1]] / total) if len(ok) else 0.0
+
+
+def threshold_for_precision(score: np.ndarray, rel: np.ndarray, precision: float) -> float:
+    """The loosest score threshold whose pooled precision is still >= `precision`."""
+    order = np.argsort(-score, kind="stable")
+    tp = np.cumsum(rel[order])
+    prec = tp / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(prec >= precision)
+    return float(score[order][ok[-1]]) if len(ok) else float(score.max() + 1)
+
+
+def band_threshold(score: np.ndarray, rel: np.ndarray, upper: float, precision: float) -> float:
+    """The loosest lower bound whose band [lower, upper) still has precision >= `precision`."""
+    below = score < upper
+    s, r = score[below], rel[below]
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(r[order])
+    prec = tp / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(prec >= precision)
+    return float(s[order][ok[-1]]) if len(ok) else upper
+
+
+def pr(score: np.ndarray, rel: np.ndarray, total: int, lo: float, hi: float = np.inf) -> tuple[float, float]:
+    sel = (score >= lo) & (score < hi)
+    tp = int((sel & rel).sum())
+    return (tp / int(sel.sum()) if sel.any() else 1.0), tp / max(1, total)
+
+
+def fit_logistic(x: np.ndarray, rel: np.ndarray, iters: int = 60, l2: float = 1e-3) -> np.ndarray:
+    """Weights w of P(relevant) = 1 / (1 + exp(-x @ w)), fitted by Newton's method (lightly regularised)."""
+    w = np.zeros(x.shape[1])
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-9)
+    xs = x / scale  # conditioning; undone below
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(xs @ w, -30, 30)))
+        g = xs.T @ (p - rel) + l2 * w
+        h = (xs * (p * (1 - p))[:, None]).T @ xs + l2 * np.eye(len(w))
+        w = w - np.linalg.solve(h, g)
+    return w / scale
+
+
+def predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+
+
+def expected_calibration_error(prob: np.ndarray, rel: np.ndarray, bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by their counts."""
+    idx = np.clip((prob * bins).astype(int), 0, bins - 1)
+    err = 0.0
+    for k in range(bins):
+        m = idx == k
+        if m.any():
+            err += m.mean() * abs(prob[m].mean() - rel[m].mean())
+    return float(err)
+
+
+def refusal_rate(faces: Faces, min_size: float = 40, min_sharpness: float = 10) -> float:
+    """Selfies the product would refuse: no face, or the face too small or too blurred."""
+    q = faces.quality[:, :3]
+    ok = np.isfinite(q[:, 1]) & (q[:, 1] >= min_size) & (q[:, 2] >= min_sharpness)
+    return float(1 - ok.mean())
+
+
+def album_sizes(family: str, args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    """(targets, photos) per album kind: a crowd and a party; dev-faces only has people for a party."""
+    if family == "dev-faces":
+        return {"party": (26, 40)}
+    return {"crowd": (args.targets, args.photos), "party": (30, 40)}
+
+
+def sample_all(args: argparse.Namespace, params: CohortParams) -> tuple[dict, dict[str, float]]:
+    """Candidates of every (family, album kind, half, album), and the selfie refusal rate per family."""
+    out: dict = {}
+    refusals: dict[str, float] = {}
+    for family in args.families:
+        try:
+            faces = Faces.load(family)
+        except IndexError:
+            print(f"no cache for {family}: run bench/identity_cache.py", file=sys.stderr)
+            continue
+        refusals[family] = round(refusal_rate(faces), 4)
+        fam_code = int(hashlib.sha256(family.encode()).hexdigest()[:4], 16)
+        for kind, (targets, photos) in album_sizes(family, args).items():
+            for half in (0, 1):
+                albums = []
+                for a in range(args.albums):
+                    rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
+                    al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
+                    albums.append(candidates(al, params))
+                out[(family, kind, half)] = albums
+                print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
+    return out, refusals
+
+
+def _concat(cs: list[Candidates], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    return (
+        np.concatenate([design(c, names) for c in cs]),
+        np.concatenate([c.relevant for c in cs]),
+        sum(c.total_relevant for c in cs),
+    )
+
+
+def report(cs: list[Candidates], names: tuple[str, ...], w: np.ndarray, t_match: float, t_possible: float) -> dict:
+    """Measures on unseen albums for a fitted model and tier thresholds on its probability."""
+    x, rel, total = _concat(cs, names)
+    prob = predict(x, w)
+    p_m, r_m = pr(prob, rel, total, t_match)
+    p_p, _ = pr(prob, rel, total, t_possible, t_match)
+    _, r_both = pr(prob, rel, total, t_possible)
+    maps = []
+    for c in cs:
+        maps.append(mean_ap(c, predict(design(c, names), w)))
+    returned = prob >= 0.05  # what a search would show at all, weighted by its share of results
+    return {
+        "R@P0.99": round(recall_at_precision(prob, rel, total, 0.99), 4),
+        "R@P0.95": round(recall_at_precision(prob, rel, total, 0.95), 4),
+        "mAP": round(float(np.mean(maps)), 4),
+        "matches_P": round(p_m, 4),
+        "matches_R": round(r_m, 4),
+        "possible_P": round(p_p, 4),
+        "both_R": round(r_both, 4),
+        "ECE": round(expected_calibration_error(prob[returned], rel[returned]), 4),
+    }
+
+
+def mean_ap(c: Candidates, score: np.ndarray) -> float:
+    """mAP over the album's queries; relevant photos never returned count as misses."""
+    aps = []
+    for q, n_rel in enumerate(c.relevant_of):
+        m = c.query == q
+        order = np.argsort(-score[m], kind="stable")
+        aps.append(average_precision(c.relevant[m][order].tolist(), int(n_rel)))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+OWN_EVIDENCE = "query cohort"
+WITH_EXPANSION = "query cohort + expansion"
+
+
+def two_model_report(cs: list[Candidates], own: dict, full: dict) -> dict:
+    """Matches decided on the selfie's own evidence; the possible tier, and the confidence, by the full model."""
+    own_names, full_names = tuple(own["features"]), tuple(full["features"])
+    x_own, rel, total = _concat(cs, own_names)
+    x_full, _, _ = _concat(cs, full_names)
+    p_own, p_full = predict(x_own, np.array(own["weights"])), predict(x_full, np.array(full["weights"]))
+    match = p_own >= own["thresholds"]["match"]
+    possible = ~match & (p_full >= full["thresholds"]["possible"])
+    tp_m, tp_p = int((match & rel).sum()), int((possible & rel).sum())
+    # The ranked list a search shows: matches first, then possible matches, each by the full model.
+    maps = []
+    for c in cs:
+        po = predict(design(c, own_names), np.array(own["weights"])) >= own["thresholds"]["match"]
+        pf = predict(design(c, full_names), np.array(full["weights"]))
+        maps.append(mean_ap(c, pf + 2.0 * po))
+    shown = match | possible
+    return {
+        "matches_P": round(tp_m / max(1, int(match.sum())), 4),
+        "matches_R": round(tp_m / max(1, total), 4),
+        "possible_P": round(tp_p / max(1, int(possible.sum())), 4),
+        "both_R": round((tp_m + tp_p) / max(1, total), 4),
+        "mAP": round(float(np.mean(maps)), 4),
+        "ECE_shown": round(expected_calibration_error(p_full[shown], rel[shown]), 4),
+        "ECE_candidates": round(expected_calibration_error(p_full[p_full >= 0.05], rel[p_full >= 0.05]), 4),
+    }
+
+
+def study(args: argparse.Namespace) -> dict:
+    """Per feature set: one model and one pair of tier thresholds fitted on every fitting-half album."""
+    params = CohortParams()
+    data, refusals = sample_all(args, params)
+    out: dict = {"params": vars(params), "selfies_refused": refusals, "feature_sets": {}}
+    for name, names in FEATURE_SETS.items():
+        fit = [c for (fam, kind, half), cs in data.items() if half == 0 for c in cs]
+        x, rel, _ = _concat(fit, names)
+        w = fit_logistic(x, rel.astype(np.float64))
+        prob = predict(x, w)
+        t_match = threshold_for_precision(prob, rel, args.match_precision)
+        t_possible = band_threshold(prob, rel, t_match, args.possible_precision)
+        res: dict = {
+            "features": list(names),
+            "weights": [round(float(v), 5) for v in w],
+            "thresholds": {"match": round(t_match, 4), "possible": round(t_possible, 4)},
+            "unseen": {},
+        }
+        for (fam, kind, half), cs in data.items():
+            if half == 1:
+                res["unseen"][f"{fam} {kind}"] = report(cs, names, w, t_match, t_possible)
+        out["feature_sets"][name] = res
+        for k, v in res["unseen"].items():
+            print(f"{name:24s} {k:16s} {json.dumps(v)}", file=sys.stderr, flush=True)
+    own, full = out["feature_sets"][OWN_EVIDENCE], out["feature_sets"][WITH_EXPANSION]
+    out["two_models"] = {
+        "matches": OWN_EVIDENCE,
+        "possible": WITH_EXPANSION,
+        "unseen": {f"{fam} {kind}": two_model_report(cs, own, full) for (fam, kind, half), cs in data.items() if half},
+    }
+    for k, v in out["two_models"]["unseen"].items():
+        print(f"{'two models':24s} {k:16s} {json.dumps(v)}", file=sys.stderr, flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--albums", type=int, default=3)
+    ap.add_argument("--targets", type=int, default=250)
+    ap.add_argument("--photos", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--match-precision", type=float, default=0.99, help="pooled precision the match tier is fitted for")
+    ap.add_argument("--possible-precision", type=float, default=0.55, help="precision of the second tier's band")
+    args = ap.parse_args(argv)
+    print(json.dumps(study(args), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
