@@ -23,9 +23,14 @@ format:
 bench: setup  ## face engine benchmark against face_recognition (CPU unless a GPU is present), JSON out
 	$(UV) run python bench/faces.py
 
-bench-search: setup  ## search strategy (exact scan vs HNSW) and threshold calibration, JSON out (slow: ~25 min)
+bench-search: setup  ## search: strategy, study (fits the calibration), accuracy per family, selfie quality, latency; JSON (slow)
 	$(UV) run python bench/search_strategy.py
+	$(UV) run python bench/identity_cache.py --faces ../shared/data/dev-faces --faces ../shared/data/dev-lfw
+	$(UV) run python bench/identity_cache.py --max-images 6000 --faces ../shared/data/dev-fiw
+	$(UV) run python bench/search_study.py
 	$(UV) run python bench/search_accuracy.py
+	$(UV) run python bench/search_quality.py
+	$(UV) run python bench/search_latency.py
 
 run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower
 	$(UV) run photomatch run

@@ -36,6 +36,7 @@ from photomatch.config import Settings, get_settings
 from photomatch.search.calibration import CANDIDATE_RADIUS
 from photomatch.search.ranking import (
     Candidates,
+    Embeddings,
     Knn,
     Neighbours,
     QueryRejected,
@@ -66,10 +67,16 @@ def album_scan(photos: FaceSet, limit: int) -> Knn:
         d = np.linalg.norm(emb - q[None, :], axis=1).astype(np.float64)
         order = np.argsort(d, kind="stable")[:limit]
         near = order[d[order] <= CANDIDATE_RADIUS]
-        c = Candidates(near.astype(np.int64), [names[i] for i in near], d[near], emb[near], quality[near])
-        return Neighbours(c, d[order], len(emb))
+        c = Candidates(near.astype(np.int64), [names[i] for i in near], d[near], quality[near])
+        return Neighbours(c, d[order], order.astype(np.int64), len(emb))
 
     return knn
+
+
+def album_embeddings(photos: FaceSet) -> Embeddings:
+    """Face vectors by row index (the album scan's face ids), halfvec-rounded."""
+    emb = photos.embedding.astype(np.float16).astype(np.float32)
+    return lambda face_ids: emb[np.asarray(face_ids, dtype=np.int64)]
 
 
 @dataclass
@@ -138,6 +145,7 @@ def search_album(album: Album, settings: Settings) -> Searches:
     """Search every selfie whose person is in the album, as the API would."""
     out = Searches()
     knn = album_scan(album.photos, settings.search_max_candidates)
+    embeddings = album_embeddings(album.photos)
     tiers = Tiers()
     everything = Tiers(match=tiers.match, possible=1e-12)  # every candidate, to draw the curves
     for identity, rel in sorted(album.truth["selfies"].items()):
@@ -156,7 +164,7 @@ def search_album(album: Album, settings: Settings) -> Searches:
             out.refused[e.reason] = out.refused.get(e.reason, 0) + 1
             continue
         assert face.embedding is not None
-        ranked = rank_photos(face.embedding, knn, everything)
+        ranked = rank_photos(face.embedding, knn, embeddings, everything)
         shown = {h.photo for h in ranked.matches} | {h.photo for h in ranked.possible if h.confidence >= tiers.possible}
         hits = ranked.matches + ranked.possible
         out.total_relevant += len(relevant)

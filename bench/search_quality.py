@@ -71,10 +71,17 @@ def accuracy_by_quality(albums: int) -> dict[str, Any]:
     """Matches precision, both-tier recall and mAP per selfie-quality bucket, on the study's unseen crowds."""
     from bench import search_study as st
 
-    args = argparse.Namespace(albums=albums, targets=250, photos=400, seed=0, families=["dev-lfw", "dev-fiw"])
-    data, _ = st.sample_all(args, st.CohortParams())
+    args = argparse.Namespace(
+        albums=albums, party_albums=12, targets=250, photos=400, seed=0, families=["dev-lfw", "dev-fiw"]
+    )
     own = st.FEATURE_SETS[st.OWN_EVIDENCE]
     full = st.FEATURE_SETS[st.WITH_EXPANSION]
+    # As the study does by default: fit the selfie's own-evidence model, then expand with its hits
+    # of P >= 0.5 (photomatch.search.calibration.EXPANSION_PROBABILITY).
+    data, _ = st.sample_all(args, st.CohortParams())
+    fit = [c for (_, kind, half), cs in data.items() if half == 0 for c in cs]
+    x, rel, _ = st._concat(fit, own)
+    data, _ = st.sample_all(args, st.CohortParams(), (st.fit_logistic(x, rel.astype(np.float64)), 0.5))
     fit = [c for (_, kind, half), cs in data.items() if half == 0 for c in cs]
     models = {}
     for names in (own, full):

@@ -395,7 +395,7 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
     from photomatch.db import make_engine, make_session_factory
     from photomatch.models import Event
     from photomatch.search.ranking import rank_photos
-    from photomatch.search.service import event_knn
+    from photomatch.search.service import event_embeddings, event_knn
 
     settings = get_settings()
     engine = make_engine(url.replace("/postgres?", f"/{DB}?", 1), pool_size=1)
@@ -410,7 +410,8 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
                     vector = np.array(json.loads(q["q"]), dtype=np.float32)
                     boxes: dict[int, list[float]] = {}
                     t0 = time.perf_counter()
-                    rank_photos(vector, event_knn(session, event, boxes, settings.search_max_candidates))
+                    knn = event_knn(session, event, boxes, settings.search_max_candidates)
+                    rank_photos(vector, knn, event_embeddings(session, event))
                     if rep:
                         times.append((time.perf_counter() - t0) * 1000)
                         candidates.append(len(boxes))

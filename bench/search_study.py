@@ -137,6 +137,12 @@ def sample_album(
 
 CANDIDATE_RADIUS = 0.6  # the product never looks further than this
 EXPANSION_Z = 6.0
+_EXPANSION_Z_OVERRIDE: list[float] = []
+
+
+def params_expansion_z(params: CohortParams) -> float:
+    """The z a hit needs to expand the query (the --expansion-z of this run, else EXPANSION_Z)."""
+    return _EXPANSION_Z_OVERRIDE[0] if _EXPANSION_Z_OVERRIDE else EXPANSION_Z
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -155,8 +161,13 @@ class Candidates:
     relevant_of: np.ndarray  # per query: how many photos show the person
 
 
-def candidates(al: Album, params: CohortParams) -> Candidates:
-    """The album's candidates with every feature any feature set uses."""
+def candidates(al: Album, params: CohortParams, own: tuple[np.ndarray, float] | None = None) -> Candidates:
+    """The album's candidates with every feature any feature set uses.
+
+    Expansion takes the selfie's matches by the own-evidence model `own` (weights over d, z_q,
+    log_n and its match threshold) when given, else the faces EXPANSION_Z spreads closer than the
+    cohort (the first pass, which fits that model).
+    """
     d = _dist(al.q_emb, al.emb)
     q_mu, q_sd = cohort_stats(d, params)
     f_mu, f_sd = cohort_stats(_dist(al.emb, al.emb), params, same_photo=al.photo[:, None] == al.photo[None, :])
@@ -184,14 +195,19 @@ def candidates(al: Album, params: CohortParams) -> Candidates:
     feats["z_sym"] = 0.5 * (feats["z_q"] + feats["z_f"])
     feats["log_size"] = np.log(np.clip(al.quality[f, 1], 10, 400))
     feats["log_sharp"] = np.log(np.clip(np.nan_to_num(al.quality[f, 2], nan=100.0), 1, 1000))
-    # Expansion: the selfie plus its hits that are at least EXPANSION_Z spreads closer than its
-    # cohort (one per photo, best first, at most 10), re-measured against every candidate.
+    # Expansion: the selfie plus its confident hits (one per photo, best first, at most 10),
+    # re-measured against every candidate.
     zq_all = (q_mu[:, None] - d) / q_sd[:, None]
+    if own is None:
+        confident, limit = zq_all, params_expansion_z(params)
+    else:
+        w, limit = own
+        confident = 1 / (1 + np.exp(-(w[0] * d + w[1] * zq_all + w[2] * np.log(len(al.emb)) + w[3])))
     q_exp = al.q_emb.astype(np.float64).copy()
     for qi in range(len(d)):
         seen: set[int] = set()
-        for j in np.argsort(-zq_all[qi]):
-            if zq_all[qi, j] < EXPANSION_Z or len(seen) >= 10:
+        for j in np.argsort(-confident[qi]):
+            if confident[qi, j] < limit or len(seen) >= 10:
                 break
             if int(al.photo[j]) not in seen:
                 seen.add(int(al.photo[j]))
@@ -260,15 +276,18 @@ def pr(score: np.ndarray, rel: np.ndarray, total: int, lo: float, hi: float = np
     return (tp / int(sel.sum()) if sel.any() else 1.0), tp / max(1, total)
 
 
-def fit_logistic(x: np.ndarray, rel: np.ndarray, iters: int = 60, l2: float = 1e-3) -> np.ndarray:
+def fit_logistic(
+    x: np.ndarray, rel: np.ndarray, iters: int = 60, l2: float = 1e-3, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Weights w of P(relevant) = 1 / (1 + exp(-x @ w)), fitted by Newton's method (lightly regularised)."""
     w = np.zeros(x.shape[1])
+    sw = np.ones(len(x)) if sample_weight is None else sample_weight * len(x) / sample_weight.sum()
     scale = np.maximum(np.abs(x).max(axis=0), 1e-9)
     xs = x / scale  # conditioning; undone below
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(xs @ w, -30, 30)))
-        g = xs.T @ (p - rel) + l2 * w
-        h = (xs * (p * (1 - p))[:, None]).T @ xs + l2 * np.eye(len(w))
+        g = xs.T @ (sw * (p - rel)) + l2 * w
+        h = (xs * (sw * p * (1 - p))[:, None]).T @ xs + l2 * np.eye(len(w))
         w = w - np.linalg.solve(h, g)
     return w / scale
 
@@ -302,7 +321,9 @@ def album_sizes(family: str, args: argparse.Namespace) -> dict[str, tuple[int, i
     return {"crowd": (args.targets, args.photos), "party": (30, 40)}
 
 
-def sample_all(args: argparse.Namespace, params: CohortParams) -> tuple[dict, dict[str, float]]:
+def sample_all(
+    args: argparse.Namespace, params: CohortParams, own: tuple[np.ndarray, float] | None = None
+) -> tuple[dict, dict[str, float]]:
     """Candidates of every (family, album kind, half, album), and the selfie refusal rate per family."""
     out: dict = {}
     refusals: dict[str, float] = {}
@@ -317,10 +338,11 @@ def sample_all(args: argparse.Namespace, params: CohortParams) -> tuple[dict, di
         for kind, (targets, photos) in album_sizes(family, args).items():
             for half in (0, 1):
                 albums = []
-                for a in range(args.albums):
+                n_albums = args.albums if kind == "crowd" else args.party_albums
+                for a in range(n_albums):
                     rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
                     al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
-                    albums.append(candidates(al, params))
+                    albums.append(candidates(al, params, own))
                 out[(family, kind, half)] = albums
                 print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
@@ -402,11 +424,27 @@ def study(args: argparse.Namespace) -> dict:
     """Per feature set: one model and one pair of tier thresholds fitted on every fitting-half album."""
     params = CohortParams()
     data, refusals = sample_all(args, params)
-    out: dict = {"params": vars(params), "selfies_refused": refusals, "feature_sets": {}}
-    for name, names in FEATURE_SETS.items():
+    if args.expansion == "matches":
+        # Expand with the selfie's own matches: fit that model first, then sample again with it.
+        names = FEATURE_SETS[OWN_EVIDENCE]
         fit = [c for (fam, kind, half), cs in data.items() if half == 0 for c in cs]
         x, rel, _ = _concat(fit, names)
         w = fit_logistic(x, rel.astype(np.float64))
+        bar = (
+            args.expansion_p if args.expansion_p else threshold_for_precision(predict(x, w), rel, args.match_precision)
+        )
+        own = (w, bar)
+        data, refusals = sample_all(args, params, own)
+    out: dict = {"params": vars(params), "expansion": args.expansion, "selfies_refused": refusals, "feature_sets": {}}
+    fit_groups = [cs for (fam, kind, half), cs in data.items() if half == 0]
+    # Each (family, album kind) weighs the same in the fit, however many candidates its albums hold.
+    balance = np.concatenate(
+        [np.full(sum(len(c.query) for c in cs), 1.0 / sum(len(c.query) for c in cs)) for cs in fit_groups]
+    )
+    for name, names in FEATURE_SETS.items():
+        fit = [c for cs in fit_groups for c in cs]
+        x, rel, _ = _concat(fit, names)
+        w = fit_logistic(x, rel.astype(np.float64), sample_weight=balance if args.balanced else None)
         prob = predict(x, w)
         t_match = threshold_for_precision(prob, rel, args.match_precision)
         t_possible = band_threshold(prob, rel, t_match, args.possible_precision)
@@ -436,14 +474,20 @@ def study(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--albums", type=int, default=3)
+    ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
+    ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
     ap.add_argument("--targets", type=int, default=250)
     ap.add_argument("--photos", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--expansion", choices=("matches", "z"), default="matches", help="which hits expand the query")
     ap.add_argument("--match-precision", type=float, default=0.99, help="pooled precision the match tier is fitted for")
     ap.add_argument("--possible-precision", type=float, default=0.55, help="precision of the second tier's band")
+    ap.add_argument("--expansion-z", type=float, default=EXPANSION_Z)
+    ap.add_argument("--expansion-p", type=float, default=0.5, help="with --expansion matches: own P a hit needs")
+    ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
+    _EXPANSION_Z_OVERRIDE[:] = [args.expansion_z]
     print(json.dumps(study(args), indent=1))
     return 0
 

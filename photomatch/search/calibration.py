@@ -11,14 +11,18 @@ x the features of the photo's closest face, named as in the study:
 - d: its distance to the selfie;
 - z_q: (mean - d) / sd of the selfie's impostor cohort in this event (photomatch.search.cohort);
 - log_n: log of the number of faces in the event: a crowd has more look-alikes;
-- d_exp, z_exp: the same, measured from the selfie expanded with its confident hits.
+- d_exp, z_exp: the same, measured from the selfie expanded with its likely hits.
+
+`uv run python bench/search_study.py` prints them with its defaults (3 crowd and 12 party albums per
+family and half, expansion by own evidence >= 0.5, match precision 0.99, possible band 0.55).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from photomatch.search.cohort import CohortParams
 
@@ -31,32 +35,33 @@ class Model:
     weights: tuple[float, ...]
     bias: float
 
-    def probability(self, x: Mapping[str, float]) -> float:
-        """P(same person) for one candidate's features."""
-        z = self.bias + sum(w * x[name] for name, w in zip(self.features, self.weights, strict=True))
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-    def probabilities(self, columns: Mapping[str, Sequence[float]]) -> list[float]:
-        """P(same person) for candidates given as feature columns."""
-        n = len(next(iter(columns.values()))) if columns else 0
-        return [self.probability({k: float(columns[k][i]) for k in self.features}) for i in range(n)]
+    def probabilities(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """P(same person) for candidates given as feature columns (numpy arrays of one length)."""
+        z = np.full(len(columns[self.features[0]]), self.bias, dtype=np.float64)
+        for name, w in zip(self.features, self.weights, strict=True):
+            z += w * np.asarray(columns[name], dtype=np.float64)
+        # exp(-|z|) never overflows; the two forms are the same logistic.
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 # The selfie's own evidence: decides the matches tier, so a wrong expansion can never make a match.
-OWN_EVIDENCE = Model(("d", "z_q", "log_n"), (-20.12814, 0.78404, -0.92991), 9.28056)
+OWN_EVIDENCE = Model(("d", "z_q", "log_n"), (-20.74546, 0.80385, -0.84495), 8.81049)
 # With query expansion: ranks everything, gives the confidence, and decides the possible tier.
 WITH_EXPANSION = Model(
-    ("d", "z_q", "log_n", "d_exp", "z_exp"), (-25.6131, -0.10008, -0.87116, 5.10351, 0.81372), 9.15826
+    ("d", "z_q", "log_n", "d_exp", "z_exp"), (-21.86645, -0.08727, -0.52881, 0.83883, 0.72586), 6.93615
 )
 
 # Tier thresholds on those probabilities, fitted on the same albums: matches at pooled precision
-# 0.99 (OWN_EVIDENCE >= 0.9512), the possible tier the loosest band below whose precision is still
-# 0.55 (WITH_EXPANSION >= 0.1295). Unseen albums: README "Search".
-MATCH_PROBABILITY = 0.9512
-POSSIBLE_PROBABILITY = 0.1295
+# 0.99 (OWN_EVIDENCE >= 0.9167), the possible tier the loosest band below whose precision is still
+# 0.55 (WITH_EXPANSION >= 0.1354). Unseen albums: README "Search".
+MATCH_PROBABILITY = 0.9167
+POSSIBLE_PROBABILITY = 0.1354
 
-# Expansion takes the selfie's hits at least this many cohort spreads closer than a look-alike.
-EXPANSION_Z = 6.0
+# Expansion re-measures from the selfie plus the hits its own evidence finds more likely than not
+# (OWN_EVIDENCE >= this; one per photo, best first, at most EXPANSION_HITS). A probability, so it
+# means the same at a party and in a crowd (a fixed z did not: bench/search_study.py --expansion z).
+EXPANSION_PROBABILITY = 0.5
 EXPANSION_HITS = 10
 # No photo further than this from the selfie is ever a candidate (P is ~0 well before it).
 CANDIDATE_RADIUS = 0.6

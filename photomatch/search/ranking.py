@@ -26,7 +26,7 @@ from photomatch.faces.types import Face
 from photomatch.search.calibration import (
     COHORT,
     EXPANSION_HITS,
-    EXPANSION_Z,
+    EXPANSION_PROBABILITY,
     MATCH_PROBABILITY,
     OWN_EVIDENCE,
     POSSIBLE_PROBABILITY,
@@ -92,7 +92,6 @@ class Candidates:
     face: np.ndarray  # (n,) face ids
     photo: list[Hashable]  # (n,) photo of each face
     distance: np.ndarray  # (n,) L2 distance to the query (unit vectors)
-    embedding: np.ndarray  # (n, d) the faces' embeddings (needed for query expansion)
     quality: np.ndarray  # (n,) face_quality of each face
 
     def __len__(self) -> int:
@@ -103,13 +102,16 @@ class Candidates:
 class Neighbours:
     """What one scan of an event returns for a query vector."""
 
-    candidates: Candidates  # the faces within CANDIDATE_RADIUS, with their embeddings
+    candidates: Candidates  # the faces within CANDIDATE_RADIUS
     nearest: np.ndarray  # distances of the event's nearest faces, sorted (at least COHORT.rank_hi if it has them)
+    nearest_face: np.ndarray  # their face ids
     event_faces: int  # how many faces the event holds (for this model)
 
 
 # The event's faces near a unit query vector.
 Knn = Callable[[np.ndarray], Neighbours]
+# The embeddings of some of the event's faces, by id (one row each, in order).
+Embeddings = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,17 @@ def cohort_of(nearest: np.ndarray) -> tuple[float, float]:
     return float(mu[0]), float(sd[0])
 
 
-def expand_query(query: np.ndarray, c: Candidates, z: np.ndarray) -> tuple[np.ndarray, int]:
-    """The selfie plus its confident hits (z >= EXPANSION_Z, one per photo, best first), re-normalised."""
+def expand_query(query: np.ndarray, c: Candidates, own: np.ndarray, embeddings: Embeddings) -> tuple[np.ndarray, int]:
+    """The selfie plus its likely hits (own-evidence probability >= EXPANSION_PROBABILITY, one per photo,
+    best first, at most EXPANSION_HITS), re-normalised.
+
+    Fixed by the calibration, not by the request's thresholds: a looser request must not pull
+    strangers into the query itself.
+    """
     chosen: list[int] = []
     seen: set[Hashable] = set()
-    for i in np.argsort(-z, kind="stable"):
-        if z[i] < EXPANSION_Z or len(chosen) >= EXPANSION_HITS:
+    for i in np.argsort(-own, kind="stable"):
+        if own[i] < EXPANSION_PROBABILITY or len(chosen) >= EXPANSION_HITS:
             break
         # A person appears once per photo: a second face of the same photo is someone else.
         if c.photo[i] in seen:
@@ -172,11 +179,11 @@ def expand_query(query: np.ndarray, c: Candidates, z: np.ndarray) -> tuple[np.nd
         chosen.append(int(i))
     if not chosen:
         return query, 0
-    expanded = query.astype(np.float64) + c.embedding[chosen].astype(np.float64).sum(axis=0)
+    expanded = query.astype(np.float64) + embeddings(c.face[chosen]).astype(np.float64).sum(axis=0)
     return (expanded / np.linalg.norm(expanded)).astype(np.float32), len(chosen)
 
 
-def rank_photos(query: np.ndarray, knn: Knn, tiers: Tiers | None = None) -> Ranked:
+def rank_photos(query: np.ndarray, knn: Knn, embeddings: Embeddings, tiers: Tiers | None = None) -> Ranked:
     """Score every candidate photo of the event, then split them into tiers, most likely first."""
     tiers = tiers or Tiers()
     query = np.asarray(query, dtype=np.float32)
@@ -184,10 +191,16 @@ def rank_photos(query: np.ndarray, knn: Knn, tiers: Tiers | None = None) -> Rank
     c = first.candidates
     mu, sd = cohort_of(first.nearest)
     z = (mu - c.distance) / sd
-    expanded, n_hits = expand_query(query, c, z)
+    log_n = math.log(max(1, first.event_faces))
+    own_all = OWN_EVIDENCE.probabilities({"d": c.distance, "z_q": z, "log_n": np.full(len(c), log_n)})
+    expanded, n_hits = expand_query(query, c, own_all, embeddings)
     if n_hits:
-        mu_e, sd_e = cohort_of(knn(expanded).nearest)
-        d_exp = np.linalg.norm(c.embedding.astype(np.float64) - expanded[None, :], axis=1)
+        second = knn(expanded)
+        mu_e, sd_e = cohort_of(second.nearest)
+        # A candidate beyond the expanded query's nearest faces is at least that far from it.
+        farthest = float(second.nearest[-1]) if len(second.nearest) else 2.0
+        from_expanded = dict(zip(second.nearest_face.tolist(), second.nearest.tolist(), strict=True))
+        d_exp = np.array([from_expanded.get(int(f), farthest) for f in c.face], dtype=np.float64)
         z_exp = (mu_e - d_exp) / sd_e
     else:
         d_exp, z_exp = c.distance, z
@@ -195,14 +208,14 @@ def rank_photos(query: np.ndarray, knn: Knn, tiers: Tiers | None = None) -> Rank
     columns = {
         "d": c.distance[best],
         "z_q": z[best],
-        "log_n": np.full(len(best), math.log(max(1, first.event_faces))),
+        "log_n": np.full(len(best), log_n),
         "d_exp": d_exp[best],
         "z_exp": z_exp[best],
     }
-    own = OWN_EVIDENCE.probabilities(columns)
+    own = own_all[best]
     full = WITH_EXPANSION.probabilities(columns)
     hits = [
-        PhotoHit(c.photo[i], int(c.face[i]), float(c.distance[i]), float(c.quality[i]), p, o)
+        PhotoHit(c.photo[i], int(c.face[i]), float(c.distance[i]), float(c.quality[i]), float(p), float(o))
         for i, p, o in zip(best, full, own, strict=True)
     ]
     hits.sort(key=lambda h: (-h.confidence, -h.quality, h.distance, str(h.photo)))

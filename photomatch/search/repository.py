@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from pgvector import HalfVector
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import String, bindparam, case, cast, func, select, text
+from sqlalchemy import String, bindparam, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from photomatch.models import Face, Photo, PhotoStatus
@@ -44,7 +44,6 @@ class FaceRows:
     face: np.ndarray
     photo: list[uuid.UUID]
     distance: np.ndarray
-    embedding: np.ndarray  # (n, d) float32
     box: np.ndarray  # (n, 4)
     probability: np.ndarray
     size: np.ndarray
@@ -55,8 +54,9 @@ class FaceRows:
 class Scan:
     """One exact scan of an event for a query: its candidates, its nearest distances, its size."""
 
-    near: FaceRows  # the faces within the radius, with embeddings
+    near: FaceRows  # the faces within the radius, with their geometry and quality
     nearest: np.ndarray  # the distances of the event's `limit` nearest faces, sorted
+    nearest_face: np.ndarray  # their face ids
     event_faces: int  # faces of the event made by the model, in photos that are done
 
 
@@ -65,16 +65,16 @@ def scan_event(
 ) -> Scan:
     """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one exact scan.
 
-    Only those within `radius` come with their embeddings and geometry; the others' distances feed
-    the query's impostor cohort, and the window count gives the event's size, from the same scan.
+    Only those within `radius` are candidates (geometry and quality are read for them); the others'
+    distances feed the query's impostor cohort, and the window count gives the event's size, from
+    the same scan. No embedding is read: decoding a thousand vectors cost ~100 ms a scan
+    (bench/search_latency.py); expansion reads its few hits' vectors with `face_embeddings`.
     """
     distance = Face.embedding.l2_distance(query_vector_param(query))
-    near = distance <= radius
     columns = [
         Face.id,
         Face.photo_id,
         distance.label("distance"),
-        case((near, Face.embedding)).label("embedding"),
         Face.box,
         Face.probability,
         Face.size_px,
@@ -97,21 +97,38 @@ def scan_event(
     rows = session.execute(stmt).all()
     within = [r for r in rows if r.distance <= radius]
     n = len(within)
-    dim = len(within[0].embedding) if n else 0
     return Scan(
         near=FaceRows(
             face=np.array([r.id for r in within], dtype=np.int64),
             photo=[r.photo_id for r in within],
             distance=np.array([r.distance for r in within], dtype=np.float64),
-            embedding=np.array([r.embedding for r in within], dtype=np.float32).reshape(n, dim),
             box=np.array([r.box for r in within], dtype=np.float64).reshape(n, 4),
             probability=np.array([r.probability for r in within], dtype=np.float64),
             size=np.array([r.size_px for r in within], dtype=np.float64),
             sharpness=np.array([np.nan if r.sharpness is None else r.sharpness for r in within], dtype=np.float64),
         ),
         nearest=np.array([r.distance for r in rows], dtype=np.float64),
+        nearest_face=np.array([r.id for r in rows], dtype=np.int64),
         event_faces=int(rows[0].event_faces) if rows else 0,
     )
+
+
+def face_embeddings(session: Session, event_id: uuid.UUID, face_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The embeddings of these faces of `event_id`, in the order asked (float32, one row each)."""
+    if not len(face_ids):
+        return np.zeros((0, 0), dtype=np.float32)
+    rows = dict(
+        session.execute(
+            select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.id.in_(list(face_ids)))
+        ).all()
+    )
+    return np.array([np.asarray(_floats(rows[int(i)])) for i in face_ids], dtype=np.float32)
+
+
+def _floats(vector: object) -> list[float]:
+    """A stored halfvec (pgvector's HalfVector) as floats."""
+    to_list = getattr(vector, "to_list", None)
+    return list(to_list() if to_list is not None else vector)  # type: ignore[arg-type]
 
 
 def photos_of_event(

@@ -28,6 +28,7 @@ from photomatch.search.archive import ArchiveEntry, unique_names
 from photomatch.search.calibration import CANDIDATE_RADIUS, MATCH_PROBABILITY, POSSIBLE_PROBABILITY
 from photomatch.search.ranking import (
     Candidates,
+    Embeddings,
     Knn,
     Neighbours,
     PhotoHit,
@@ -175,12 +176,16 @@ def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], lim
             face=rows.face,
             photo=list(rows.photo),
             distance=rows.distance,
-            embedding=rows.embedding,
             quality=face_quality(rows.probability, rows.size, rows.sharpness),
         )
-        return Neighbours(candidates, scan.nearest, scan.event_faces)
+        return Neighbours(candidates, scan.nearest, scan.nearest_face, scan.event_faces)
 
     return knn
+
+
+def event_embeddings(session: Session, event: Event) -> Embeddings:
+    """The ranking's read of some of this event's face vectors (query expansion's hits)."""
+    return lambda face_ids: repository.face_embeddings(session, event.id, face_ids)
 
 
 def _item(hit: PhotoHit, photo: Photo, box: list[float], storage: Storage, expires: int) -> ResultItem:
@@ -220,7 +225,8 @@ def search_event(
     face = selfie_face(selfie, engine, settings)
     assert face.embedding is not None  # selfie_face guarantees it
     boxes: dict[int, list[float]] = {}
-    ranked = rank_photos(face.embedding, event_knn(session, event, boxes, settings.search_max_candidates), tiers)
+    knn = event_knn(session, event, boxes, settings.search_max_candidates)
+    ranked = rank_photos(face.embedding, knn, event_embeddings(session, event), tiers)
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
     photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}
     photos = repository.photos_of_event(session, event.id, list(photo_of.values()))

@@ -8,7 +8,7 @@ import pytest
 from photomatch.faces.types import Detection, Face
 from photomatch.search.calibration import (
     CANDIDATE_RADIUS,
-    EXPANSION_Z,
+    EXPANSION_PROBABILITY,
     MATCH_PROBABILITY,
     OWN_EVIDENCE,
     POSSIBLE_PROBABILITY,
@@ -17,6 +17,7 @@ from photomatch.search.calibration import (
 from photomatch.search.cohort import CohortParams, cohort_stats
 from photomatch.search.ranking import (
     Candidates,
+    Embeddings,
     Knn,
     Neighbours,
     QueryRejected,
@@ -64,7 +65,6 @@ def candidates(photos: list[str], distances: list[float], quality: list[float] |
         face=np.arange(n),
         photo=list(photos),
         distance=np.array(distances, dtype=np.float64),
-        embedding=np.zeros((n, 4), dtype=np.float32),
         quality=np.array(quality or [1.0] * n),
     )
 
@@ -92,7 +92,7 @@ def test_cohort_statistics_skip_the_nearest_and_lean_on_the_prior_when_few() -> 
     assert masked[0] == pytest.approx(np.mean([0.6, 0.6, 0.9, 0.9]))
 
 
-def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> Knn:
+def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> tuple[Knn, Embeddings]:
     """A knn over a synthetic event: the person's faces at the given distances, impostors beyond."""
     dim = len(query)
     rng = np.random.default_rng(1)
@@ -110,12 +110,12 @@ def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> Knn:
 
     def knn(q: np.ndarray) -> Neighbours:
         d = np.linalg.norm(e - q[None, :], axis=1).astype(np.float64)
-        order = np.argsort(d)
+        order = np.argsort(d)[:100]
         near = order[d[order] <= CANDIDATE_RADIUS]
-        c = Candidates(near, [photos[i] for i in near], d[near], e[near], np.ones(len(near)))
-        return Neighbours(c, d[order][:100], len(e))
+        c = Candidates(near, [photos[i] for i in near], d[near], np.ones(len(near)))
+        return Neighbours(c, d[order], order, len(e))
 
-    return knn
+    return knn, lambda ids: e[np.asarray(ids)]
 
 
 def test_a_distance_that_matches_at_a_party_does_not_match_in_a_crowd_of_look_alikes() -> None:
@@ -123,7 +123,7 @@ def test_a_distance_that_matches_at_a_party_does_not_match_in_a_crowd_of_look_al
     rng = np.random.default_rng(2)
     party = event([0.2], rng.uniform(0.65, 0.95, 40), q)
     crowd = event([0.2], rng.normal(0.26, 0.02, 3000).clip(0.21, None), q)
-    at_party, in_crowd = rank_photos(q, party), rank_photos(q, crowd)
+    at_party, in_crowd = rank_photos(q, *party), rank_photos(q, *crowd)
     assert [h.photo for h in at_party.matches] == ["p0"]
     assert "p0" not in [h.photo for h in in_crowd.matches]
     confidence = {h.photo: h.confidence for h in in_crowd.matches + in_crowd.possible}
@@ -133,8 +133,8 @@ def test_a_distance_that_matches_at_a_party_does_not_match_in_a_crowd_of_look_al
 def test_tiers_follow_the_two_models_and_are_ordered_by_confidence() -> None:
     q = unit(np.random.default_rng(3).standard_normal(128))
     rng = np.random.default_rng(4)
-    knn = event([0.2, 0.25, 0.33, 0.38, 0.41], rng.normal(0.5, 0.04, 600).clip(0.3, None), q)
-    ranked = rank_photos(q, knn)
+    knn, embeddings = event([0.2, 0.25, 0.33, 0.38, 0.41], rng.normal(0.5, 0.04, 600).clip(0.3, None), q)
+    ranked = rank_photos(q, knn, embeddings)
     assert ranked.matches and ranked.event_faces == 605
     assert all(h.own_evidence >= MATCH_PROBABILITY for h in ranked.matches)
     assert all(
@@ -142,25 +142,32 @@ def test_tiers_follow_the_two_models_and_are_ordered_by_confidence() -> None:
     )
     for tier in (ranked.matches, ranked.possible):
         assert [h.confidence for h in tier] == sorted((h.confidence for h in tier), reverse=True)
-    strict = rank_photos(q, knn, Tiers(match=0.999, possible=0.999))
+    strict = rank_photos(q, knn, embeddings, Tiers(match=0.999, possible=0.999))
     assert len(strict.matches) <= len(ranked.matches) and len(strict.possible) <= len(ranked.possible)
 
 
-def test_query_expansion_takes_one_confident_hit_per_photo() -> None:
+def test_query_expansion_takes_one_likely_hit_per_photo() -> None:
     q = unit(np.array([1.0, 0, 0, 0]))
     emb = unit(np.array([[1, 0.1, 0, 0], [1, 0, 0.1, 0], [1, 0, 0, 0.1], [0, 1, 0, 0]], dtype=np.float32))
-    c = Candidates(np.arange(4), ["a", "a", "b", "c"], np.linalg.norm(emb - q, axis=1), emb, np.ones(4))
-    z = np.array([EXPANSION_Z + 3, EXPANSION_Z + 2, EXPANSION_Z + 1, EXPANSION_Z - 1])
-    expanded, used = expand_query(q, c, z)
-    assert used == 2  # a (once, its best face) and b; c is not confident
+    c = Candidates(np.arange(4), ["a", "a", "b", "c"], np.linalg.norm(emb - q, axis=1), np.ones(4))
+    own = np.array([0.99, 0.9, EXPANSION_PROBABILITY, EXPANSION_PROBABILITY - 0.01])
+    read: list[list[int]] = []
+
+    def embeddings(ids: np.ndarray) -> np.ndarray:
+        read.append(list(ids))
+        return emb[ids]
+
+    expanded, used = expand_query(q, c, own, embeddings)
+    assert used == 2 and read == [[0, 2]]  # a (once, its best face) and b; c is not likely enough
     assert np.isclose(np.linalg.norm(expanded), 1.0)
-    assert expand_query(q, c, z - 10)[1] == 0
+    assert expand_query(q, c, own - 0.6, embeddings)[1] == 0
 
 
 def test_the_models_give_probabilities_that_fall_with_distance() -> None:
     for model in (OWN_EVIDENCE, WITH_EXPANSION):
-        x = {name: 0.0 for name in model.features} | {"log_n": np.log(1000)}
-        values = [model.probability(x | {"d": d, "d_exp": d}) for d in (0.0, 0.3, 0.4, 0.5, 0.8)]
+        d = np.array([0.0, 0.3, 0.4, 0.5, 0.8])
+        x = {name: np.zeros(5) for name in model.features} | {"log_n": np.full(5, np.log(1000)), "d": d, "d_exp": d}
+        values = model.probabilities(x).tolist()
         assert all(0.0 <= v <= 1.0 for v in values)
         assert values == sorted(values, reverse=True)
     assert 0 < POSSIBLE_PROBABILITY < MATCH_PROBABILITY < 1
