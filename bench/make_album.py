@@ -308,6 +308,32 @@ def write_truth(out_dir: Path, truth: dict) -> None:
     (out_dir / "truth.json").write_text(text + "\n", encoding="utf-8")
 
 
+def render_album(
+    out_dir: Path,
+    rng: np.random.Generator,
+    photo_sources: list[list[Source]],
+    selfies: dict[str, Source],
+    size: tuple[int, int],
+    face_width: tuple[float, float],
+    quality: int,
+) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Render and save each photo (empty ones skipped) and each selfie; (truth per photo, photos per identity)."""
+    truth_photos: dict[str, list[dict]] = {}
+    appears: dict[str, list[str]] = {}
+    for i, srcs in enumerate(photo_sources):
+        if not srcs:
+            continue
+        img, faces = render_photo(rng, size, srcs, face_width)
+        name = f"{i:04d}.jpg"
+        img.save(out_dir / "album" / name, "JPEG", quality=quality)
+        truth_photos[name] = faces
+        for f in faces:
+            appears.setdefault(f["identity"], []).append(name)
+    for ident, src in selfies.items():
+        selfie_image(src.path).save(out_dir / "selfies" / f"{ident}.jpg", "JPEG", quality=95)
+    return truth_photos, appears
+
+
 def generate_album(
     faces_dir: Path | str,
     out_dir: Path | str,
@@ -352,21 +378,15 @@ def generate_album(
     # Each identity walks a shuffled cycle of its images so repeat appearances vary.
     cycles = {i: [s[j] for j in rng.permutation(len(s))] for i, s in album_pool.items()}
     used = dict.fromkeys(all_ids, 0)
-    truth_photos: dict[str, list[dict]] = {}
-    appears: dict[str, list[str]] = {i: [] for i in all_ids}
-    for p, idents in enumerate(plan):
+    photo_sources: list[list[Source]] = []
+    for idents in plan:
         srcs = []
         for ident in idents:
             srcs.append(cycles[ident][used[ident] % len(cycles[ident])])
             used[ident] += 1
-        img, faces = render_photo(rng, size, srcs, face_width)
-        name = f"{p:04d}.jpg"
-        img.save(out_dir / "album" / name, "JPEG", quality=quality)
-        truth_photos[name] = faces
-        for f in faces:
-            appears[f["identity"]].append(name)
-    for ident, src in selfies.items():
-        selfie_image(src.path).save(out_dir / "selfies" / f"{ident}.jpg", "JPEG", quality=95)
+        photo_sources.append(srcs)
+    truth_photos, appears = render_album(out_dir, rng, photo_sources, selfies, size, face_width, quality)
+    appears = {i: appears.get(i, []) for i in all_ids}
 
     truth = {
         "seed": seed,
@@ -458,19 +478,7 @@ def generate_crowd(
             shutil.rmtree(out_dir / sub, ignore_errors=True)
     (out_dir / "album").mkdir(parents=True, exist_ok=True)
     (out_dir / "selfies").mkdir(parents=True, exist_ok=True)
-    truth_photos: dict[str, list[dict]] = {}
-    appears: dict[str, list[str]] = {}
-    for i, srcs in enumerate(plan):
-        if not srcs:
-            continue
-        img, faces = render_photo(rng, size, srcs, face_width)
-        name = f"{i:04d}.jpg"
-        img.save(out_dir / "album" / name, "JPEG", quality=quality)
-        truth_photos[name] = faces
-        for f in faces:
-            appears.setdefault(f["identity"], []).append(name)
-    for ident, src in selfies.items():
-        selfie_image(src.path).save(out_dir / "selfies" / f"{ident}.jpg", "JPEG", quality=95)
+    truth_photos, appears = render_album(out_dir, rng, plan, selfies, size, face_width, quality)
     truth = {
         "seed": seed,
         "size": list(size),
