@@ -25,8 +25,7 @@ bench: setup  ## face engine benchmark against face_recognition (CPU unless a GP
 
 bench-search: setup  ## search: strategy, study (fits the calibration), accuracy per family, selfie quality, latency; JSON (slow)
 	$(UV) run python bench/search_strategy.py
-	$(UV) run python bench/identity_cache.py --faces ../shared/data/dev-faces --faces ../shared/data/dev-lfw
-	$(UV) run python bench/identity_cache.py --max-images 6000 --faces ../shared/data/dev-fiw
+	$(UV) run python bench/identity_cache.py
 	$(UV) run python bench/search_study.py
 	$(UV) run python bench/search_accuracy.py
 	$(UV) run python bench/search_quality.py
