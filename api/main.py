@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppResources
 from api.errors import install_error_handlers
+from api.middleware import RejectNul
 from api.routes import events, files, pages, photos, search
 from photomatch.config import Settings, get_settings
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.resources = AppResources(settings or get_settings(), use_process_engine=settings is None)
     install_error_handlers(app)
+    app.add_middleware(RejectNul)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -127,7 +127,7 @@ def failed_photos(
     event: OwnedEvent,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> FailedPage:
     """Failed photos with their reasons, most recent first."""
     total, photos = service.list_failed(session, event, limit=limit, offset=offset)

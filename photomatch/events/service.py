@@ -92,6 +92,8 @@ def create_event(
     name = name.strip()
     if not name or len(name) > 200:
         raise EventError("an event needs a name of 1 to 200 characters")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise EventError("an event name cannot contain control characters")
     days = settings.event_retention_days if retention_days is None else retention_days
     if not 1 <= days <= 3650:
         raise EventError("retention_days must be between 1 and 3650")

@@ -70,6 +70,10 @@ class Detector:
         out: list[list[Detection]] = [[] for _ in images]
         for (h, w), idx in groups.items():
             scale = self.scale_for(h, w)
+            if min(h, w) * scale < self.min_face:
+                # No face of min_face px fits (tiny images, 1x10000 strips): MTCNN would build an
+                # empty image pyramid and fail the whole batch. Such an image simply has no face.
+                continue
             small = torch.stack([_shrink(images[i], scale, self.device) for i in idx])
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
             for j, i in enumerate(idx):

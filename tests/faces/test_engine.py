@@ -150,6 +150,21 @@ def test_same_sized_images_batch_like_singles(group_images: list[Path]) -> None:
             assert np.allclose(fs.box, fb.box, atol=0.5)
 
 
+@pytest.mark.parametrize("shape", [(10, 10, 3), (19, 400, 3), (1, 10_000, 3), (12_000, 2, 3)])
+def test_images_too_small_for_any_face_have_none_and_do_not_sink_a_batch(
+    shape: tuple[int, int, int], group_images: list[Path]
+) -> None:
+    """MTCNN builds an empty image pyramid below its minimum face size and raised, failing the whole
+    batch (issue 9: selfies got a 500, worker batches were retried until too_many_attempts)."""
+    det = Detector(torch.device("cpu"))
+    tiny = np.full(shape, 128, dtype=np.uint8)
+    assert det.detect([tiny]) == [[]]
+    photo = load_image(group_images[0]).rgb
+    alone = det.detect([photo])[0]
+    tiny_faces, faces = det.detect([tiny, photo])
+    assert tiny_faces == [] and len(faces) == len(alone) > 0
+
+
 def test_device_choice() -> None:
     assert choose_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
