@@ -34,6 +34,11 @@ _READY_TIMEOUT = 120.0
 # A Celery worker finishing its current batch on warm shutdown; beyond this it is killed (the
 # reconciler re-enqueues whatever it was doing).
 _STOP_TIMEOUT = 30.0
+# A child that dies is restarted, as a service manager would: after 1 s, doubling while it keeps
+# dying, up to 30 s. More than _CRASH_LIMIT deaths within _CRASH_WINDOW is a crash loop (a broken
+# setting, a port taken): the stack stops and shows the child's log instead.
+_RESTART_DELAY, _RESTART_DELAY_MAX = 1.0, 30.0
+_CRASH_LIMIT, _CRASH_WINDOW = 5, 300.0
 
 
 def register(sub: Any) -> None:
@@ -56,9 +61,15 @@ class Child:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    crashes: list[float] = field(default_factory=list)
+    restart_at: float | None = None
 
     def start(self, env: dict[str, str]) -> None:
         """Start it in its own session (so a terminal's Ctrl-C reaches only the supervisor)."""
+        self.env = env
+        if self.log_file is not None:
+            self.log_file.close()
         self.log_file = self.log_path.open("ab")
         self.log_file.write(f"\n--- photomatch run: starting {self.name} at {time.ctime()} ---\n".encode())
         self.log_file.flush()
@@ -70,6 +81,27 @@ class Child:
     def exited(self) -> int | None:
         """Its exit code, or None while it runs."""
         return None if self.proc is None else self.proc.poll()
+
+    def supervise(self, now: float) -> None:
+        """Restart it if it died (after a growing delay); CliError when it keeps dying."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restart_at = None
+                self.start(self.env)
+                print(f"photomatch: {self.name} restarted", flush=True)
+            return
+        code = self.exited()
+        if code is None:
+            return
+        self.crashes = [t for t in self.crashes if now - t < _CRASH_WINDOW] + [now]
+        if len(self.crashes) > _CRASH_LIMIT:
+            raise CliError(
+                f"{self.name} exited {len(self.crashes)} times in {_CRASH_WINDOW:.0f} s (last code {code}); "
+                f"its log ends:\n{self.log_tail()}"
+            )
+        delay = min(_RESTART_DELAY * 2 ** (len(self.crashes) - 1), _RESTART_DELAY_MAX)
+        self.restart_at = now + delay
+        print(f"photomatch: {self.name} exited with code {code}; restarting in {delay:.0f} s", flush=True)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of its log, for a crash report."""
@@ -249,9 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         while not stop.requested:
             for child in children:
-                code = child.exited()
-                if code is not None:
-                    raise CliError(f"{child.name} exited with code {code}; its log ends:\n{child.log_tail()}")
+                child.supervise(time.monotonic())
             time.sleep(0.5)
         print("photomatch: stopping ...", flush=True)
         return 0

@@ -1,4 +1,5 @@
-"""`photomatch run`: the whole embedded stack starts, serves, stops cleanly on SIGTERM and keeps its data."""
+"""`photomatch run`: the whole embedded stack starts, serves, restarts a dead worker, stops cleanly on SIGTERM and
+keeps its data."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
     assert "photomatch: stopped" in log.read_text()
 
 
+def _child(proc: subprocess.Popen[bytes], name: str) -> psutil.Process:
+    """The supervisor's direct child running `photomatch <name>` (the worker execs celery in place)."""
+    for child in psutil.Process(proc.pid).children():
+        cmd = " ".join(child.cmdline())
+        if f"photomatch.cli {name}" in cmd or f" {name} " in f" {cmd} " and "celery" in cmd:
+            return child
+    raise AssertionError(f"no {name} child: {[c.cmdline() for c in psutil.Process(proc.pid).children()]}")
+
+
 def _tiny_jpeg() -> bytes:
     # A blank picture: no face, so the worker does not load the embedding model during the test.
     buf = io.BytesIO()
@@ -96,6 +106,19 @@ def test_run_starts_everything_and_data_survives_a_restart(tmp_path: Path) -> No
         assert upload.json()["created"] == 1
         created = httpx.post(f"{api}/events", json={"name": "Persist me"}, headers=auth)
         assert created.status_code == 201
+
+        # A worker killed outright is restarted; the API (attendees' searches) never goes down.
+        worker = _child(proc, "worker")
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "photomatch: worker restarted" not in log.read_text():
+            assert proc.poll() is None, f"the stack went down with its worker:\n{log.read_text()}"
+            assert httpx.get(f"{api}/health", timeout=2).status_code == 200
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        assert "worker exited with code -9; restarting" in log.read_text()
+        assert _child(proc, "worker").pid != worker.pid
     finally:
         if proc.poll() is None:
             _stop(proc, log)
