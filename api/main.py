@@ -12,12 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AppResources
 from api.errors import install_error_handlers
 from api.middleware import RejectNul
-from api.routes import events, files, pages, photos, search
+from api.routes import events, files, health, pages, photos, search
 from photomatch.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (events, files, photos, search, pages)
+ROUTERS = (health, events, files, photos, search, pages)
 
 
 @asynccontextmanager
@@ -45,11 +45,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resources = AppResources(settings or get_settings(), use_process_engine=settings is None)
     install_error_handlers(app)
     app.add_middleware(RejectNul)
-
-    @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        """Liveness: the process answers (no dependency checks)."""
-        return {"status": "ok"}
 
     for module in ROUTERS:
         app.include_router(module.router)
