@@ -43,7 +43,17 @@ class Faces:
 
     @classmethod
     def load(cls, name: str) -> Faces:
-        path = sorted(CACHE_DIR.glob(f"{name}-*.npz"))[-1]
+        """The cache of the current engine; else the newest one, with a warning (IndexError if none)."""
+        from bench.search_data import engine_fingerprint
+        from photomatch.config import get_settings
+
+        current = sorted(CACHE_DIR.glob(f"{name}-{engine_fingerprint(get_settings().embedder)}*.npz"))
+        if not current:
+            print(
+                f"{name}: no cache for the current engine; using an older one (bench/identity_cache.py)",
+                file=sys.stderr,
+            )
+        path = (current or sorted(CACHE_DIR.glob(f"{name}-*.npz"), key=lambda p: p.stat().st_mtime))[-1]
         with np.load(path) as z:
             ident = z["identity"]
             fam = np.array([i.split("_")[0] if name == "dev-fiw" else i for i in ident])
@@ -136,13 +146,7 @@ def sample_album(
 # --- features of a (selfie, photo) candidate -------------------------------------------------------
 
 CANDIDATE_RADIUS = 0.6  # the product never looks further than this
-EXPANSION_Z = 6.0
-_EXPANSION_Z_OVERRIDE: list[float] = []
-
-
-def params_expansion_z(params: CohortParams) -> float:
-    """The z a hit needs to expand the query (the --expansion-z of this run, else EXPANSION_Z)."""
-    return _EXPANSION_Z_OVERRIDE[0] if _EXPANSION_Z_OVERRIDE else EXPANSION_Z
+EXPANSION_Z = 6.0  # --expansion z: the z a hit needs to expand the query
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,7 +165,9 @@ class Candidates:
     relevant_of: np.ndarray  # per query: how many photos show the person
 
 
-def candidates(al: Album, params: CohortParams, own: tuple[np.ndarray, float] | None = None) -> Candidates:
+def candidates(
+    al: Album, params: CohortParams, own: tuple[np.ndarray, float] | None = None, expansion_z: float = EXPANSION_Z
+) -> Candidates:
     """The album's candidates with every feature any feature set uses.
 
     Expansion takes the selfie's matches by the own-evidence model `own` (weights over d, z_q,
@@ -199,7 +205,7 @@ def candidates(al: Album, params: CohortParams, own: tuple[np.ndarray, float] | 
     # re-measured against every candidate.
     zq_all = (q_mu[:, None] - d) / q_sd[:, None]
     if own is None:
-        confident, limit = zq_all, params_expansion_z(params)
+        confident, limit = zq_all, expansion_z
     else:
         w, limit = own
         confident = 1 / (1 + np.exp(-(w[0] * d + w[1] * zq_all + w[2] * np.log(len(al.emb)) + w[3])))
@@ -342,7 +348,7 @@ def sample_all(
                 for a in range(n_albums):
                     rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
                     al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
-                    albums.append(candidates(al, params, own))
+                    albums.append(candidates(al, params, own, getattr(args, "expansion_z", EXPANSION_Z)))
                 out[(family, kind, half)] = albums
                 print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
@@ -487,7 +493,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expansion-p", type=float, default=0.5, help="with --expansion matches: own P a hit needs")
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
-    _EXPANSION_Z_OVERRIDE[:] = [args.expansion_z]
     print(json.dumps(study(args), indent=1))
     return 0
 
