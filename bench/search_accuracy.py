@@ -30,8 +30,7 @@ import numpy as np
 
 from bench.make_album import generate_crowd
 from bench.metrics import average_precision
-from bench.search_data import FaceSet, analyze_images, engine_fingerprint
-from bench.search_eval import faces_of
+from bench.search_data import FaceSet, analyze_images, engine_fingerprint, faces_of
 from photomatch.config import Settings, get_settings
 from photomatch.search.calibration import CANDIDATE_RADIUS
 from photomatch.search.ranking import (

@@ -1,22 +1,20 @@
-"""Generated albums and their face embeddings for the search benchmarks, cached under bench/out/.
+"""Faces of a set of images (geometry, quality, embeddings) as the search benchmarks cache them.
 
-An album is made once per (seed, photos, size) with bench.make_album; the engine then runs once per
-album and model, and the faces (geometry, quality, embeddings) of the photos and of the held-back
-selfies are saved as .npz beside it. Later runs only read the cache.
+`analyze_images` runs the engine over files as a worker would; a FaceSet saves and loads as .npz;
+`engine_fingerprint` keys every cache to the engine code and settings that made it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parent / "out" / "search-albums"
+from photomatch.faces.types import Detection, Face
+
 # Photos per engine call: the worker's default batch.
 BATCH = 16
 
@@ -65,23 +63,6 @@ class FaceSet:
             )
 
 
-@dataclass
-class Album:
-    """One generated album: its truth and the engine's faces for photos and selfies."""
-
-    seed: int
-    path: Path
-    truth: dict[str, Any]
-    photos: FaceSet
-    selfies: FaceSet
-    engine_seconds: float
-
-    @property
-    def identities(self) -> list[str]:
-        """Selfie identities that appear in at least one photo."""
-        return sorted(i for i in self.truth["selfies"] if self.truth["identities"].get(i))
-
-
 def engine_fingerprint(model: str) -> str:
     """Model name plus a short hash of the face engine's code and detection settings.
 
@@ -97,11 +78,6 @@ def engine_fingerprint(model: str) -> str:
     engine_settings = {k: v for k, v in s.model_dump().items() if k.startswith(("detect_", "embed_"))}
     h.update(repr(sorted(engine_settings.items())).encode())
     return f"{model}-{h.hexdigest()[:10]}"
-
-
-def album_path(seed: int, photos: int, size: tuple[int, int]) -> Path:
-    """Where the album of these parameters is cached."""
-    return OUT / f"seed{seed}-{photos}x{size[0]}x{size[1]}"
 
 
 def analyze_images(engine: Any, paths: list[Path]) -> FaceSet:
@@ -130,43 +106,14 @@ def analyze_arrays(engine: Any, names: list[str], image: Any) -> FaceSet:
     )
 
 
-def load_album(
-    seed: int,
-    *,
-    photos: int,
-    size: tuple[int, int],
-    faces_dir: Path,
-    engine_factory: Any,
-    model: str,
-    log: Any = None,
-) -> Album:
-    """The album for `seed`, generated and analysed on first use; `engine_factory()` is called only then."""
-    from bench.make_album import generate_album
-
-    path = album_path(seed, photos, size)
-    if not (path / "truth.json").is_file():
-        generate_album(faces_dir, path, photos=photos, seed=seed, size=size)
-    truth = json.loads((path / "truth.json").read_text())
-    key = engine_fingerprint(model)
-    photo_cache, selfie_cache = path / f"faces-{key}.npz", path / f"selfies-{key}.npz"
-    meta_path = path / f"engine-{key}.json"
-    if not (photo_cache.is_file() and selfie_cache.is_file() and meta_path.is_file()):
-        engine = engine_factory()
-        if log:
-            log(f"analysing album seed {seed} ({photos} photos) with {model} ...")
-        t0 = time.perf_counter()
-        album_files = [path / "album" / n for n in sorted(truth["photos"])]
-        analyze_images(engine, album_files).save(photo_cache)
-        seconds = time.perf_counter() - t0
-        selfie_files = [path / rel for _, rel in sorted(truth["selfies"].items())]
-        analyze_images(engine, selfie_files).save(selfie_cache)
-        meta_path.write_text(json.dumps({"engine_seconds": round(seconds, 2), "device": str(engine.device)}))
-    meta = json.loads(meta_path.read_text())
-    return Album(
-        seed=seed,
-        path=path,
-        truth=truth,
-        photos=FaceSet.load(photo_cache),
-        selfies=FaceSet.load(selfie_cache),
-        engine_seconds=float(meta["engine_seconds"]),
-    )
+def faces_of(faces: FaceSet, i: int) -> list[Face]:
+    """The cached faces of image i as engine Face objects (what pick_query_face takes)."""
+    out = []
+    for r in faces.of(i):
+        det = Detection(
+            box=tuple(float(v) for v in faces.box[r]),  # type: ignore[arg-type]
+            landmarks=((0.0, 0.0),) * 5,  # type: ignore[arg-type]
+            probability=float(faces.probability[r]),
+        )
+        out.append(Face(det, sharpness=float(faces.sharpness[r]), embedding=faces.embedding[r], model="cached"))
+    return out

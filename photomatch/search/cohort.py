@@ -67,10 +67,3 @@ def cohort_stats(
     mu = (n * mean + w * params.prior_mean) / (n + w)
     var = (n * var + w * params.prior_sd**2 + n * w / (n + w) * (mean - params.prior_mean) ** 2) / (n + w)
     return mu, np.sqrt(np.maximum(var, 1e-6))
-
-
-def symmetric_score(
-    d: np.ndarray, q_mean: np.ndarray, q_sd: np.ndarray, f_mean: np.ndarray, f_sd: np.ndarray
-) -> np.ndarray:
-    """The mean of the query-side and the face-side z-scores of d (queries x faces); higher is closer."""
-    return 0.5 * ((q_mean[:, None] - d) / q_sd[:, None] + (f_mean[None, :] - d) / f_sd[None, :])
