@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Annotated
@@ -17,10 +16,11 @@ from photomatch.config import Settings
 from photomatch.db import get_session_factory, make_engine, make_session_factory, session_scope
 from photomatch.embedded import resolve_database_url
 from photomatch.events.service import get_event
+from photomatch.logs import get_logger
 from photomatch.models import Event, Photographer
 from photomatch.storage import Storage, get_storage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class AppResources:

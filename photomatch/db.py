@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,8 +13,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from photomatch.config import get_settings
 from photomatch.embedded import resolve_database_url
+from photomatch.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Deterministic constraint names, so Alembic migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {

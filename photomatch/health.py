@@ -6,17 +6,17 @@ reports "ok" or the error it met; it never raises, so one broken dependency cann
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from photomatch.config import Settings
+from photomatch.logs import get_logger
 from photomatch.queue import producer
 from photomatch.storage import Storage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PROBE_KEY = "health/ready-probe"
 
@@ -25,7 +25,7 @@ def _check(name: str, probe: Callable[[], object]) -> str:
     try:
         probe()
     except Exception as e:  # noqa: BLE001 - any failure means "not ready", and its text says why
-        log.warning("health.ready.failed check=%s error=%s", name, type(e).__name__)
+        log.warning("health.ready.failed", check=name, error=type(e).__name__)
         return f"error: {type(e).__name__}: {e}"[:300]
     return "ok"
 

@@ -9,7 +9,6 @@ modules. Messages carry ids only, and are sent after the transaction that wrote 
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from photomatch.config import Settings, get_settings
 from photomatch.db import after_commit
 from photomatch.embedded import resolve_redis_url
+from photomatch.logs import get_logger
 
 if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.orm import Session
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # <queue>.<domain>.<verb>; routed by the queue prefix.
 PROCESS_TASK = "faces.photos.process"

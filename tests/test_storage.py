@@ -161,3 +161,21 @@ def test_get_storage_selects_backend(tmp_path: Path, s3_settings: Settings) -> N
     local = get_storage(Settings(environment="test", data_dir=tmp_path))
     assert isinstance(local, LocalStorage) and local.root == tmp_path / "storage"
     assert isinstance(get_storage(s3_settings), S3Storage)
+
+
+def test_s3_public_url_signs_for_the_browser_endpoint(s3_settings: Settings) -> None:
+    """Services reach S3 at one name, browsers at another: presigned URLs carry the public one and work there."""
+    public = s3_settings.s3_endpoint_url.replace("127.0.0.1", "localhost")  # type: ignore[union-attr]
+    storage = S3Storage.from_settings(s3_settings.model_copy(update={"s3_public_url": public}))
+    storage.ensure_bucket()
+    storage.put("events/e1/photos/p1.jpg", b"original bytes", "image/jpeg")
+
+    url = storage.url_for_download("events/e1/photos/p1.jpg", "p1.jpg", 60)
+    assert url.startswith(public + "/")
+    assert httpx.get(url).content == b"original bytes"
+    upload = storage.presigned_upload("events/e1/photos/p2.jpg", "image/jpeg", 60)
+    assert upload.url.startswith(public + "/")
+    assert httpx.put(upload.url, content=b"new", headers=upload.headers).status_code == 200
+    assert storage.get_bytes("events/e1/photos/p2.jpg") == b"new"
+    # Without the setting, URLs keep the services' endpoint.
+    assert S3Storage.from_settings(s3_settings).url_for_download("k", "k", 60).startswith(s3_settings.s3_endpoint_url)  # type: ignore[arg-type]

@@ -26,20 +26,55 @@ delivered again; tasks are idempotent. Whatever Redis loses, the reconciler re-q
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
 
+from photomatch.logs import get_logger
 from photomatch.queue import create_celery_app
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TASK_MODULES = ("workers.tasks.photos",)
 
 # The worker's app: the library's configuration plus the task modules (`celery -A workers.celery_app`).
 app = create_celery_app(include=TASK_MODULES)
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    """Worker and beat log through photomatch.logs (JSON, redacted); connecting this keeps Celery's own
+    formatter off the root logger."""
+    from photomatch.config import get_settings
+    from photomatch.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(loglevel or settings.log_level, settings.log_format)
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """With worker_metrics_port set, the worker's main process serves the metrics of it and its pool."""
+    from prometheus_client import start_http_server
+
+    from photomatch.config import get_settings
+    from photomatch.metrics import registry
+
+    port = get_settings().worker_metrics_port
+    if port:
+        start_http_server(port, registry=registry())
+        log.info("workers.metrics.serving", port=port)
+
+
+@worker_process_shutdown.connect
+def _forget_metrics(pid: int | None = None, **_: Any) -> None:
+    """A prefork child's live samples go with it."""
+    import os
+
+    from photomatch.metrics import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())
 
 
 @worker_process_init.connect
@@ -57,5 +92,5 @@ def _after_fork(**_: Any) -> None:
 def _check_no_cuda_in_parent() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        log.error("workers.cuda_initialized_before_fork: a forked pool inherited CUDA state")
+        log.error("workers.cuda_initialized_before_fork", detail="a forked pool inherited CUDA state")
         raise RuntimeError("CUDA was initialised before the worker forked; run GPU queues with --pool=solo")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gc
 import io
-import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -23,7 +23,10 @@ from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
 from api.memory_form import MemoryForm, read_form_in_memory
 from api.schemas.search import AttendeeLink, QueryFace, Result, SearchResponse, Thresholds
 from photomatch.config import Settings
+from photomatch.errors import UserError
 from photomatch.events.service import get_event
+from photomatch.logs import get_logger
+from photomatch.metrics import SEARCH_SECONDS
 from photomatch.models import Event
 from photomatch.search import service
 from photomatch.search.archive import stream_zip
@@ -31,7 +34,7 @@ from photomatch.search.service import InvalidThresholds, UnusableSelfie
 from photomatch.search.tokens import link_expiry, make_token
 from photomatch.storage import Storage, content_disposition
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 router = APIRouter(prefix="/events/{slug}", tags=["search"])
 
@@ -143,8 +146,21 @@ async def search(
     The selfie is parsed in memory, never spooled to disk (see api/memory_form.py), and neither it
     nor its embedding is stored or logged.
     """
-    form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
-    return await run_in_threadpool(_search, slug, form, session, storage, settings)
+    started = time.perf_counter()
+    outcome, code = "error", 500
+    try:
+        form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
+        response = await run_in_threadpool(_search, slug, form, session, storage, settings)
+        outcome, code = "ok", 200
+        return response
+    except UserError as e:
+        outcome, code = e.reason, e.status
+        raise
+    except HTTPException as e:
+        outcome, code = "http_error", e.status_code
+        raise
+    finally:
+        SEARCH_SECONDS.labels(outcome, str(code)).observe(time.perf_counter() - started)
 
 
 @router.post("/download.zip", response_class=StreamingResponse)
@@ -163,7 +179,7 @@ def download_zip(
     entries = service.archive_entries(session, event, photo_ids)
     if not entries:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")
-    log.info("search.download.zip event=%s photos=%d", event.id, len(entries))
+    log.info("search.download.zip", event_id=event.id, photos=len(entries))
     headers = {"Content-Disposition": content_disposition(f"{event.slug}-photos.zip")}
     return StreamingResponse(stream_zip(storage, entries), media_type="application/zip", headers=headers)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -12,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from photomatch.accounts import repository
 from photomatch.errors import UserError
+from photomatch.logs import get_logger
 from photomatch.models import ApiKey, Photographer
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Raw keys look like `pm_<prefix>_<secret>`: the prefix finds the row without a hash index scan
 # and is safe to show in logs; the secret carries the entropy (32 bytes, base64url).
@@ -66,7 +66,7 @@ def create_api_key(session: Session, photographer: Photographer) -> str:
     """Create a new API key for `photographer`; return the raw key (shown once, never stored)."""
     prefix, raw_key = _new_raw_key()
     repository.add_api_key(session, photographer.id, prefix, hash_key(raw_key))
-    log.info("accounts.api_key.created photographer=%s prefix=%s", photographer.id, prefix)
+    log.info("accounts.api_key.created", photographer_id=photographer.id, prefix=prefix)
     return raw_key
 
 
@@ -79,7 +79,7 @@ def create_photographer(session: Session, name: str, email: str) -> tuple[Photog
     if repository.get_photographer_by_email(session, email) is not None:
         raise AccountError(f"a photographer with email {email} already exists")
     photographer = repository.add_photographer(session, name, email)
-    log.info("accounts.photographer.created photographer=%s", photographer.id)
+    log.info("accounts.photographer.created", photographer_id=photographer.id)
     return photographer, create_api_key(session, photographer)
 
 
@@ -92,7 +92,7 @@ def revoke_api_key(session: Session, key: ApiKey) -> None:
     """Refuse `key` from now on."""
     key.revoked_at = datetime.now(UTC)
     session.flush()
-    log.info("accounts.api_key.revoked prefix=%s", key.prefix)
+    log.info("accounts.api_key.revoked", prefix=key.prefix)
 
 
 def find_api_key(session: Session, raw_key: str) -> ApiKey | None:
@@ -108,7 +108,7 @@ def authenticate(session: Session, raw_key: str) -> Photographer | None:
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw_key)):
         return None
     if key.revoked_at is not None:
-        log.info("accounts.auth.revoked prefix=%s", key.prefix)
+        log.info("accounts.auth.revoked", prefix=key.prefix)
         return None
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:

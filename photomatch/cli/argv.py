@@ -4,9 +4,10 @@ and friends (which exec them) and by `photomatch run` (which supervises them).""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
 from photomatch.cli.errors import CliError
-from photomatch.config import get_settings
+from photomatch.config import get_settings, is_placeholder_secret
 from photomatch.queue import FACES_QUEUE, QUEUES
 
 # The Celery application module (celery -A); `celery` finds its `app`/`celery` attribute.
@@ -46,5 +47,28 @@ def beat_argv(loglevel: str = "info") -> list[str]:
 
 
 def flower_argv(port: int, address: str) -> list[str]:
-    """The Flower command line."""
+    """The Flower command line; its credentials come from FLOWER_BASIC_AUTH (`flower_env`), not argv,
+    where any local user could read them."""
     return celery_argv("flower", f"--port={port}", f"--address={address}")
+
+
+def flower_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment Flower runs with: FLOWER_BASIC_AUTH always set, never to a placeholder.
+
+    Flower without credentials shows every task's arguments and tracebacks to anyone who can reach
+    it. Production must bring its own (`user:password[,user2:password2]`); development gets one
+    generated into data_dir (`photomatch run` prints it).
+    """
+    from photomatch.cli.credentials import flower_basic_auth
+
+    settings = get_settings()
+    given = environ.get("FLOWER_BASIC_AUTH", "").strip()
+    if given:
+        for entry in given.split(","):
+            user, _, password = entry.partition(":")
+            if not user or is_placeholder_secret(password):
+                raise CliError("FLOWER_BASIC_AUTH must be user:password with a real password (12+ characters)")
+        return {**environ, "FLOWER_BASIC_AUTH": given}
+    if settings.environment == "production":
+        raise CliError("set FLOWER_BASIC_AUTH=user:password: Flower is never served without a login in production")
+    return {**environ, "FLOWER_BASIC_AUTH": flower_basic_auth(settings)}

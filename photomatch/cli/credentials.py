@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from photomatch.config import Settings
 
 CREDENTIALS_FILE = "credentials.json"
+FLOWER_AUTH_FILE = "flower-auth"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
@@ -48,6 +50,22 @@ def save(settings: Settings, *, api_key: str, email: str, api_url: str | None = 
         json.dump(data, f, indent=2)
         f.write("\n")
     return path
+
+
+def flower_basic_auth(settings: Settings) -> str:
+    """`admin:<random>` for the embedded Flower, generated once and kept in data_dir (owner-only)."""
+    path = settings.data_dir / FLOWER_AUTH_FILE
+    try:
+        value = path.read_text().strip()
+    except OSError:
+        value = ""
+    if ":" not in value:
+        value = f"admin:{secrets.token_urlsafe(18)}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+    return value
 
 
 def resolve(settings: Settings, api_url: str | None = None, api_key: str | None = None) -> Credentials:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from photomatch.cli import stack, status, upload
-from photomatch.cli.argv import beat_argv, flower_argv, worker_argv
+from photomatch.cli.argv import beat_argv, flower_argv, flower_env, worker_argv
 from photomatch.cli.errors import CliError
 from photomatch.queue import QUEUES
 
@@ -84,13 +84,18 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve api.main:create_app with uvicorn."""
     import uvicorn
 
+    from photomatch.logs import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "api.main:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level=args.log_level,
+        # Our handler (JSON, redacted) instead of uvicorn's own formatters.
+        log_config=None,
     )
     return 0
 
@@ -107,6 +112,10 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def cmd_flower(args: argparse.Namespace) -> int:
     """Run Flower."""
+    env = flower_env(os.environ)
+    if "FLOWER_BASIC_AUTH" not in os.environ:
+        print(f"Flower login: {env['FLOWER_BASIC_AUTH']}  (generated; set FLOWER_BASIC_AUTH to choose one)", flush=True)
+    os.environ.update(env)
     return _exec(flower_argv(args.port or _settings().flower_port, args.address))
 
 

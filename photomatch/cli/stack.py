@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import httpx
 
-from photomatch.cli.argv import beat_argv, flower_argv
+from photomatch.cli.argv import beat_argv, flower_argv, flower_env
 from photomatch.cli.errors import CliError
 from photomatch.config import Settings, get_settings
 
@@ -62,6 +62,8 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = field(default=None, repr=False)
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    # Variables only this child gets (Flower's login), on top of the stack's environment.
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
     crashes: list[float] = field(default_factory=list)
     restart_at: float | None = None
 
@@ -74,8 +76,8 @@ class Child:
         self.log_file.write(f"\n--- photomatch run: starting {self.name} at {time.ctime()} ---\n".encode())
         self.log_file.flush()
         self.proc = subprocess.Popen(
-            self.argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            self.argv, env={**env, **self.extra_env}, stdin=subprocess.DEVNULL, stdout=self.log_file,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
     def exited(self) -> int | None:
@@ -265,10 +267,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "PYTHONUNBUFFERED": "1",
         }
         cli = [sys.executable, "-m", "photomatch.cli"]
+        flower_auth = {"FLOWER_BASIC_AUTH": flower_env(os.environ)["FLOWER_BASIC_AUTH"]}
         # Stop order is list order: intake (API) first, the worker last so it can finish its batch.
         children = [
             Child("api", [*cli, "api", "--host", host, "--port", str(api_port)], logs_dir / "api.log"),
-            Child("flower", flower_argv(flower_port, host), logs_dir / "flower.log"),
+            Child("flower", flower_argv(flower_port, host), logs_dir / "flower.log", extra_env=flower_auth),
             Child("beat", beat_argv(), logs_dir / "beat.log"),
             Child("worker", [*cli, "worker", "--queues", "faces,cpu", "--pool", "solo"], logs_dir / "worker.log"),
         ]
@@ -277,7 +280,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + _READY_TIMEOUT
         ready = _wait_ready(children, f"{api_url}/health", "the API", deadline, stop)
         if ready and _wait_ready(children, f"{flower_url}/healthcheck", "Flower", deadline, stop):
-            _print_banner(settings, api_url, flower_url, db_url, redis_url, api_key, demo, logs_dir)
+            flower_login = flower_auth["FLOWER_BASIC_AUTH"]
+            _print_banner(settings, api_url, flower_url, flower_login, db_url, redis_url, api_key, demo, logs_dir)
 
         while not stop.requested:
             for child in children:
@@ -298,6 +302,7 @@ def _print_banner(
     settings: Settings,
     api_url: str,
     flower_url: str,
+    flower_login: str,
     db_url: str,
     redis_url: str,
     api_key: str,
@@ -308,7 +313,7 @@ def _print_banner(
         ("API", f"{api_url}   (docs: {api_url}/docs)"),
         ("Upload", f"{api_url}/app   (photographer page: sign in with the API key below)"),
         ("Attendee", f"{api_url}/e/{demo['slug']}?code={demo['access_code']}"),
-        ("Flower", flower_url),
+        ("Flower", f"{flower_url}   (login {flower_login})"),
         ("Postgres", db_url),
         ("Redis", redis_url),
         ("Storage", str(settings.storage_dir) if settings.storage_backend == "local" else f"s3://{settings.s3_bucket}"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 import unicodedata
@@ -14,9 +13,10 @@ from sqlalchemy.orm import Session
 from photomatch.config import Settings, get_settings
 from photomatch.errors import UserError
 from photomatch.events import repository
+from photomatch.logs import get_logger
 from photomatch.models import Event, Photographer
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Attendees type the code from a printed card or a slide: no 0/O, 1/I/L, and upper case only.
 # 31^6 is about 887 million codes, far more than events, so random collisions are rare and retried.
@@ -118,9 +118,9 @@ def create_event(
             with session.begin_nested():
                 repository.add_event(session, event)
         except IntegrityError:
-            log.info("events.create.collision slug=%s", event.slug)
+            log.info("events.create.collision", slug=event.slug)
             continue
-        log.info("events.created event=%s slug=%s photographer=%s", event.id, event.slug, photographer.id)
+        log.info("events.created", event_id=event.id, slug=event.slug, photographer_id=photographer.id)
         return event
     raise EventError("could not allocate a unique slug and access code; try again")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import torch
 
-log = logging.getLogger(__name__)
+from photomatch.logs import get_logger
+
+log = get_logger(__name__)
 _logged: set[str] = set()
 _lock = threading.Lock()
 
@@ -24,7 +25,7 @@ def choose_device(setting: str = "auto") -> torch.device:
         if str(device) not in _logged:
             _logged.add(str(device))
             name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-            log.info("faces.device.selected device=%s (%s) setting=%s", device, name, setting)
+            log.info("faces.device.selected", device=device, name=name, setting=setting)
     return device
 
 

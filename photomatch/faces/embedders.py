@@ -7,7 +7,6 @@ L2-normalised; the model name travels with every stored vector.
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -18,8 +17,9 @@ import torch
 from photomatch.config import Settings
 from photomatch.faces.alignment import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
 from photomatch.faces.device import half_precision
+from photomatch.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
@@ -56,7 +56,7 @@ class Embedder:
             if self._net is None:
                 net = self._build().eval().requires_grad_(False)
                 self._net = net.to(device=self.device, dtype=self.dtype)
-                log.info("faces.embedder.loaded model=%s device=%s dtype=%s", self.name, self.device, self.dtype)
+                log.info("faces.embedder.loaded", model=self.name, device=self.device, dtype=self.dtype)
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
         assert self._net is not None

@@ -14,6 +14,7 @@ from photomatch.faces.detection import Detector
 from photomatch.faces.device import choose_device
 from photomatch.faces.embedders import Embedder, get_embedder_class
 from photomatch.faces.types import Detection, Face
+from photomatch.metrics import timed
 
 ImageLike = np.ndarray | torch.Tensor  # H x W x 3 uint8 RGB
 
@@ -71,12 +72,17 @@ class FaceEngine:
     @torch.inference_mode()
     def analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
         """Detect, align and (by default) embed every face of every image, batching across images."""
-        detections = self.detect(images)
-        per_image = [self.chips(img, dets) for img, dets in zip(images, detections, strict=True)]
-        counts = [c.shape[0] for c in per_image]
-        all_chips = torch.cat(per_image) if per_image else torch.zeros((0, 3, 1, 1))
-        sharp = sharpness(all_chips).cpu().numpy() if all_chips.shape[0] else np.zeros(0)
-        vectors = self.embedder.embed(all_chips) if embed else None
+        # Stage timings (photomatch_stage_duration_seconds): each ends on a host copy, so on a GPU
+        # they measure finished work, not queued kernels.
+        with timed("detect"):
+            detections = self.detect(images)
+        with timed("align"):
+            per_image = [self.chips(img, dets) for img, dets in zip(images, detections, strict=True)]
+            counts = [c.shape[0] for c in per_image]
+            all_chips = torch.cat(per_image) if per_image else torch.zeros((0, 3, 1, 1))
+            sharp = sharpness(all_chips).cpu().numpy() if all_chips.shape[0] else np.zeros(0)
+        with timed("embed"):
+            vectors = self.embedder.embed(all_chips) if embed else None
         out: list[list[Face]] = []
         k = 0
         for dets, n in zip(detections, counts, strict=True):

@@ -8,7 +8,6 @@ flushes: the request or task around it commits, and the processing it defers is 
 from __future__ import annotations
 
 import enum
-import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
 from photomatch.errors import UserError
+from photomatch.logs import get_logger
 from photomatch.models import Event
 from photomatch.photos import repository
 from photomatch.photos.files import (
@@ -33,7 +33,7 @@ from photomatch.photos.files import (
 from photomatch.photos.queue import enqueue_import, enqueue_processing
 from photomatch.storage import ObjectNotFound, Storage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _CHUNK = 1024 * 1024
 # Object keys photomatch writes itself; importing from under them would copy other events' photos.
@@ -75,7 +75,7 @@ def original_key(event_id: uuid.UUID, photo_id: uuid.UUID, kind: ImageType) -> s
 
 
 def _rejected(filename: str, reason: str, message: str) -> IngestResult:
-    log.info("photos.ingest.rejected filename=%r reason=%s", filename, reason)
+    log.info("photos.ingest.rejected", filename=filename, reason=reason)
     return IngestResult(filename, Outcome.REJECTED, reason=reason, message=message)
 
 
@@ -124,14 +124,14 @@ def _register(
         "content_type": kind.content_type,
     }
     if repository.insert_photo(session, values):
-        log.info("photos.ingest.created event=%s photo=%s bytes=%d", event.id, photo_id, reader.size)
+        log.info("photos.ingest.created", event_id=event.id, photo_id=photo_id, bytes=reader.size)
         return IngestResult(filename, Outcome.CREATED, photo_id=photo_id)
     existing = repository.get_by_sha256(session, event.id, reader.sha256)
     if existing is None:  # only a reused id or key conflicts otherwise; both are generated fresh
         raise RuntimeError(f"photo {photo_id} conflicts with an existing row but no duplicate was found")
     if existing.storage_key != key:
         storage.delete(key)
-    log.info("photos.ingest.duplicate event=%s existing=%s", event.id, existing.id)
+    log.info("photos.ingest.duplicate", event_id=event.id, existing_id=existing.id)
     return _duplicate(filename, existing.id, "already uploaded")
 
 
@@ -271,7 +271,7 @@ def import_objects(
     """Import each of `keys` into the event (see `import_object`); nothing if the event is gone."""
     event = repository.get_event(session, event_id)
     if event is None:
-        log.warning("photos.import.event_missing event=%s", event_id)
+        log.warning("photos.import.event_missing", event_id=event_id)
         return []
     return [import_object(session, storage, event, key, settings=settings) for key in keys]
 

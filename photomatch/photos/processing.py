@@ -8,7 +8,6 @@ Nothing here imports torch; the task hands in the engine.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from photomatch.faces.types import Analyzer, Face
 from photomatch.imaging import ImageError, LoadedImage, load_image
+from photomatch.logs import get_logger
+from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
 from photomatch.models import PhotoStatus
 from photomatch.photos import repository
 from photomatch.photos.thumbnails import THUMB_CONTENT_TYPE, render_thumbnails, thumbnail_keys
 from photomatch.storage import ObjectNotFound, Storage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass
@@ -55,27 +56,29 @@ def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attemp
     """Mark the still-pending photos among `photo_ids` processing; photos out of attempts fail instead."""
     exhausted = repository.fail_exhausted(session, photo_ids, max_attempts)
     for photo_id in exhausted:
-        log.warning("photos.process.too_many_attempts photo=%s", photo_id)
+        log.warning("photos.process.too_many_attempts", photo_id=photo_id)
     rows = repository.claim(session, photo_ids, max_attempts)
     embedders = repository.embedders_of(session, [event_id for _, event_id, _ in rows])
     skipped = len(photo_ids) - len(rows) - len(exhausted)
     if skipped:
         # Done, failed or deleted: a duplicate delivery of a finished batch lands here.
-        log.info("photos.process.skipped photos=%d", skipped)
+        log.info("photos.process.skipped", photos=skipped)
     return [ClaimedPhoto(pid, eid, key, embedders[eid]) for pid, eid, key in rows]
 
 
 def _decode(storage: Storage, photo: ClaimedPhoto) -> LoadedImage | str:
     """The decoded photo, or a failure reason `<reason>: <message>` for a permanent problem."""
     try:
-        data = storage.get_bytes(photo.storage_key)
+        with timed("fetch"):
+            data = storage.get_bytes(photo.storage_key)
     except ObjectNotFound:
-        log.warning("photos.process.missing_original photo=%s key=%s", photo.id, photo.storage_key)
+        log.warning("photos.process.missing_original", photo_id=photo.id, key=photo.storage_key)
         return f"missing_original: no object at {photo.storage_key}"
     try:
-        return load_image(data)
+        with timed("decode"):
+            return load_image(data)
     except ImageError as e:
-        log.info("photos.process.decode_failed photo=%s reason=%s", photo.id, e.reason)
+        log.info("photos.process.decode_failed", photo_id=photo.id, reason=e.reason)
         return f"{e.reason}: {e}"
 
 
@@ -90,7 +93,7 @@ def _analyze(engine: Analyzer, images: list[LoadedImage]) -> list[list[Face] | s
     except Exception:
         if len(images) == 1:
             raise
-        log.exception("photos.process.batch_failed images=%d; retrying one by one", len(images))
+        log.exception("photos.process.batch_failed", images=len(images), then="one_by_one")
     results: list[list[Face] | str] = []
     first_error: Exception | None = None
     for img in images:
@@ -168,11 +171,26 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
         if outcome.failure is not None:
             repository.replace_faces(session, photo.id, [])
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.FAILED, outcome.failure, None
-            log.info("photos.process.failed photo=%s reason=%s", photo.id, outcome.failure.split(":", 1)[0])
         else:
             repository.replace_faces(session, photo.id, _face_rows(outcome))
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.DONE, None, len(outcome.faces)
     session.flush()
+
+
+def record_outcomes(outcomes: Sequence[PhotoOutcome]) -> None:
+    """Log and count a committed batch: one line per photo, and the worker metrics (photos by status,
+    faces, failures by reason)."""
+    BATCH_PHOTOS.observe(len(outcomes))
+    for o in outcomes:
+        if o.failure is None:
+            log.info("photos.process.done", photo_id=o.photo_id, event_id=o.event_id, faces=len(o.faces))
+            PHOTOS_PROCESSED.labels("done").inc()
+            FACES_STORED.inc(len(o.faces))
+        else:
+            reason = o.failure.split(":", 1)[0]
+            log.info("photos.process.failed", photo_id=o.photo_id, event_id=o.event_id, reason=reason)
+            PHOTOS_PROCESSED.labels("failed").inc()
+            PHOTO_FAILURES.labels(reason).inc()
 
 
 # --- thumbnails --------------------------------------------------------------------------------
@@ -191,7 +209,7 @@ def make_thumbnails(session: Session, storage: Storage, photo_ids: Sequence[uuid
         try:
             image = load_image(storage.get_bytes(photo.storage_key))
         except (ImageError, ObjectNotFound) as e:
-            log.info("photos.thumbnails.skipped photo=%s error=%s", photo.id, type(e).__name__)
+            log.info("photos.thumbnails.skipped", photo_id=photo.id, error=type(e).__name__)
             continue
         small, medium = render_thumbnails(image.rgb)
         small_key, medium_key = thumbnail_keys(photo.event_id, photo.id)

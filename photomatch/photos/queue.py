@@ -7,16 +7,16 @@ never for a transaction that rolled back.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
+from photomatch.logs import get_logger
 from photomatch.queue import IMPORT_TASK, PROCESS_TASK, THUMBNAILS_TASK, defer
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def batches(ids: Sequence[uuid.UUID], size: int) -> Iterable[list[uuid.UUID]]:
@@ -41,7 +41,7 @@ def enqueue_processing(session: Session, photo_ids: Sequence[uuid.UUID], *, sett
         defer(session, THUMBNAILS_TASK, args, settings=settings)
         sent += 1
     if ids:
-        log.info("photos.enqueue.processing photos=%d tasks=%d", len(ids), sent)
+        log.info("photos.enqueue.processing", photos=len(ids), tasks=sent)
     return sent
 
 
@@ -64,5 +64,5 @@ def enqueue_import(
     for start in range(0, len(keys), s.import_batch_size):
         defer(session, IMPORT_TASK, [str(event_id), list(keys[start : start + s.import_batch_size])], settings=settings)
         sent += 1
-    log.info("photos.enqueue.import event=%s keys=%d tasks=%d", event_id, len(keys), sent)
+    log.info("photos.enqueue.import", event_id=event_id, keys=len(keys), tasks=sent)
     return sent

@@ -142,6 +142,12 @@ def status_counts(session: Session, event_id: uuid.UUID) -> tuple[dict[PhotoStat
     return counts, faces
 
 
+def status_counts_all(session: Session) -> list[tuple[uuid.UUID, str, int]]:
+    """(event id, status, photos) for every event that has photos: one grouped scan for the metrics."""
+    rows = session.execute(select(Photo.event_id, Photo.status, func.count()).group_by(Photo.event_id, Photo.status))
+    return [(event_id, PhotoStatus(status).value, int(n)) for event_id, status, n in rows]
+
+
 def recent_throughput(
     session: Session, event_id: uuid.UUID, window_seconds: float
 ) -> tuple[int, datetime | None, datetime]:

@@ -5,7 +5,6 @@ Everything here only flushes; the processing it queues is sent once the caller's
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,11 +13,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
+from photomatch.logs import get_logger
 from photomatch.models import Event, PhotoStatus
 from photomatch.photos import repository
 from photomatch.photos.queue import enqueue_processing, enqueue_thumbnails
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # --- status, failures, retry -------------------------------------------------------------------
@@ -94,7 +94,7 @@ def retry_failed(
     """Put failed photos (all of the event's, or those listed) back to uploaded and queue them again."""
     ids = repository.reset_failed(session, event.id, photo_ids)
     enqueue_processing(session, ids, settings=settings)
-    log.info("photos.retry event=%s photos=%d", event.id, len(ids))
+    log.info("photos.retry", event_id=event.id, photos=len(ids))
     return ids
 
 
@@ -108,6 +108,11 @@ class ReconcileResult:
     requeued: list[uuid.UUID]
     failed: list[uuid.UUID]
     thumbnails: list[uuid.UUID]
+
+
+def photo_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(event id, status, photos) across events, for the `photomatch_photos` gauge."""
+    return [(str(event_id), status, n) for event_id, status, n in repository.status_counts_all(session)]
 
 
 def reconcile(
@@ -131,7 +136,5 @@ def reconcile(
     enqueue_processing(session, requeued)
     enqueue_thumbnails(session, thumbnails)
     if failed or requeued or thumbnails:
-        log.warning(
-            "photos.reconcile.found requeued=%d failed=%d thumbnails=%d", len(requeued), len(failed), len(thumbnails)
-        )
+        log.warning("photos.reconcile.found", requeued=len(requeued), failed=len(failed), thumbnails=len(thumbnails))
     return ReconcileResult(requeued=requeued, failed=failed, thumbnails=thumbnails)

@@ -7,7 +7,6 @@ and nothing about it (bytes, embedding, box) is written to disk, the database, s
 from __future__ import annotations
 
 import hmac
-import logging
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from photomatch.errors import UserError
 from photomatch.events.service import normalize_access_code
 from photomatch.faces.types import Analyzer, Face
 from photomatch.imaging import ImageError, load_image
+from photomatch.logs import get_logger
 from photomatch.models import Event, Photo
 from photomatch.search import repository
 from photomatch.search.archive import ArchiveEntry, unique_names
@@ -41,7 +41,7 @@ from photomatch.search.ranking import (
 from photomatch.search.tokens import verify_token
 from photomatch.storage import Storage
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Torch already spreads one selfie over every core; two at once would only thrash the caches.
 _engine_lock = threading.Lock()
@@ -88,7 +88,7 @@ def check_access(event: Event, *, code: str | None, token: str | None, secret_ke
         return
     if token and verify_token(token, event, secret_key):
         return
-    log.info("search.access.denied event=%s via=%s", event.id, "code" if code else "token")
+    log.info("search.access.denied", event_id=event.id, via="code" if code else "token")
     if code:
         raise InvalidCredentials("That access code is not right for this event. Check it and try again.")
     raise InvalidCredentials("This link is not valid for this event, or it has expired. Ask for a new one.")
@@ -120,14 +120,14 @@ def selfie_face(data: bytes | bytearray, engine: Analyzer, settings: Settings) -
     try:
         image = load_image(bytes(data), max_bytes=settings.search_max_selfie_bytes)
     except ImageError as e:
-        log.info("search.query.bad_image reason=%s", e.reason)
+        log.info("search.query.bad_image", reason=e.reason)
         raise UnusableSelfie(e.reason, f"We could not read your selfie: {e}") from None
     with _engine_lock:
         faces = engine.analyze([image.rgb])[0]
     try:
         face = pick_query_face(faces, min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness)
     except QueryRejected as e:
-        log.info("search.query.%s faces=%d", e.reason, len(faces))
+        log.info("search.query.rejected", reason=e.reason, faces=len(faces))
         raise UnusableSelfie(e.reason, str(e)) from None
     if face.embedding is None or face.model is None:
         raise RuntimeError("the engine returned a face without an embedding")
@@ -246,11 +246,11 @@ def search_event(
         possible_matches=items(ranked.possible),
     )
     log.info(
-        "search.query.done event=%s matches=%d possible=%d ms=%d",
-        event.id,
-        len(result.matches),
-        len(result.possible_matches),
-        (time.perf_counter() - started) * 1000,
+        "search.query.done",
+        event_id=event.id,
+        matches=len(result.matches),
+        possible=len(result.possible_matches),
+        ms=round((time.perf_counter() - started) * 1000),
     )
     return result
 

@@ -21,9 +21,13 @@ class S3Storage(Storage):
 
     supports_presigned_upload = True
 
-    def __init__(self, bucket: str, client: Any) -> None:
+    def __init__(self, bucket: str, client: Any, presign_client: Any | None = None) -> None:
         self.bucket = bucket
         self.client = client
+        # Signs the URLs browsers follow; its endpoint is the public one when that differs from the
+        # one the services use (compose: `minio:9000` inside, `https://s3.example.com` outside).
+        # Signing makes no request, so this client never needs to reach its endpoint.
+        self.presign_client = presign_client or client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
@@ -32,15 +36,19 @@ class S3Storage(Storage):
         from botocore.config import Config
 
         addressing = "path" if settings.s3_endpoint_url else "auto"
-        client = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key,
-            aws_secret_access_key=settings.s3_secret_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
-        )
-        return cls(settings.s3_bucket, client)
+
+        def client(endpoint_url: str | None) -> Any:
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.s3_access_key,
+                aws_secret_access_key=settings.s3_secret_key,
+                config=Config(signature_version="s3v4", s3={"addressing_style": addressing}),
+            )
+
+        public = settings.s3_public_url
+        return cls(settings.s3_bucket, client(settings.s3_endpoint_url), client(public) if public else None)
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (dev stacks with a fresh MinIO)."""
@@ -105,13 +113,13 @@ class S3Storage(Storage):
             "Key": validate_key(key),
             "ResponseContentDisposition": content_disposition(filename),
         }
-        url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+        url: str = self.presign_client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
         return url
 
     def presigned_upload(self, key: str, content_type: str, expires: int) -> PresignedUpload:
         """A presigned PUT; the client must send the same Content-Type, which the signature covers."""
         params = {"Bucket": self.bucket, "Key": validate_key(key), "ContentType": content_type}
-        url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
+        url = self.presign_client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
         return PresignedUpload(url=url, headers={"Content-Type": content_type})
 
 

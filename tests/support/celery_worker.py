@@ -15,10 +15,13 @@ from photomatch.config import REPO_ROOT, Settings, get_settings
 class CeleryWorker:
     """`celery worker` on both queues, solo pool, configured like `settings`, logging to data_dir/worker.log."""
 
-    def __init__(self, settings: Settings, name: str = "test") -> None:
+    def __init__(self, settings: Settings, name: str = "test", *, queues: str = "faces,cpu") -> None:
         self.settings = settings
         self.name = name
-        self.log_path = settings.data_dir / "worker.log"
+        self.queues = queues
+        self.log_path = settings.data_dir / f"worker-{name}.log"
+        # Its Prometheus samples (multiprocess mode), read back by tests with metrics_in().
+        self.metrics_dir = settings.data_dir / f"metrics-{name}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -36,19 +39,21 @@ class CeleryWorker:
             PHOTOMATCH_DEV_FACES_DIR=str(get_settings().dev_faces_dir),
             # The test process computes too; one torch thread each keeps two cores busy, not oversubscribed.
             OMP_NUM_THREADS="1",
+            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
         )
         return env
 
     def start(self) -> None:
         """Start the worker and wait until it consumes."""
-        argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "faces,cpu"]
+        argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", self.queues]
         argv += ["--pool=solo", "-c", "1", "--loglevel=INFO", "--without-gossip", "--without-mingle"]
         argv += ["--hostname", f"{self.name}-{uuid.uuid4().hex[:6]}@%h"]
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
-        while b" ready." not in self.log_path.read_bytes()[offset:]:
+        while b"ready." not in self.log_path.read_bytes()[offset:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.tail()}")
             time.sleep(0.2)

@@ -8,7 +8,6 @@ A task that still fails leaves its photos pending, and the reconciler re-queues 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -20,6 +19,8 @@ import sqlalchemy.exc
 from photomatch.config import get_settings
 from photomatch.db import session_scope
 from photomatch.faces.types import Analyzer
+from photomatch.logs import get_logger
+from photomatch.metrics import timed
 from photomatch.photos import ingest, processing, service
 from photomatch.queue import (
     CPU_QUEUE,
@@ -33,7 +34,7 @@ from photomatch.queue import (
 from photomatch.storage import Storage, get_storage
 from workers.celery_app import app
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,  # connection refused/reset, server restarting
@@ -80,18 +81,19 @@ def process_photos(photo_ids: list[str]) -> dict[str, Any]:
     if not claimed:
         return {"photos": 0}
     outcomes = processing.analyze_photos(claimed, _storage(), _engine_for)
-    with session_scope() as session:
+    with timed("db_write"), session_scope() as session:
         processing.save_outcomes(session, outcomes)
+    processing.record_outcomes(outcomes)
     failed = sum(o.failure is not None for o in outcomes)
     faces = sum(len(o.faces) for o in outcomes)
-    log.info("photos.process.batch_done photos=%d failed=%d faces=%d", len(outcomes), failed, faces)
+    log.info("photos.process.batch_done", photos=len(outcomes), failed=failed, faces=faces)
     return {"photos": len(outcomes), "failed": failed, "faces": faces}
 
 
 @app.task(name=THUMBNAILS_TASK, **RETRY)
 def make_thumbnails(photo_ids: list[str]) -> dict[str, Any]:
     """Render small and medium previews of a batch of photos."""
-    with session_scope() as session:
+    with timed("thumbnails"), session_scope() as session:
         made = processing.make_thumbnails(session, _storage(), _ids(photo_ids))
     return {"thumbnails": made}
 
@@ -102,7 +104,7 @@ def import_photos(event_id: str, keys: list[str]) -> dict[str, Any]:
     with session_scope() as session:
         results = ingest.import_batch(session, _storage(), uuid.UUID(event_id), keys)
     counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in ingest.Outcome}
-    log.info("photos.import.batch_done event=%s %s", event_id, counts)
+    log.info("photos.import.batch_done", event_id=event_id, **counts)
     return counts
 
 
