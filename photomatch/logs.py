@@ -49,6 +49,7 @@ def _access_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     if record is not None and record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
         client, method, path, _, status = args
         event_dict.update(event="http.request", client=client, method=method, path=path, status=status)
+    event_dict.pop("message", None)  # a copy of the unredacted text, left by another formatter
     return event_dict
 
 
@@ -64,7 +65,7 @@ def _shared_processors() -> list[Any]:
 def configure_logging(level: str | int = "INFO", fmt: Literal["json", "console"] = "json") -> None:
     """Route structlog and the standard library's logging through one JSON (or console) renderer on stderr.
 
-    Idempotent: a second call replaces the first's handler.
+    It replaces every handler of the root logger, so a second call replaces the first.
     """
     shared = _shared_processors()
     renderer: Any = structlog.processors.JSONRenderer(default=str) if fmt == "json" else structlog.dev.ConsoleRenderer()
@@ -93,7 +94,8 @@ def configure_logging(level: str | int = "INFO", fmt: Literal["json", "console"]
     handler.setFormatter(formatter)
     handler.set_name("photomatch")
     root = logging.getLogger()
-    root.handlers = [h for h in root.handlers if h.get_name() != "photomatch"] + [handler]
+    # Only ours: another handler (the CLI's basicConfig) would print the same records unredacted.
+    root.handlers = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
     # uvicorn and Celery attach their own handlers unless told not to; theirs would print twice.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task"):

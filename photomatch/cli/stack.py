@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -260,11 +261,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
         upgrade(db_url)
         api_key, demo = _bootstrap(db_url, settings, api_url)
+        # Every child writes its Prometheus samples here and the API's /metrics serves them all;
+        # samples of a previous run are not this run's counters.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         env = {
             **os.environ,
             "PHOTOMATCH_DATABASE_URL": db_url,
             "PHOTOMATCH_REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         cli = [sys.executable, "-m", "photomatch.cli"]
         flower_auth = {"FLOWER_BASIC_AUTH": flower_env(os.environ)["FLOWER_BASIC_AUTH"]}

@@ -83,6 +83,56 @@ def _tiny_jpeg() -> bytes:
     return buf.getvalue()
 
 
+def _flower_needs_the_generated_login(flower: str, data_dir: Path, banner: str) -> None:
+    """Flower's pages, task table and API answer 401 without the login the stack generated and printed."""
+    login = (data_dir / "flower-auth").read_text().strip()
+    user, _, password = login.partition(":")
+    assert f"login {login}" in banner and len(password) >= 20
+    for path in ("/", "/tasks", "/tasks/datatable", "/api/workers", "/api/tasks", "/workers"):
+        assert httpx.get(f"{flower}{path}", timeout=10).status_code == 401, path
+        assert httpx.get(f"{flower}{path}", auth=(user, "wrong-password"), timeout=10).status_code == 401, path
+    assert httpx.get(f"{flower}/api/workers", auth=(user, password), timeout=10).status_code == 200
+    assert httpx.get(f"{flower}/healthcheck", timeout=10).status_code == 200  # probes need no login
+
+
+def _logs_keep_no_code_or_token(api: str, auth: dict[str, str], logs: Path) -> None:
+    """A real attendee-link visit, code entry and search: the API's JSON log shows the requests, never the secrets."""
+    link = httpx.get(f"{api}/events/demo/attendee-link", headers=auth).json()
+    code, token = link["code"], link["url"].split("t=", 1)[1]
+    assert httpx.get(f"{api}{link['url']}").status_code == 200
+    assert httpx.get(f"{api}/e/demo", params={"code": code}).status_code == 200
+    assert httpx.get(f"{api}/join", params={"code": code}).status_code == 303
+    assert httpx.get(f"{api}/api/resolve", params={"code": code}).status_code == 200
+    selfie = {"selfie": ("me.jpg", _tiny_jpeg(), "image/jpeg")}
+    searched = httpx.post(f"{api}/events/demo/search", data={"code": code}, files=selfie, timeout=120)
+    assert searched.status_code == 422, searched.text  # a real search that finds no face in the blank selfie
+    searched = httpx.post(f"{api}/events/demo/search", data={"token": token}, files=selfie, timeout=120)
+    assert searched.status_code == 422, searched.text
+    time.sleep(0.5)  # the access log is written after the response
+
+    text = (logs / "api.log").read_text()
+    assert code not in text and token not in text and token[:16] not in text
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    requests = [r for r in records if r.get("event") == "http.request"]
+    paths = [r["path"] for r in requests]
+    assert "/e/demo?code=[redacted]" in paths and "/join?code=[redacted]" in paths, paths
+    assert any(p.startswith("/e/demo?t=[redacted]") for p in paths), paths
+    assert sum(r["path"] == "/events/demo/search" and r["status"] == 422 for r in requests) == 2
+    assert any(r.get("event") == "search.query.rejected" for r in records)
+
+
+def _metrics_aggregate_the_worker(api: str, auth: dict[str, str]) -> None:
+    """The API's /metrics serves the worker's samples too (one multiprocess folder for the stack)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while httpx.get(f"{api}/events/demo/status", headers=auth).json()["remaining"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    text = httpx.get(f"{api}/metrics").text
+    assert 'photomatch_photos_processed_total{status="done"} 1.0' in text, text
+    assert 'photomatch_stage_duration_seconds_count{stage="decode"}' in text
+    assert 'photomatch_queue_depth{queue="faces"} 0.0' in text
+
+
 @pytest.mark.slow
 def test_run_starts_everything_and_data_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
@@ -106,6 +156,10 @@ def test_run_starts_everything_and_data_survives_a_restart(tmp_path: Path) -> No
         assert upload.json()["created"] == 1
         created = httpx.post(f"{api}/events", json={"name": "Persist me"}, headers=auth)
         assert created.status_code == 201
+
+        _flower_needs_the_generated_login(f"http://127.0.0.1:{flower_port}", data_dir, banner)
+        _logs_keep_no_code_or_token(api, auth, data_dir / "logs")
+        _metrics_aggregate_the_worker(api, auth)
 
         # A worker killed outright is restarted; the API (attendees' searches) never goes down.
         worker = _child(proc, "worker")
