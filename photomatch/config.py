@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int = Field(default=300, ge=0)
     reconcile_interval_seconds: float = Field(default=60.0, gt=0)
     max_processing_attempts: int = Field(default=5, ge=1)
+    # Stored objects no photo row points to (a request that failed after writing, a presigned upload
+    # never committed) are deleted by a periodic task once older than the grace period, which must
+    # outlast any upload in flight.
+    orphan_grace_seconds: int = Field(default=24 * 3600, ge=60)
+    orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
     # Event status measures photos/s over photos finished within this many seconds.
     status_window_seconds: int = Field(default=300, gt=0)
 

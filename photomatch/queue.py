@@ -29,6 +29,7 @@ PROCESS_TASK = "faces.photos.process"
 THUMBNAILS_TASK = "cpu.photos.thumbnails"
 IMPORT_TASK = "cpu.photos.import"
 RECONCILE_TASK = "cpu.photos.reconcile"
+SWEEP_ORPHANS_TASK = "cpu.storage.sweep_orphans"
 FACES_QUEUE = "faces"
 CPU_QUEUE = "cpu"
 QUEUES = (FACES_QUEUE, CPU_QUEUE)
@@ -72,7 +73,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # With the workers down, stale reconcile messages must not pile up: the next one
                 # does the same work.
                 "options": {"expires": settings.reconcile_interval_seconds},
-            }
+            },
+            "storage-sweep-orphans": {
+                "task": SWEEP_ORPHANS_TASK,
+                "schedule": settings.orphan_sweep_interval_seconds,
+                "options": {"expires": settings.orphan_sweep_interval_seconds},
+            },
         },
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
     }

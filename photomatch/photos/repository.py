@@ -142,6 +142,14 @@ def status_counts(session: Session, event_id: uuid.UUID) -> tuple[dict[PhotoStat
     return counts, faces
 
 
+def keys_of_photos(session: Session, photo_ids: Sequence[uuid.UUID]) -> set[str]:
+    """Every storage key (original and thumbnails) the rows of these photos point to."""
+    rows = session.execute(
+        select(Photo.storage_key, Photo.thumb_small_key, Photo.thumb_medium_key).where(Photo.id.in_(photo_ids))
+    )
+    return {key for row in rows for key in row if key}
+
+
 def status_counts_all(session: Session) -> list[tuple[uuid.UUID, str, int]]:
     """(event id, status, photos) for every event that has photos: one grouped scan for the metrics."""
     rows = session.execute(select(Photo.event_id, Photo.status, func.count()).group_by(Photo.event_id, Photo.status))

@@ -10,6 +10,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -103,6 +104,10 @@ class Storage(ABC):
     @abstractmethod
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with `prefix`, in lexicographic order."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """(key, last modified, UTC) of each object under `prefix`, in key order."""
 
     @abstractmethod
     def url_for_download(self, key: str, filename: str, expires: int) -> str:

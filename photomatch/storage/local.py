@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import io
@@ -11,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
@@ -142,6 +144,12 @@ class LocalStorage(Storage):
                 if not name.startswith(".") and key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Keys with their files' modification times."""
+        for key in self.list_keys(prefix):
+            with contextlib.suppress(FileNotFoundError):  # deleted since the walk
+                yield key, datetime.fromtimestamp(self.path_for(key).stat().st_mtime, UTC)
 
     def url_for_download(self, key: str, filename: str, expires: int) -> str:
         """A signed, relative API URL (see `sign_local_url`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, BinaryIO, cast
 
 from photomatch.config import Settings
@@ -105,6 +106,13 @@ class S3Storage(Storage):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"]
+
+    def list_objects(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Paginated ListObjectsV2 with each object's LastModified."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
 
     def url_for_download(self, key: str, filename: str, expires: int) -> str:
         """A presigned GET that makes the browser save the file as `filename`."""

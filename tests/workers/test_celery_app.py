@@ -21,6 +21,7 @@ TASKS = {
     "cpu.photos.thumbnails": "cpu",
     "cpu.photos.import": "cpu",
     "cpu.photos.reconcile": "cpu",
+    "cpu.storage.sweep_orphans": "cpu",
 }
 
 
@@ -45,6 +46,7 @@ def test_reliability_events_and_beat_settings(app: Any, tmp_path: Path) -> None:
     assert conf.worker_send_task_events and conf.task_send_sent_event
     assert conf.beat_schedule["photos-reconcile"]["task"] == "cpu.photos.reconcile"
     assert conf.beat_schedule["photos-reconcile"]["schedule"] == 7
+    assert conf.beat_schedule["storage-sweep-orphans"]["task"] == "cpu.storage.sweep_orphans"
     assert conf.beat_schedule_filename == str(tmp_path / "celerybeat-schedule")
 
 

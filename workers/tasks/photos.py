@@ -21,13 +21,14 @@ from photomatch.db import session_scope
 from photomatch.faces.types import Analyzer
 from photomatch.logs import get_logger
 from photomatch.metrics import timed
-from photomatch.photos import ingest, processing, service
+from photomatch.photos import ingest, orphans, processing, service
 from photomatch.queue import (
     CPU_QUEUE,
     FACES_QUEUE,
     IMPORT_TASK,
     PROCESS_TASK,
     RECONCILE_TASK,
+    SWEEP_ORPHANS_TASK,
     THUMBNAILS_TASK,
     queue_backlog,
 )
@@ -131,3 +132,11 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
         "thumbnails": len(result.thumbnails),
         "faces_backlog": faces_backlog,
     }
+
+
+@app.task(name=SWEEP_ORPHANS_TASK, **RETRY)
+def sweep_orphans() -> dict[str, Any]:
+    """Delete stored objects no photo points to, past the grace period (beat runs this periodically)."""
+    with session_scope() as session:
+        result = orphans.sweep_orphans(session, _storage(), grace_seconds=get_settings().orphan_grace_seconds)
+    return {"scanned": result.scanned, "deleted": len(result.deleted)}
