@@ -10,11 +10,12 @@ setup:  ## install the locked environment (.venv)
 test: setup  ## the whole test suite, as CI runs it
 	$(UV) run pytest -q
 
-lint:  ## ruff, formatting, mypy and the import-layering contracts (pyproject [tool.importlinter])
+lint:  ## ruff, formatting, mypy, the import-layering contracts, and the Kubernetes and compose files (infra/validate.py)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
+	$(UV) run python infra/validate.py
 
 format:
 	$(UV) run ruff check --fix .
