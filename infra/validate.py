@@ -6,7 +6,9 @@
 2. Cross-references no schema can see: each ScaledObject scales a Deployment of this base on a Redis
    list that is a Celery queue of photomatch; every long-running container has requests, limits and
    a liveness probe; every scaled Deployment has a PodDisruptionBudget; secrets come from the Secret.
-3. docker-compose.yml: `docker-compose config` accepts it with a generated .env and refuses it when
+3. infra/grafana/*.json: every series a panel queries is one photomatch defines (photomatch.metrics),
+   so a renamed metric cannot leave an empty dashboard behind.
+4. docker-compose.yml: `docker-compose config` accepts it with a generated .env and refuses it when
    FLOWER_BASIC_AUTH (or any other required secret) is missing.
 
 Prints one JSON summary; exits 1 with the reasons when anything fails.
@@ -121,6 +123,33 @@ def cross_check(docs: list[tuple[Path, dict[str, Any]]]) -> list[str]:
     return errors
 
 
+def validate_dashboards() -> tuple[int, list[str]]:
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import photomatch.metrics as metrics
+
+    known: set[str] = set()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    for family in REGISTRY.collect():
+        known |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+    # Scrape-time gauges (StateCollector) exist only inside /metrics; read their names from the code.
+    known |= set(re.findall(r'GaugeMetricFamily\(\s*"(\w+)"', Path(metrics.__file__).read_text()))
+    errors, checked = [], 0
+    for path in sorted((ROOT / "infra" / "grafana").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                checked += 1
+                for name in set(re.findall(r"\b(photomatch_\w+)", target["expr"])):
+                    if name not in known:
+                        errors.append(f"{path.name}: panel {panel['title']!r} queries unknown series {name}")
+    if not checked:
+        errors.append("no dashboard queries found under infra/grafana")
+    return checked, errors
+
+
 def validate_compose() -> tuple[bool | None, list[str]]:
     """None when Debian's docker-compose is not installed."""
     if shutil.which("docker-compose") is None:
@@ -166,12 +195,15 @@ def main() -> int:
     keda, errs = validate_keda(sorted({p for p, d in docs if d["apiVersion"].startswith("keda.sh/")}))
     errors += errs
     errors += cross_check(docs)
+    queries, errs = validate_dashboards()
+    errors += errs
     compose, errs = validate_compose()
     errors += errs
     summary = {
         "k8s_version": K8S_VERSION,
         "builtin_resources_valid": builtin,
         "keda_resources_valid": keda if keda is not None else "skipped: node/npm not installed",
+        "dashboard_queries_valid": queries,
         "compose_config": compose if compose is not None else "skipped: docker-compose not installed",
         "errors": errors,
     }
