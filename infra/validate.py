@@ -52,6 +52,20 @@ def load_base() -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
     return docs, errors
 
 
+def render(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[list[tuple[Path, dict[str, Any]]], str]:
+    """The base as kustomize renders it (namespace and labels applied), when kubectl is installed."""
+    if shutil.which("kubectl") is None:
+        return docs, "files (kubectl not installed)"
+    run = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"kubectl kustomize {BASE} failed:\n{run.stderr}")
+    rendered = [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+    if len(rendered) != len(docs):
+        raise SystemExit(f"kustomize rendered {len(rendered)} resources, the files hold {len(docs)}")
+    path = BASE / "kustomization.yaml"
+    return [(path, doc) for doc in rendered], "kubectl kustomize"
+
+
 def validate_builtin(docs: list[tuple[Path, dict[str, Any]]]) -> tuple[int, list[str]]:
     errors, checked = [], 0
     for path, doc in docs:
@@ -190,9 +204,13 @@ def validate_compose() -> tuple[bool | None, list[str]]:
 
 def main() -> int:
     docs, errors = load_base()
+    docs, rendered_by = render(docs)
     builtin, errs = validate_builtin(docs)
     errors += errs
-    keda, errs = validate_keda(sorted({p for p, d in docs if d["apiVersion"].startswith("keda.sh/")}))
+    with tempfile.TemporaryDirectory() as tmp:
+        keda_file = Path(tmp) / "keda.yaml"
+        keda_file.write_text(yaml.safe_dump_all([d for _, d in docs if d["apiVersion"].startswith("keda.sh/")]))
+        keda, errs = validate_keda([keda_file])
     errors += errs
     errors += cross_check(docs)
     queries, errs = validate_dashboards()
@@ -201,6 +219,7 @@ def main() -> int:
     errors += errs
     summary = {
         "k8s_version": K8S_VERSION,
+        "rendered_by": rendered_by,
         "builtin_resources_valid": builtin,
         "keda_resources_valid": keda if keda is not None else "skipped: node/npm not installed",
         "dashboard_queries_valid": queries,

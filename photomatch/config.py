@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # Stored objects no photo row points to (a request that failed after writing, a presigned upload
     # never committed) are deleted by a periodic task once older than the grace period, which must
     # outlast any upload in flight.
+    # A face worker with a non-forking pool (solo, threads) loads the models as it starts instead of
+    # on its first task: a machine joining mid-album is ready when it says so.
+    worker_preload_models: bool = False
     orphan_grace_seconds: int = Field(default=24 * 3600, ge=60)
     orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
     # Event status measures photos/s over photos finished within this many seconds.

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown, worker_ready
 
 from photomatch.logs import get_logger
 from photomatch.queue import create_celery_app
@@ -65,6 +65,28 @@ def _serve_metrics(**_: Any) -> None:
     if port:
         start_http_server(port, registry=registry())
         log.info("workers.metrics.serving", port=port)
+
+
+@worker_ready.connect
+def _preload_models(sender: Any = None, **_: Any) -> None:
+    """With worker_preload_models, a solo/threads worker that consumes the faces queue loads the engine now.
+
+    Never in a prefork parent: its children would inherit torch (and maybe CUDA) state.
+    """
+    from photomatch.config import get_settings
+    from photomatch.queue import FACES_QUEUE
+
+    settings = get_settings()
+    # The sender is the worker's consumer: its pool and the queues it reads.
+    task_consumer = getattr(sender, "task_consumer", None)
+    queues = {q.name for q in task_consumer.queues} if task_consumer is not None else set()
+    forking = "prefork" in type(getattr(sender, "pool", None)).__module__
+    if not settings.worker_preload_models or FACES_QUEUE not in queues or forking:
+        return
+    from photomatch.faces.engine import get_engine
+
+    get_engine().load()
+    log.info("workers.models.preloaded", embedder=settings.embedder, device=settings.device)
 
 
 @worker_process_shutdown.connect
