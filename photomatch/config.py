@@ -164,6 +164,17 @@ class Settings(BaseSettings):
             raise ValueError("presigned URL lifetimes must be positive")
         return self
 
+    # --- rate limits (photomatch.ratelimit), `<n>/<period>[;<n>/<period>...]` ---
+    rate_limits_enabled: bool = True
+    # Selfie searches per client address, and per event from all clients together.
+    rate_limit_search: str = "10/minute;60/hour"
+    rate_limit_event_search: str = "600/minute"
+    # Code lookups (/join, /api/resolve) per client address.
+    rate_limit_code_entry: str = "20/minute;100/hour"
+    # Wrong codes (lookups and searches) per client address, and across the whole site.
+    rate_limit_code_failures: str = "10/hour;30/day"
+    rate_limit_site_code_failures: str = "1000/hour"
+
     # --- selfie search (photomatch.search) ---
     # Each photo gets a calibrated probability that it shows the selfie's person
     # (photomatch.search.calibration, fitted with `uv run python bench/search_study.py` on albums of

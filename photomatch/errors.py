@@ -15,7 +15,8 @@ class UserError(Exception):
 
     reason: str = "invalid_request"
     status: ClassVar[int] = 422
-    headers: ClassVar[dict[str, str] | None] = None
+    # Extra response headers (WWW-Authenticate, Retry-After); a subclass or an instance may set them.
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)

@@ -102,6 +102,8 @@ def configure_logging(level: str | int = "INFO", fmt: Literal["json", "console"]
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
+        # logging.config.fileConfig (Alembic's env.py runs it) disables every logger that exists by then.
+        lg.disabled = False
 
 
 def _configure_plain() -> None:
