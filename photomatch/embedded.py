@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -161,7 +162,8 @@ def _redis_pid(port: int) -> int | None:
 
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
-        return int(client.info("server")["process_id"])
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]  # sync client: a dict
+        return int(info["process_id"])
     except (redis.RedisError, KeyError, ValueError):
         return None
     finally:
