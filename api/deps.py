@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from photomatch.accounts.service import authenticate
 from photomatch.config import Settings
 from photomatch.db import get_session_factory, make_engine, make_session_factory, session_scope
-from photomatch.embedded import resolve_database_url
+from photomatch.embedded import resolve_database_url, resolve_redis_url
 from photomatch.events.service import get_event
 from photomatch.logs import get_logger
 from photomatch.models import Event, Photographer
+from photomatch.ratelimit import RateLimiter
 from photomatch.storage import Storage, get_storage
 
 log = get_logger(__name__)
@@ -43,6 +44,11 @@ class AppResources:
             resolve_database_url(s), pool_size=s.db_pool_size, max_overflow=s.db_max_overflow, echo=s.db_echo
         )
         return make_session_factory(self._engine)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        """The attendee doors' limits, counted in the broker's Redis."""
+        return RateLimiter(self.settings, resolve_redis_url(self.settings))
 
     @cached_property
     def storage(self) -> Storage:

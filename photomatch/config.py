@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     search_min_face_px: int = 40
     search_min_sharpness: float = 10.0
     search_max_selfie_bytes: int = 20 * 1024 * 1024
+    # Opt-out removes the faces of photos at or above this calibrated probability of showing the
+    # attendee: lower than the matches tier, since missing one of their faces fails them, and a
+    # wrong removal only hides a stranger's face from searches.
+    optout_probability: float = Field(default=0.5, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _check_search(self) -> Settings:

@@ -102,8 +102,10 @@ def configure_logging(level: str | int = "INFO", fmt: Literal["json", "console"]
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
-        # logging.config.fileConfig (Alembic's env.py runs it) disables every logger that exists by then.
+        # logging.config.fileConfig (Alembic's env.py runs it) disables every logger that exists by
+        # then, and an earlier uvicorn.Config may have raised their levels; start from neutral.
         lg.disabled = False
+        lg.setLevel(logging.NOTSET)
 
 
 def _configure_plain() -> None:

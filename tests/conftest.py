@@ -257,6 +257,8 @@ def settings(
         data_dir=tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]),
         storage_backend="local",
         secret_key=TEST_SECRET_KEY,
+        # Modules search far faster than any attendee; tests/api/test_rate_limits.py turns them on.
+        rate_limits_enabled=False,
     )
 
 

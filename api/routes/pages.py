@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,10 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from api.deps import DbSession
-from photomatch.events.service import get_event, get_event_by_access_code, normalize_access_code
+from api import attendee_limits
+from api.deps import DbSession, resources
+from photomatch.events.service import get_event, normalize_access_code
+from photomatch.ratelimit import RateLimited
+from photomatch.search.service import InvalidCredentials, check_access
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"
@@ -53,6 +57,7 @@ class ResolvedEvent(BaseModel):
 
     slug: str
     name: str
+    retention_until: date = Field(description="when the event's photos and face data are deleted")
 
 
 @cache
@@ -84,7 +89,12 @@ def join(request: Request, session: DbSession, code: str = "") -> Response:
     """The landing form's target: redirect to the event whose code was typed, or say it matches none."""
     # Codes are 6 characters; anything far longer is not echoed back into the page.
     code = normalize_access_code(code)[:32]
-    event = get_event_by_access_code(session, code) if code else None
+    try:
+        event = attendee_limits.lookup_code(request, session, code)
+    except RateLimited as e:
+        page = _page(request, "landing.html", status.HTTP_429_TOO_MANY_REQUESTS, error=str(e), code=code)
+        page.headers.update(e.headers or {})
+        return page
     if event is None:
         error = "Please enter the event code." if not code else f"No event has the code {code}. Check it and try again."
         return _page(request, "landing.html", status.HTTP_404_NOT_FOUND, error=error, code=code)
@@ -98,25 +108,48 @@ def photographer_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/e/{slug}", response_class=HTMLResponse, include_in_schema=False)
-def attendee_page(request: Request, slug: str, session: DbSession) -> HTMLResponse:
-    """The attendee page of an event: enter the code (or open the link), take a selfie, see the photos."""
+def attendee_page(request: Request, slug: str, session: DbSession, code: str = "", t: str = "") -> HTMLResponse:
+    """The attendee page of an event: enter the code (or open the link), take a selfie, see the photos.
+
+    The same page answers for every slug, with the event's name and retention date only when the
+    link's code or token opens it: a slug alone reveals neither the event nor whether it exists.
+    """
     event = get_event(session, slug)
-    if event is None:
-        return _page(
-            request, "landing.html", status.HTTP_404_NOT_FOUND, error="This event link is not valid. Enter your code."
-        )
-    return _page(request, "attendee.html", title=event.name, event_name=event.name, slug=event.slug)
+    code = normalize_access_code(code)[:32]
+    opened = None
+    if code or t:
+        try:
+            if code:
+                attendee_limits.before_code_attempt(request)
+            settings = resources(request).settings
+            check_access(event, code=code or None, token=t or None, secret_key=settings.secret_key)
+            opened = event
+        except InvalidCredentials:
+            if code:
+                attendee_limits.code_failed(request)
+        except RateLimited:
+            pass  # the page still loads; the search will say why it cannot run
+    return _page(
+        request,
+        "attendee.html",
+        title=opened.name if opened else "Find your photos",
+        event_name=opened.name if opened else "",
+        retention_until=opened.retention_until.isoformat() if opened else "",
+        slug=slug,
+    )
 
 
 @router.get("/api/resolve", tags=["attendees"])
 def resolve_code(
-    session: DbSession, code: Annotated[str, Query(min_length=1, max_length=32, description="the event code")]
+    request: Request,
+    session: DbSession,
+    code: Annotated[str, Query(min_length=1, max_length=32, description="the event code")],
 ) -> ResolvedEvent:
-    """The event an attendee's access code opens; 404 if none."""
-    event = get_event_by_access_code(session, code)
+    """The event an attendee's access code opens; 404 if none; 429 after too many codes or wrong codes."""
+    event = attendee_limits.lookup_code(request, session, code)
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No event has this code. Check it and try again.")
-    return ResolvedEvent(slug=event.slug, name=event.name)
+    return ResolvedEvent(slug=event.slug, name=event.name, retention_until=event.retention_until)
 
 
 @router.get("/static/{name}", include_in_schema=False)

@@ -19,18 +19,19 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
+from api import attendee_limits
+from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep, resources
 from api.memory_form import MemoryForm, read_form_in_memory
-from api.schemas.search import AttendeeLink, QueryFace, Result, SearchResponse, Thresholds
+from api.schemas.search import AttendeeLink, OptOutResponse, QueryFace, Result, SearchResponse, Thresholds
 from photomatch.config import Settings
 from photomatch.errors import UserError
 from photomatch.events.service import get_event
 from photomatch.logs import get_logger
 from photomatch.metrics import SEARCH_SECONDS
 from photomatch.models import Event
-from photomatch.search import service
+from photomatch.search import optout, service
 from photomatch.search.archive import stream_zip
-from photomatch.search.service import InvalidThresholds, UnusableSelfie
+from photomatch.search.service import InvalidCredentials, InvalidThresholds, UnusableSelfie
 from photomatch.search.tokens import link_expiry, make_token
 from photomatch.storage import Storage, content_disposition
 
@@ -59,9 +60,14 @@ _SEARCH_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["selfie"],
+                    "required": ["selfie", "consent"],
                     "properties": {
                         "selfie": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+                        "consent": {
+                            "type": "string",
+                            "enum": ["yes", "true", "1", "on"],
+                            "description": "the attendee agreed to have the selfie compared with the event's faces",
+                        },
                         "code": {"type": "string", "description": "the event's access code"},
                         "token": {"type": "string", "description": "the token of an attendee link (instead of code)"},
                         "match_threshold": {
@@ -80,10 +86,22 @@ _SEARCH_BODY: dict[str, Any] = {
 }
 
 
-def _event_or_404(session: Session, slug: str) -> Event:
+def _check_access(request: Request, session: Session, slug: str, code: str | None, token: str | None) -> Event:
+    """The event, if the code or token opens it; wrong codes count against the wrong-code limits.
+
+    An unknown slug answers exactly as a wrong code does: whether an event exists never leaks.
+    """
+    settings = resources(request).settings
+    if code:
+        attendee_limits.before_code_attempt(request)
     event = get_event(session, slug)
-    if event is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {slug!r}")
+    try:
+        service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
+    except InvalidCredentials:
+        if code:
+            attendee_limits.code_failed(request)
+        raise
+    assert event is not None
     return event
 
 
@@ -97,10 +115,12 @@ def _float_field(form: MemoryForm, name: str) -> float | None:
         raise InvalidThresholds(f"{name} must be a number") from None
 
 
-def _search(slug: str, form: MemoryForm, session: Session, storage: Storage, settings: Settings) -> SearchResponse:
+def _search(
+    request: Request, slug: str, form: MemoryForm, session: Session, storage: Storage, settings: Settings
+) -> SearchResponse:
     """The blocking part of a search (database and face engine), run in a worker thread."""
-    event = _event_or_404(session, slug)
-    service.check_access(event, code=form.first("code"), token=form.first("token"), secret_key=settings.secret_key)
+    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
+    service.require_consent(form.first("consent"))
     match = _float_field(form, "match_threshold")
     possible = _float_field(form, "possible_threshold")
     service.resolve_thresholds(settings, match, possible)  # before the engine runs
@@ -133,7 +153,8 @@ def _search(slug: str, form: MemoryForm, session: Session, storage: Storage, set
     openapi_extra=_SEARCH_BODY,
     responses={
         401: {"description": "neither code nor token"},
-        403: {"description": "wrong code, or a token for another event"},
+        403: {"description": "wrong code, a token for another event, or no such event (indistinguishable)"},
+        429: {"description": "too many searches or wrong codes from this client, or for this event"},
         413: {"description": "the selfie is too large"},
         422: {"description": "no usable face (none, too small, too blurred), or bad thresholds"},
     },
@@ -149,8 +170,9 @@ async def search(
     started = time.perf_counter()
     outcome, code = "error", 500
     try:
+        await run_in_threadpool(attendee_limits.before_search, request, slug)
         form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
-        response = await run_in_threadpool(_search, slug, form, session, storage, settings)
+        response = await run_in_threadpool(_search, request, slug, form, session, storage, settings)
         outcome, code = "ok", 200
         return response
     except UserError as e:
@@ -163,9 +185,42 @@ async def search(
         SEARCH_SECONDS.labels(outcome, str(code)).observe(time.perf_counter() - started)
 
 
+def _opt_out(request: Request, slug: str, form: MemoryForm, session: Session, settings: Settings) -> OptOutResponse:
+    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
+    service.require_consent(form.first("consent"))
+    selfie = form.file("selfie")
+    if selfie is None or not selfie.data:
+        raise UnusableSelfie("missing_selfie", "Take or choose a selfie of yourself.")
+    engine = service.engine_for(event, settings)
+    result = optout.opt_out(session, event, selfie.data, settings=settings, engine=engine)
+    return OptOutResponse(faces=result.faces, photos=result.photos)
+
+
+@router.post(
+    "/opt-out",
+    openapi_extra=_SEARCH_BODY,
+    responses={
+        401: {"description": "neither code nor token"},
+        403: {"description": "wrong code, a token for another event, or no such event (indistinguishable)"},
+        422: {"description": "no usable face in the selfie, or no consent"},
+        429: {"description": "too many requests from this client, or for this event"},
+    },
+)
+async def opt_out(slug: str, request: Request, session: DbSession, settings: SettingsDep) -> OptOutResponse:
+    """Remove the selfie's person from this event's searches for good (multipart: selfie, code or token, consent).
+
+    Their faces are deleted and tombstoned, so reprocessing a photo does not bring them back; the
+    photographer keeps the photos. The selfie is used in memory only, as in a search.
+    """
+    await run_in_threadpool(attendee_limits.before_search, request, slug)
+    form = await read_form_in_memory(request, max_bytes=settings.search_max_selfie_bytes + _FORM_OVERHEAD)
+    return await run_in_threadpool(_opt_out, request, slug, form, session, settings)
+
+
 @router.post("/download.zip", response_class=StreamingResponse)
 def download_zip(
     slug: str,
+    request: Request,
     session: DbSession,
     storage: StorageDep,
     settings: SettingsDep,
@@ -174,8 +229,7 @@ def download_zip(
     token: Annotated[str | None, Form()] = None,
 ) -> StreamingResponse:
     """A zip of the chosen originals, streamed; ids of other events' photos are ignored."""
-    event = _event_or_404(session, slug)
-    service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
+    event = _check_access(request, session, slug, code, token)
     entries = service.archive_entries(session, event, photo_ids)
     if not entries:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")

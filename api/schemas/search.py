@@ -60,3 +60,10 @@ class AttendeeLink(BaseModel):
     code: str
     qr_svg_url: str
     expires_at: datetime
+
+
+class OptOutResponse(BaseModel):
+    """What an opt-out removed."""
+
+    faces: int = Field(description="faces removed from the event's searches")
+    photos: int = Field(description="photos they were in (the photos themselves stay)")

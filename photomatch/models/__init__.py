@@ -5,5 +5,6 @@ from photomatch.models.event import Event
 from photomatch.models.face import Face
 from photomatch.models.photo import Photo, PhotoStatus
 from photomatch.models.photographer import Photographer
+from photomatch.models.tombstone import TOMBSTONE_RADIUS, FaceTombstone
 
-__all__ = ["ApiKey", "Event", "Face", "Photo", "PhotoStatus", "Photographer"]
+__all__ = ["TOMBSTONE_RADIUS", "ApiKey", "Event", "Face", "FaceTombstone", "Photo", "PhotoStatus", "Photographer"]

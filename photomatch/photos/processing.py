@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from photomatch.faces.types import Analyzer, Face
 from photomatch.imaging import ImageError, LoadedImage, load_image
 from photomatch.logs import get_logger
 from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
-from photomatch.models import PhotoStatus
+from photomatch.models import TOMBSTONE_RADIUS, PhotoStatus
 from photomatch.photos import repository
 from photomatch.photos.thumbnails import THUMB_CONTENT_TYPE, render_thumbnails, thumbnail_keys
 from photomatch.storage import ObjectNotFound, Storage
@@ -154,6 +155,19 @@ def _face_rows(outcome: PhotoOutcome) -> list[dict[str, Any]]:
     return rows
 
 
+def _without_removed(faces: list[Face], removed: list[tuple[str, np.ndarray]]) -> list[Face]:
+    """The faces that are not one an attendee removed (opt-out) from this photo."""
+    if not removed:
+        return faces
+    kept = []
+    for face in faces:
+        vector = np.asarray(face.embedding, dtype=np.float32)
+        same = (m == face.model and float(np.linalg.norm(vector - t)) < TOMBSTONE_RADIUS for m, t in removed)
+        if not any(same):
+            kept.append(face)
+    return kept
+
+
 def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
     """Replace each photo's faces and set its final status, all in the caller's one transaction.
 
@@ -161,6 +175,7 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
     again: the photo ends with exactly one set, whichever run commits last.
     """
     photos = {p.id: p for p in repository.get_photos(session, [o.photo_id for o in outcomes], for_update=True)}
+    tombstones = repository.tombstones_of(session, list(photos))
     for outcome in outcomes:
         photo = photos.get(outcome.photo_id)
         if photo is None:  # deleted meanwhile (event purged)
@@ -172,6 +187,7 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
             repository.replace_faces(session, photo.id, [])
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.FAILED, outcome.failure, None
         else:
+            outcome.faces = _without_removed(outcome.faces, tombstones.get(photo.id, []))
             repository.replace_faces(session, photo.id, _face_rows(outcome))
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.DONE, None, len(outcome.faces)
     session.flush()

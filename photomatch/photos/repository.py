@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from photomatch.models import Event, Face, Photo, PhotoStatus
+from photomatch.models import Event, Face, FaceTombstone, Photo, PhotoStatus
 
 # Statuses whose photo still owes the pipeline work (the reconciler's candidates).
 PENDING = (PhotoStatus.UPLOADED, PhotoStatus.PROCESSING)
@@ -272,3 +273,17 @@ def done_without_thumbnails(session: Session, older_than_seconds: float, limit: 
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def tombstones_of(session: Session, photo_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, np.ndarray]]]:
+    """(model, embedding) of the faces attendees removed from these photos, per photo."""
+    rows = session.execute(
+        select(FaceTombstone.photo_id, FaceTombstone.model, FaceTombstone.embedding).where(
+            FaceTombstone.photo_id.in_(list(photo_ids))
+        )
+    )
+    out: dict[uuid.UUID, list[tuple[str, np.ndarray]]] = {}
+    for photo_id, model, embedding in rows:
+        vector = embedding.to_numpy() if hasattr(embedding, "to_numpy") else np.asarray(embedding)
+        out.setdefault(photo_id, []).append((model, vector.astype(np.float32)))
+    return out

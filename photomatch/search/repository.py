@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from pgvector import HalfVector
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import String, bindparam, cast, func, select, text
+from sqlalchemy import String, bindparam, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from photomatch.models import Face, Photo, PhotoStatus
+from photomatch.models import Face, FaceTombstone, Photo, PhotoStatus
 
 
 class _Redacted(str):
@@ -141,3 +141,27 @@ def photos_of_event(
     if done_only:
         stmt = stmt.where(Photo.status == PhotoStatus.DONE)
     return {p.id: p for p in session.scalars(stmt)}
+
+
+def remove_faces(session: Session, event_id: uuid.UUID, face_ids: Sequence[int]) -> dict[uuid.UUID, int]:
+    """Delete these faces of the event, tombstone each (photo, model, embedding), and lower the photos'
+    face counts; returns faces removed per photo."""
+    rows = session.execute(
+        delete(Face)
+        .where(Face.event_id == event_id, Face.id.in_(list(face_ids)))
+        .returning(Face.photo_id, Face.model, Face.embedding)
+    ).all()
+    if not rows:
+        return {}
+    session.execute(
+        insert(FaceTombstone),
+        [{"event_id": event_id, "photo_id": p, "model": m, "embedding": e} for p, m, e in rows],
+    )
+    removed: dict[uuid.UUID, int] = {}
+    for photo_id, _, _ in rows:
+        removed[photo_id] = removed.get(photo_id, 0) + 1
+    for photo_id, n in removed.items():
+        session.execute(
+            update(Photo).where(Photo.id == photo_id).values(face_count=func.greatest(Photo.face_count - n, 0))
+        )
+    return removed

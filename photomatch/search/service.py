@@ -73,6 +73,24 @@ class InvalidThresholds(SearchError):
     reason = "invalid_thresholds"
 
 
+class ConsentRequired(SearchError):
+    """The attendee has not agreed to have their selfie compared with the event's faces."""
+
+    reason = "consent_required"
+    status = 422
+
+
+CONSENT_VALUES = frozenset({"true", "yes", "1", "on"})
+
+
+def require_consent(value: str | None) -> None:
+    """Selfie search is biometric processing (GDPR Art. 9, BIPA): it needs the attendee's explicit yes."""
+    if (value or "").strip().lower() not in CONSENT_VALUES:
+        raise ConsentRequired(
+            "Please agree to have your selfie compared with this event's photos (it is never stored)."
+        )
+
+
 class UnusableSelfie(SearchError):
     """The selfie cannot be searched with: not an image, no face, too small or too blurred."""
 
@@ -80,15 +98,20 @@ class UnusableSelfie(SearchError):
         super().__init__(message, reason=reason)
 
 
-def check_access(event: Event, *, code: str | None, token: str | None, secret_key: str) -> None:
-    """Pass if `code` is the event's access code or `token` a valid link for it; raise otherwise."""
+def check_access(event: Event | None, *, code: str | None, token: str | None, secret_key: str) -> None:
+    """Pass if `code` is the event's access code or `token` a valid link for it; raise otherwise.
+
+    An event that does not exist (None) fails exactly as a wrong code does, so the answer never
+    tells whether a slug exists.
+    """
     if not code and not token:
         raise MissingCredentials("Enter the event's access code, or open the link you were given.")
-    if code and hmac.compare_digest(normalize_access_code(code).encode(), event.access_code.encode()):
-        return
-    if token and verify_token(token, event, secret_key):
-        return
-    log.info("search.access.denied", event_id=event.id, via="code" if code else "token")
+    if event is not None:
+        if code and hmac.compare_digest(normalize_access_code(code).encode(), event.access_code.encode()):
+            return
+        if token and verify_token(token, event, secret_key):
+            return
+    log.info("search.access.denied", event_id=event.id if event else None, via="code" if code else "token")
     if code:
         raise InvalidCredentials("That access code is not right for this event. Check it and try again.")
     raise InvalidCredentials("This link is not valid for this event, or it has expired. Ask for a new one.")

@@ -87,6 +87,7 @@ def upload_and_process(client: TestClient, slug: str, files: list[Path], worker:
 
 
 def search(client: TestClient, slug: str, selfie: bytes, **form: str) -> Any:
+    form.setdefault("consent", "yes")
     return client.post(f"/events/{slug}/search", data=form, files={"selfie": ("selfie.jpg", selfie, "image/jpeg")})
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
@@ -106,6 +107,7 @@ def world(client: TestClient, settings: Settings, faces_dir: Path) -> World:
 
 
 def search(client: TestClient, slug: str, selfie: bytes | None, **form: Any) -> Any:
+    form.setdefault("consent", "yes")
     files = {"selfie": ("selfie.jpg", selfie, "image/jpeg")} if selfie is not None else None
     # A multipart body even without a file: the endpoint takes nothing else.
     return client.post(f"/events/{slug}/search", data=form, files=files or {"_": ("", b"", "text/plain")})
@@ -161,7 +163,13 @@ def test_missing_or_wrong_credentials_are_refused(client: TestClient, world: Wor
     assert search(client, slug, world.selfie, code="WRONG1").status_code == 403
     assert search(client, slug, world.selfie, code=world.b["access_code"]).status_code == 403
     assert search(client, slug, world.selfie, token="not-a-token").status_code == 403
-    assert search(client, "no-such-event", world.selfie, code=world.a["access_code"]).status_code == 404
+    # A slug that does not exist answers as a wrong code does: existence never leaks.
+    unknown = search(client, "no-such-event", world.selfie, code=world.a["access_code"])
+    wrong = search(client, slug, world.selfie, code="WRONG1")
+    assert (unknown.status_code, unknown.json()) == (wrong.status_code, wrong.json())
+    # No consent, no search, even with the right code.
+    refused = search(client, slug, world.selfie, code=world.a["access_code"], consent="no")
+    assert refused.status_code == 422 and refused.json()["reason"] == "consent_required"
     # Codes are typed by people: case and dashes do not matter.
     code = world.a["access_code"]
     assert search(client, slug, world.selfie, code=f"{code[:3].lower()}-{code[3:]}").status_code == 200
@@ -250,3 +258,51 @@ def test_the_zip_holds_the_chosen_originals_of_this_event_only(
     assert no_code.status_code == 401
     wrong = client.post(f"/events/{slug}/download.zip", data={"code": "WRONG1", "photo_ids": wanted[:1]})
     assert wrong.status_code == 403
+
+
+def test_opt_out_removes_the_face_for_good_and_keeps_the_photos(
+    client: TestClient, world: World, settings: Settings
+) -> None:
+    """Last in the module: it removes Obama's faces from event A."""
+    slug, code = world.a["slug"], world.a["access_code"]
+    found = search(client, slug, world.selfie, code=code)
+    assert found.status_code == 200
+    mine = set(result_ids(found.json()))
+    assert {world.a_photos["obama/1.jpg"], world.a_photos["obama/2.jpg"]} <= mine
+    total_before = client.get(f"/events/{slug}/status", headers=world.auth).json()["total"]
+    faces_before = client.get(f"/events/{slug}/status", headers=world.auth).json()["faces"]
+
+    no_consent = client.post(
+        f"/events/{slug}/opt-out", data={"code": code}, files={"selfie": ("s.jpg", world.selfie, "image/jpeg")}
+    )
+    assert no_consent.status_code == 422 and no_consent.json()["reason"] == "consent_required"
+    wrong = client.post(
+        f"/events/{slug}/opt-out", data={"code": "WRONG1", "consent": "yes"},
+        files={"selfie": ("s.jpg", world.selfie, "image/jpeg")},
+    )  # fmt: skip
+    assert wrong.status_code == 403
+    removed = client.post(
+        f"/events/{slug}/opt-out", data={"code": code, "consent": "yes"},
+        files={"selfie": ("s.jpg", world.selfie, "image/jpeg")},
+    )  # fmt: skip
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["photos"] >= 2 and removed.json()["faces"] == removed.json()["photos"]
+
+    after = search(client, slug, world.selfie, code=code).json()
+    assert not mine & set(result_ids(after)), "opted-out faces still found"
+    status = client.get(f"/events/{slug}/status", headers=world.auth).json()
+    assert status["total"] == total_before  # the photographer keeps every photo
+    assert status["faces"] == faces_before - removed.json()["faces"]
+
+    # Reprocessing the photos (a retry, a model upgrade) must not bring the faces back.
+    db = sa.create_engine(settings.database_url)
+    with db.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE photos SET status = 'uploaded', attempts = 0 WHERE event_id = :e"), {"e": world.a["id"]}
+        )
+        ids = [str(i) for i in conn.scalars(sa.text("SELECT id FROM photos WHERE event_id = :e"), {"e": world.a["id"]})]
+    db.dispose()
+    process(settings, ids)
+    again = search(client, slug, world.selfie, code=code).json()
+    assert not mine & set(result_ids(again)), "a reprocess brought opted-out faces back"
+    assert client.get(f"/events/{slug}/status", headers=world.auth).json()["faces"] == status["faces"]

@@ -188,7 +188,7 @@ def test_a_search_leaves_no_trace_of_the_selfie(
         with session_scope(factory) as session:
             processing.save_outcomes(session, outcomes)
             processing.make_thumbnails(session, storage, ids)
-        form = {"code": event["access_code"]}
+        form = {"code": event["access_code"], "consent": "yes"}
         # A warm-up search with another selfie: the engine's first use reads its weights.
         warm = client.post(
             f"/events/{event['slug']}/search",

@@ -104,9 +104,11 @@ def _logs_keep_no_code_or_token(api: str, auth: dict[str, str], logs: Path) -> N
     assert httpx.get(f"{api}/join", params={"code": code}).status_code == 303
     assert httpx.get(f"{api}/api/resolve", params={"code": code}).status_code == 200
     selfie = {"selfie": ("me.jpg", _tiny_jpeg(), "image/jpeg")}
-    searched = httpx.post(f"{api}/events/demo/search", data={"code": code}, files=selfie, timeout=120)
+    searched = httpx.post(f"{api}/events/demo/search", data={"code": code, "consent": "yes"}, files=selfie, timeout=120)
     assert searched.status_code == 422, searched.text  # a real search that finds no face in the blank selfie
-    searched = httpx.post(f"{api}/events/demo/search", data={"token": token}, files=selfie, timeout=120)
+    searched = httpx.post(
+        f"{api}/events/demo/search", data={"token": token, "consent": "yes"}, files=selfie, timeout=120
+    )
     assert searched.status_code == 422, searched.text
     time.sleep(0.5)  # the access log is written after the response
 

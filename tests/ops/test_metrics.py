@@ -81,7 +81,8 @@ def test_search_latency_by_outcome(client: TestClient) -> None:
     before = counts(client, name, *series)
     denied = client.post(f"/events/{event['slug']}/search", data={"code": "WRONG1"}, files=files)
     assert denied.status_code == 403
-    no_face = client.post(f"/events/{event['slug']}/search", data={"code": event["access_code"]}, files=files)
+    agreed = {"code": event["access_code"], "consent": "yes"}
+    no_face = client.post(f"/events/{event['slug']}/search", data=agreed, files=files)
     assert no_face.status_code == 422
     assert (denied.json()["reason"], no_face.json()["reason"]) == ("invalid_credentials", "no_face")
     after = counts(client, name, *series)

@@ -323,6 +323,8 @@ def test_attendee_finds_their_photos_from_the_shared_link(
     page.wait_for_selector("#step-selfie:not([hidden])")
     shoot(page, "03-attendee-selfie-step")
 
+    page.check("#consent-box")  # consent comes before the first selfie
+
     page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
     page.wait_for_selector("#step-results:not([hidden])", timeout=60_000)
     matches, possible = tiles(page, "matches"), tiles(page, "possible")
@@ -390,6 +392,7 @@ def test_attendee_gets_clear_messages_for_a_wrong_code_and_a_selfie_without_a_fa
     needs_search()
     # A link whose token is not valid: the search answers 403 and the page asks for the code.
     page.goto(f"{base_url}/e/{photographer_run.slug}?t=forged-token")
+    page.check("#consent-box")  # consent comes before the first selfie
     page.set_input_files("#selfie-file", str(no_face_image(tmp_path / "plain.jpg")))
     page.wait_for_selector("#step-code:not([hidden])", timeout=30_000)
     assert "link has expired or is not valid" in page.inner_text("#message")
@@ -397,6 +400,7 @@ def test_attendee_gets_clear_messages_for_a_wrong_code_and_a_selfie_without_a_fa
     page.fill("#code", photographer_run.code)
     page.click("#code-form button[type=submit]")
     page.wait_for_selector("#step-selfie:not([hidden])")
+    page.check("#consent-box")  # consent comes before the first selfie
     page.set_input_files("#selfie-camera", str(tmp_path / "plain.jpg"))
     wait_js(page, "() => !document.getElementById('message').hidden && !document.getElementById('step-selfie').hidden")
     assert "No face found" in page.inner_text("#message")
@@ -416,6 +420,7 @@ def test_attendee_is_told_when_no_photo_matches(
     page = phone
     page.goto(f"{base_url}/e/{empty['slug']}?code={empty['access_code']}")
     identity, _ = pick_identity(truth)
+    page.check("#consent-box")  # consent comes before the first selfie
     page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
     page.wait_for_selector("#no-matches:not([hidden]), #message:not([hidden])", timeout=30_000)
     assert page.is_visible("#no-matches"), page.inner_text("#message")

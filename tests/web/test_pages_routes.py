@@ -28,7 +28,7 @@ def event(api_settings: Settings) -> dict[str, str]:
     with session_scope(make_session_factory(engine)) as session:
         photographer, _ = create_photographer(session, "Pia", "pia@example.com")
         ev = create_event(session, photographer, "Anna & Ben <script>", settings=api_settings)
-        info = {"slug": ev.slug, "code": ev.access_code, "name": ev.name}
+        info = {"slug": ev.slug, "code": ev.access_code, "name": ev.name, "retention_until": str(ev.retention_until)}
     engine.dispose()
     return info
 
@@ -66,15 +66,26 @@ def test_the_attendee_page_shows_the_event_name_escaped(client: TestClient, even
     assert "<script>" not in response.text.replace("<script src=", "")
     assert 'capture="user"' in response.text and 'accept="image/*"' in response.text
 
+    # Without the code, or for a slug that does not exist, the same anonymous page: no name, no existence.
+    anonymous = client.get(f"/e/{event['slug']}")
     missing = client.get("/e/no-such-event")
-    assert missing.status_code == 404
-    assert "not valid" in missing.text
+    wrong = client.get(f"/e/{event['slug']}", params={"code": "WRONG1"})
+    for page in (anonymous, missing, wrong):
+        assert page.status_code == 200 and "Anna" not in page.text and "Find your photos" in page.text
+    assert missing.text.replace("no-such-event", event["slug"]) == anonymous.text
+    # The consent text and the retention date come with the page the code opens.
+    assert "I agree to have my selfie compared" in response.text
+    assert f'data-retention="{event["retention_until"]}"' in response.text
 
 
 def test_resolve_finds_the_event_of_a_code(client: TestClient, event: dict[str, str]) -> None:
     response = client.get("/api/resolve", params={"code": event["code"].lower()})
     assert response.status_code == 200
-    assert response.json() == {"slug": event["slug"], "name": event["name"]}
+    assert response.json() == {
+        "slug": event["slug"],
+        "name": event["name"],
+        "retention_until": event["retention_until"],
+    }
     assert client.get("/api/resolve", params={"code": "ZZZZZZ"}).status_code == 404
     assert client.get("/api/resolve").status_code == 422
 

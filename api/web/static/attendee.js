@@ -6,6 +6,9 @@
   const root = $("attendee");
   const slug = root.dataset.slug;
   const CODE_STORE = `photomatch.code.${slug}`;
+  const CONSENT_STORE = `photomatch.consent.${slug}`;
+  // "search" finds the attendee's photos; "optout" removes their face from the event instead.
+  let mode = "search";
   // Phone cameras produce 3-12 MB photos; a face needs far fewer pixels, and a smaller upload is
   // much faster on a mobile connection.
   const SELFIE_MAX_SIDE = 2048;
@@ -38,11 +41,42 @@
     $("code").focus();
   }
 
+  function setRetention(isoDate) {
+    if (!isoDate) return;
+    const when = new Date(`${isoDate}T00:00:00`);
+    $("retention-text").textContent = `on ${when.toLocaleDateString(undefined, { dateStyle: "long" })}`;
+  }
+
+  // Consent comes before the first selfie: the picker stays disabled until the box is ticked.
+  function updateConsent() {
+    const agreed = $("consent-box").checked;
+    for (const id of ["selfie-camera", "selfie-file"]) {
+      $(id).disabled = !agreed;
+      $(id).closest("label").classList.toggle("disabled", !agreed);
+    }
+    if (agreed) sessionStorage.setItem(CONSENT_STORE, "yes");
+    else sessionStorage.removeItem(CONSENT_STORE);
+  }
+  $("consent-box").checked = sessionStorage.getItem(CONSENT_STORE) === "yes";
+  $("consent-box").addEventListener("change", updateConsent);
+  updateConsent();
+  setRetention(root.dataset.retention);
+
   function askSelfie() {
     say("");
     $("change-code").hidden = !!token;
     show("step-selfie");
   }
+
+  $("optout-mode").addEventListener("click", () => {
+    mode = mode === "search" ? "optout" : "search";
+    const out = mode === "optout";
+    $("selfie-title").textContent = out ? "Remove your face from this event" : "Take a selfie";
+    $("selfie-intro").textContent = out
+      ? "Take a selfie. Every photo of this event in which we find your face stops showing it in searches, for you and for everyone else. The photographer keeps the photos."
+      : "Face the camera in good light, without sunglasses. We will show you every photo you are in.";
+    $("optout-mode").textContent = out ? "Find my photos instead" : "Remove my face from this event";
+  });
 
   function rememberCode(value) {
     code = value;
@@ -55,6 +89,10 @@
     if (res.status === 404) return false;
     if (!res.ok) return true; // let the search give the real answer
     const ev = await res.json();
+    if (ev.slug === slug) {
+      setRetention(ev.retention_until);
+      document.querySelector(".event-name").textContent = ev.name;
+    }
     return ev.slug === slug;
   }
 
@@ -118,9 +156,11 @@
     form.append("selfie", await shrink(file), file.name || "selfie.jpg");
     if (token) form.append("token", token);
     else form.append("code", code);
+    form.append("consent", $("consent-box").checked ? "yes" : "no");
+    const action = mode === "optout" ? "opt-out" : "search";
     let res;
     try {
-      res = await fetch(`/events/${encodeURIComponent(slug)}/search`, { method: "POST", body: form });
+      res = await fetch(`/events/${encodeURIComponent(slug)}/${action}`, { method: "POST", body: form });
     } catch (_) {
       URL.revokeObjectURL(previewUrl);
       askSelfie();
@@ -128,6 +168,7 @@
     }
     URL.revokeObjectURL(previewUrl);
     preview.removeAttribute("src");
+    if (res.ok && mode === "optout") return showOptedOut(await res.json());
     if (res.ok) return showResults(await res.json());
     const detail = await errorText(res);
     if (res.status === 401 || res.status === 403) {
@@ -182,6 +223,17 @@
     $(count).textContent = `(${list.length})`;
     $(grid).replaceChildren(...list.map((r, i) => tile(r, list, i)));
     $(section).hidden = list.length === 0;
+  }
+
+  function showOptedOut(body) {
+    askSelfie();
+    const n = body.photos;
+    say(
+      n
+        ? `Done: your face was removed from ${n} photo${n === 1 ? "" : "s"} of this event. Searches will no longer show them for it, even if the photos are processed again.`
+        : "We did not find your face in this event's photos, so there was nothing to remove.",
+      "ok",
+    );
   }
 
   function showResults(body) {

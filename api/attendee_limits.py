@@ -1,0 +1,56 @@
+"""The rate limits of the attendee doors (photomatch.ratelimit), applied per request.
+
+The client is the connection's address as uvicorn reports it; behind a reverse proxy, run uvicorn
+with --forwarded-allow-ips set to the proxy so that address is the real client's.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from api.deps import resources
+from photomatch.events.service import get_event_by_access_code, normalize_access_code
+from photomatch.models import Event
+from photomatch.ratelimit import RateLimiter
+
+
+def client_of(request: Request) -> str:
+    """The client's address, the key of per-client limits."""
+    return request.client.host if request.client else "unknown"
+
+
+def limiter_of(request: Request) -> RateLimiter:
+    return resources(request).rate_limiter
+
+
+def before_search(request: Request, slug: str) -> None:
+    """Count a search against the client's and the event's limits."""
+    limiter = limiter_of(request)
+    limiter.hit(limiter.search, client_of(request))
+    limiter.hit(limiter.event_search, slug)
+
+
+def before_code_attempt(request: Request) -> None:
+    """Refuse a code attempt while the client, or the whole site, is out of wrong-code budget."""
+    limiter = limiter_of(request)
+    limiter.check(limiter.code_failure, client_of(request))
+    limiter.check(limiter.site_code_failure)
+
+
+def code_failed(request: Request) -> None:
+    """Count a wrong code against the client and the site (after answering would be too late to refuse)."""
+    limiter = limiter_of(request)
+    limiter.hit(limiter.code_failure, client_of(request))
+    limiter.hit(limiter.site_code_failure)
+
+
+def lookup_code(request: Request, session: Session, code: str) -> Event | None:
+    """The event a typed code opens, under the code-entry and wrong-code limits."""
+    limiter = limiter_of(request)
+    limiter.hit(limiter.code_entry, client_of(request))
+    before_code_attempt(request)
+    event = get_event_by_access_code(session, normalize_access_code(code)) if code else None
+    if event is None and code:
+        code_failed(request)
+    return event
