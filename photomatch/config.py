@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     secret_key: str = "insecure-development-key-change-me"
     # Default lifetime of a new event's photos and faces (the retention date can be set per event).
     event_retention_days: int = 90
+    # After an event's retention date, a periodic task deletes its face embeddings at once and its
+    # photos (rows and files) this many days later; the event row stays as the record of the purge.
+    retention_photo_grace_days: int = Field(default=30, ge=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # Base URL that attendee links are built on (e.g. https://photos.example.com); empty means the
     # URL the API was reached at.
     public_url: str = ""

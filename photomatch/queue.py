@@ -30,6 +30,7 @@ THUMBNAILS_TASK = "cpu.photos.thumbnails"
 IMPORT_TASK = "cpu.photos.import"
 RECONCILE_TASK = "cpu.photos.reconcile"
 SWEEP_ORPHANS_TASK = "cpu.storage.sweep_orphans"
+RETENTION_TASK = "cpu.events.enforce_retention"
 FACES_QUEUE = "faces"
 CPU_QUEUE = "cpu"
 QUEUES = (FACES_QUEUE, CPU_QUEUE)
@@ -73,6 +74,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # With the workers down, stale reconcile messages must not pile up: the next one
                 # does the same work.
                 "options": {"expires": settings.reconcile_interval_seconds},
+            },
+            "events-enforce-retention": {
+                "task": RETENTION_TASK,
+                "schedule": settings.retention_interval_seconds,
+                "options": {"expires": settings.retention_interval_seconds},
             },
             "storage-sweep-orphans": {
                 "task": SWEEP_ORPHANS_TASK,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
-from api.deps import CurrentPhotographer, DbSession, OwnedEvent, SettingsDep
+from api.deps import CurrentPhotographer, DbSession, OwnedEvent, SettingsDep, StorageDep
 from api.schemas.events import EventCreate, EventOut, KnownQuery, KnownResult
 from photomatch.config import Settings
-from photomatch.events import service
+from photomatch.events import lifecycle, service
 from photomatch.models import Event
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -46,6 +46,13 @@ def list_events(
 def get_event(event: OwnedEvent, request: Request, settings: SettingsDep) -> EventOut:
     """One of the caller's events."""
     return _out(event, request, settings)
+
+
+@router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_event(event: OwnedEvent, session: DbSession, storage: StorageDep) -> Response:
+    """Delete the event for good: every photo, face, file and the event itself. Attendee links stop working."""
+    lifecycle.delete_event(session, storage, event)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{slug}/photos/known")

@@ -39,3 +39,12 @@ def add_api_key(session: Session, photographer_id: uuid.UUID, prefix: str, key_h
 def get_api_key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
     """The key row with this prefix, revoked or not."""
     return session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).one_or_none()
+
+
+def list_api_keys(session: Session, photographer_id: uuid.UUID) -> list[ApiKey]:
+    """Every key of the photographer, newest first (revoked ones included)."""
+    return list(
+        session.scalars(
+            select(ApiKey).where(ApiKey.photographer_id == photographer_id).order_by(ApiKey.created_at.desc())
+        )
+    )

@@ -95,6 +95,22 @@ def revoke_api_key(session: Session, key: ApiKey) -> None:
     log.info("accounts.api_key.revoked", prefix=key.prefix)
 
 
+def list_api_keys(session: Session, photographer: Photographer) -> list[ApiKey]:
+    """The photographer's keys (prefix, created, last used, revoked), newest first; never the keys themselves."""
+    return repository.list_api_keys(session, photographer.id)
+
+
+def revoke_api_key_by_prefix(session: Session, prefix: str) -> ApiKey:
+    """Revoke the key with this public prefix; AccountError if there is none or it is already revoked."""
+    key = repository.get_api_key_by_prefix(session, prefix.strip())
+    if key is None:
+        raise AccountError(f"no API key with prefix {prefix!r}")
+    if key.revoked_at is not None:
+        raise AccountError(f"the key {prefix} was already revoked on {key.revoked_at:%Y-%m-%d %H:%M}")
+    revoke_api_key(session, key)
+    return key
+
+
 def find_api_key(session: Session, raw_key: str) -> ApiKey | None:
     """The row of a raw key, if the key is well-formed and its prefix is known (no hash check)."""
     prefix = _split_key(raw_key)

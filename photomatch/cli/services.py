@@ -51,6 +51,18 @@ def register(sub: Any) -> None:
     p.add_argument("--no-save", action="store_true", help="do not save the key to data_dir/credentials.json")
     p.set_defaults(handler=cmd_photographer_create)
 
+    p = ph.add_parser("keys", help="list a photographer's API keys (prefix, created, last used, revoked)")
+    p.add_argument("email")
+    p.set_defaults(handler=cmd_photographer_keys)
+    p = ph.add_parser("new-key", help="give a photographer another API key (shown once)")
+    p.add_argument("email")
+    p.set_defaults(handler=cmd_photographer_new_key)
+    p = ph.add_parser(
+        "revoke-key", help="revoke an API key by its prefix (the part after pm_); it stops working at once"
+    )
+    p.add_argument("prefix")
+    p.set_defaults(handler=cmd_photographer_revoke_key)
+
     ev = sub.add_parser("event", help="events").add_subparsers(dest="event_command", required=True)
     p = ev.add_parser("create", help="create an event (through the API with --api, else directly in the database)")
     p.add_argument("name")
@@ -146,6 +158,55 @@ def cmd_photographer_create(args: argparse.Namespace) -> int:
     if not args.no_save:
         path = credentials.save(settings, api_key=key, email=photographer.email)
         print(f"saved to {path} (photomatch upload and event create use it)")
+    return 0
+
+
+def _photographer(session: Any, email: str) -> Any:
+    from photomatch.accounts.service import get_photographer_by_email
+
+    photographer = get_photographer_by_email(session, email)
+    if photographer is None:
+        raise CliError(f"no photographer with email {email}")
+    return photographer
+
+
+def cmd_photographer_keys(args: argparse.Namespace) -> int:
+    """Print the photographer's keys: only their public prefixes, never the keys (stored hashed)."""
+    from photomatch.accounts.service import list_api_keys
+    from photomatch.db import session_scope
+
+    with session_scope() as session:
+        keys = list_api_keys(session, _photographer(session, args.email))
+        print(f"{'PREFIX':<14} {'CREATED':<17} {'LAST USED':<17} STATUS")
+        for k in keys:
+            used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+            state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+            print(f"{k.prefix:<14} {k.created_at:%Y-%m-%d %H:%M} {used:<17} {state}")
+    return 0
+
+
+def cmd_photographer_new_key(args: argparse.Namespace) -> int:
+    """Create another key for the photographer (e.g. before revoking a leaked one)."""
+    from photomatch.accounts.service import create_api_key
+    from photomatch.db import session_scope
+
+    with session_scope() as session:
+        key = create_api_key(session, _photographer(session, args.email))
+    print(f"API key (shown once): {key}")
+    return 0
+
+
+def cmd_photographer_revoke_key(args: argparse.Namespace) -> int:
+    """Revoke a key by prefix: requests with it get 401 from now on."""
+    from photomatch.accounts.service import AccountError, revoke_api_key_by_prefix
+    from photomatch.db import session_scope
+
+    try:
+        with session_scope() as session:
+            key = revoke_api_key_by_prefix(session, args.prefix)
+    except AccountError as e:
+        raise CliError(str(e)) from None
+    print(f"API key {key.prefix} revoked")
     return 0
 
 

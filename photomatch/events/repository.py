@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from photomatch.models import Event, Photo
+from photomatch.models import Event, Face, FaceTombstone, Photo
 
 
 def add_event(session: Session, event: Event) -> Event:
@@ -51,3 +52,27 @@ def known_sha256s(session: Session, event_id: uuid.UUID, sha256s: list[str]) -> 
         return set()
     query = select(Photo.sha256).where(Photo.event_id == event_id, Photo.sha256.in_(sha256s))
     return set(session.scalars(query))
+
+
+def past_retention_with_faces(session: Session, before: date) -> list[uuid.UUID]:
+    """Events whose retention date is before `before` and that still have face rows."""
+    has_faces = exists().where(Face.event_id == Event.id)
+    return list(session.scalars(select(Event.id).where(Event.retention_until < before, has_faces)))
+
+
+def past_retention_with_photos(session: Session, before: date) -> list[uuid.UUID]:
+    """Events whose retention date is before `before` and that still have photo rows."""
+    has_photos = exists().where(Photo.event_id == Event.id)
+    return list(session.scalars(select(Event.id).where(Event.retention_until < before, has_photos)))
+
+
+def delete_faces(session: Session, event_id: uuid.UUID) -> None:
+    """Every face and opt-out tombstone of the event; photos keep no face count."""
+    session.execute(delete(Face).where(Face.event_id == event_id))
+    session.execute(delete(FaceTombstone).where(FaceTombstone.event_id == event_id))
+    session.execute(update(Photo).where(Photo.event_id == event_id).values(face_count=None))
+
+
+def delete_photos(session: Session, event_id: uuid.UUID) -> None:
+    """Every photo of the event (its faces and tombstones cascade)."""
+    session.execute(delete(Photo).where(Photo.event_id == event_id))

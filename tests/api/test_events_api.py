@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from PIL import Image
+
+from photomatch.config import Settings
+from photomatch.storage import get_storage
 
 
 def test_create_list_and_get_an_event(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
@@ -99,3 +105,37 @@ def test_unexpected_errors_are_json_without_a_traceback(api_settings) -> None:  
         r = client.get("/boom")
     assert r.status_code == 500
     assert r.json() == {"detail": "internal server error"}
+
+
+def test_deleting_an_event_removes_its_rows_and_files(
+    api_client: TestClient, make_photographer: Callable[[str], dict], api_settings: Settings
+) -> None:
+    owner, other = make_photographer("Dora"), make_photographer("Eve")
+    event = api_client.post("/events", json={"name": "Gone soon"}, headers=owner).json()
+    image = io.BytesIO()
+    Image.new("RGB", (40, 30), "teal").save(image, "JPEG")
+    uploaded = api_client.post(
+        f"/events/{event['slug']}/photos", files=[("files", ("a.jpg", image.getvalue(), "image/jpeg"))], headers=owner
+    )
+    assert uploaded.json()["created"] == 1
+    storage = get_storage(api_settings)
+    assert list(storage.list_keys(f"events/{event['id']}/"))
+
+    assert api_client.delete(f"/events/{event['slug']}").status_code == 401
+    assert api_client.delete(f"/events/{event['slug']}", headers=other).status_code == 404
+    assert api_client.delete(f"/events/{event['slug']}", headers=owner).status_code == 204
+
+    assert api_client.get(f"/events/{event['slug']}", headers=owner).status_code == 404
+    assert list(storage.list_keys(f"events/{event['id']}/")) == []
+    db = sa.create_engine(api_settings.database_url)
+    with db.connect() as conn:
+        for table in ("events", "photos"):
+            column = "id" if table == "events" else "event_id"
+            assert conn.scalar(sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :e"), {"e": event["id"]}) == 0
+    db.dispose()
+    search = api_client.post(
+        f"/events/{event['slug']}/search",
+        data={"code": event["access_code"], "consent": "yes"},
+        files={"selfie": ("s.jpg", image.getvalue(), "image/jpeg")},
+    )
+    assert search.status_code == 403  # the code opens nothing any more, like any wrong code

@@ -76,3 +76,35 @@ def test_photographer_and_event_create_directly_in_the_database(fresh_db: str, t
     assert again.stderr.strip() == "photomatch: error: a photographer with email ann@example.com already exists"
     taken = photomatch("event", "create", "x", "--slug", "summer-party", "--email", "ann@example.com", env=env)
     assert taken.returncode == 2 and "already taken" in taken.stderr
+
+
+def test_api_keys_are_listed_by_prefix_and_revoked_from_the_cli(fresh_db: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from photomatch.config import Settings
+
+    env = {"PHOTOMATCH_DATABASE_URL": fresh_db, "PHOTOMATCH_DATA_DIR": str(tmp_path)}
+    created = photomatch("photographer", "create", "Bo", "bo@example.com", "--no-save", env=env)
+    first = next(line.split(": ", 1)[1] for line in created.stdout.splitlines() if line.startswith("API key"))
+    second_out = photomatch("photographer", "new-key", "bo@example.com", env=env)
+    second = second_out.stdout.strip().split(": ", 1)[1]
+    prefix = first.split("_")[1]
+
+    listed = photomatch("photographer", "keys", "bo@example.com", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert prefix in listed.stdout and second.split("_")[1] in listed.stdout
+    assert first not in listed.stdout and second not in listed.stdout  # only prefixes: keys are stored hashed
+    assert listed.stdout.count("active") == 2
+
+    settings = Settings(environment="test", database_url=fresh_db, data_dir=tmp_path, rate_limits_enabled=False)
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/events", headers={"Authorization": f"Bearer {first}"}).status_code == 200
+        revoked = photomatch("photographer", "revoke-key", prefix, env=env)
+        assert revoked.returncode == 0 and f"API key {prefix} revoked" in revoked.stdout
+        assert api.get("/events", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+        assert api.get("/events", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    assert "revoked" in photomatch("photographer", "keys", "bo@example.com", env=env).stdout
+    again = photomatch("photographer", "revoke-key", prefix, env=env)
+    assert again.returncode == 2 and "already revoked" in again.stderr
+    assert photomatch("photographer", "revoke-key", "nope", env=env).returncode == 2

@@ -22,6 +22,7 @@ TASKS = {
     "cpu.photos.import": "cpu",
     "cpu.photos.reconcile": "cpu",
     "cpu.storage.sweep_orphans": "cpu",
+    "cpu.events.enforce_retention": "cpu",
 }
 
 
@@ -47,6 +48,7 @@ def test_reliability_events_and_beat_settings(app: Any, tmp_path: Path) -> None:
     assert conf.beat_schedule["photos-reconcile"]["task"] == "cpu.photos.reconcile"
     assert conf.beat_schedule["photos-reconcile"]["schedule"] == 7
     assert conf.beat_schedule["storage-sweep-orphans"]["task"] == "cpu.storage.sweep_orphans"
+    assert conf.beat_schedule["events-enforce-retention"]["task"] == "cpu.events.enforce_retention"
     assert conf.beat_schedule_filename == str(tmp_path / "celerybeat-schedule")
 
 

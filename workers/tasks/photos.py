@@ -9,6 +9,7 @@ A task that still fails leaves its photos pending, and the reconciler re-queues 
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy.exc
 
 from photomatch.config import get_settings
 from photomatch.db import session_scope
+from photomatch.events import lifecycle
 from photomatch.faces.types import Analyzer
 from photomatch.logs import get_logger
 from photomatch.metrics import timed
@@ -28,6 +30,7 @@ from photomatch.queue import (
     IMPORT_TASK,
     PROCESS_TASK,
     RECONCILE_TASK,
+    RETENTION_TASK,
     SWEEP_ORPHANS_TASK,
     THUMBNAILS_TASK,
     queue_backlog,
@@ -140,3 +143,14 @@ def sweep_orphans() -> dict[str, Any]:
     with session_scope() as session:
         result = orphans.sweep_orphans(session, _storage(), grace_seconds=get_settings().orphan_grace_seconds)
     return {"scanned": result.scanned, "deleted": len(result.deleted)}
+
+
+@app.task(name=RETENTION_TASK, **RETRY)
+def enforce_retention() -> dict[str, Any]:
+    """Delete the faces, then the photos, of events past their retention date (beat runs this periodically)."""
+    settings = get_settings()
+    with session_scope() as session:
+        result = lifecycle.enforce_retention(
+            session, _storage(), today=date.today(), photo_grace_days=settings.retention_photo_grace_days
+        )
+    return {"faces_purged": len(result.faces_purged), "photos_purged": len(result.photos_purged)}

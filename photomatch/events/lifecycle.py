@@ -1,0 +1,75 @@
+"""The end of an event's data: deletion on request, and retention enforced on schedule.
+
+- **Deletion** (`delete_event`): every row the event owns goes in one transaction (photos, faces
+  and tombstones cascade from the event), then every object under `events/<event id>/`. Should
+  storage fail midway, the rows are already gone and the orphan sweep (photomatch.photos.orphans)
+  removes what is left.
+- **Retention** (`enforce_retention`, a periodic task): once an event's retention date has passed,
+  its face embeddings (and opt-out tombstones) are deleted, so nobody can be found in it any more;
+  Settings.retention_photo_grace_days later its photos and their files go too, while the event row
+  stays as the photographer's record that it existed and was purged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from photomatch.events import repository
+from photomatch.logs import get_logger
+from photomatch.models import Event
+from photomatch.storage import Storage
+
+log = get_logger(__name__)
+
+
+def event_prefix(event_id: uuid.UUID) -> str:
+    """Where every object of the event lives (originals and thumbnails)."""
+    return f"events/{event_id}/"
+
+
+def delete_objects(storage: Storage, event_id: uuid.UUID) -> int:
+    """Delete every stored object of the event; returns how many."""
+    keys = list(storage.list_keys(event_prefix(event_id)))
+    for key in keys:
+        storage.delete(key)
+    return len(keys)
+
+
+def delete_event(session: Session, storage: Storage, event: Event) -> int:
+    """Delete the event, every row it owns and, after the commit, every object; returns objects deleted."""
+    event_id = event.id
+    session.delete(event)
+    session.commit()
+    deleted = delete_objects(storage, event_id)
+    log.info("events.deleted", event_id=event_id, objects=deleted)
+    return deleted
+
+
+@dataclass
+class RetentionResult:
+    """Events whose faces, and events whose photos, were deleted by this run."""
+
+    faces_purged: list[uuid.UUID] = field(default_factory=list)
+    photos_purged: list[uuid.UUID] = field(default_factory=list)
+
+
+def enforce_retention(session: Session, storage: Storage, *, today: date, photo_grace_days: int) -> RetentionResult:
+    """Delete the faces of events past their retention date, and their photos `photo_grace_days` later."""
+    result = RetentionResult()
+    for event_id in repository.past_retention_with_faces(session, today):
+        repository.delete_faces(session, event_id)
+        session.commit()
+        result.faces_purged.append(event_id)
+        log.warning("retention.faces_deleted", event_id=event_id)
+    photo_cutoff = today - timedelta(days=photo_grace_days)
+    for event_id in repository.past_retention_with_photos(session, photo_cutoff):
+        repository.delete_photos(session, event_id)
+        session.commit()
+        objects = delete_objects(storage, event_id)
+        result.photos_purged.append(event_id)
+        log.warning("retention.photos_deleted", event_id=event_id, objects=objects)
+    return result
