@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from photomatch.errors import UserError
@@ -18,6 +20,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _user_error(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse(
             {"detail": exc.public_message, "reason": exc.reason}, status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each offending value back (`input`): a 1 MB form field came back
+        # as 2 MB of JSON. Say where and what, never the value.
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return JSONResponse(
+            {"detail": jsonable_encoder(errors), "reason": "invalid_request"},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
     @app.exception_handler(Exception)

@@ -46,6 +46,16 @@ class CorruptImage(ImageError):
     reason = "corrupt_image"
 
 
+class UnsupportedDimensions(ImageError):
+    """A strip, not a photo: no face fits, and decoding a 1x100,000,000 PNG costs gigabytes."""
+
+    reason = "unsupported_dimensions"
+
+
+# Stitched panoramas reach 10:1, rarely 20:1; anything narrower than 50:1 is a strip or an attack.
+MAX_ASPECT_RATIO = 50
+
+
 class ImageTooLarge(ImageError):
     """Too many pixels or bytes: a decompression bomb or an absurd upload."""
 
@@ -93,6 +103,10 @@ def load_image(
                 raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
             if w < 1 or h < 1:
                 raise CorruptImage("image has no pixels")
+            if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+                raise UnsupportedDimensions(
+                    f"image is {w}x{h}; photos longer than {MAX_ASPECT_RATIO}:1 on one side are not supported"
+                )
             # Decode before touching EXIF: a PNG's EXIF lookup can trigger the decode, and its
             # error must not be swallowed by the tolerant EXIF parsing below.
             im.load()

@@ -42,3 +42,18 @@ def test_an_offset_past_any_album_is_a_422_not_an_integer_overflow(
     response = api_client.get(f"/events/{slug}/photos/failed?offset=9223372036854775808", headers=auth)
     assert response.status_code == 422, response.text
     assert api_client.get(f"/events/{slug}/photos/failed?offset=0", headers=auth).status_code == 200
+
+
+def test_a_validation_error_does_not_echo_the_upload_back(
+    api_client: TestClient, make_photographer: Callable[[str], dict[str, str]]
+) -> None:
+    auth = make_photographer("Echo")
+    slug = api_client.post("/events", json={"name": "Echo"}, headers=auth).json()["slug"]
+    big = "A" * 1_000_000
+    # `files` as a text field instead of a file part: invalid, and 1 MB of it.
+    response = api_client.post(f"/events/{slug}/photos", data={"files": big}, headers=auth)
+    assert response.status_code == 422
+    assert len(response.content) < 2_000 and "AAAA" not in response.text
+    assert response.json()["reason"] == "invalid_request" and response.json()["detail"][0]["loc"]
+    too_long = api_client.post("/events", json={"name": "x" * 100_000}, headers=auth)
+    assert too_long.status_code == 422 and len(too_long.content) < 2_000

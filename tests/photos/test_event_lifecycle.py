@@ -90,7 +90,9 @@ def test_retention_deletes_faces_on_the_date_and_photos_after_the_grace(db_sessi
     expired, current = album(db_session, storage, "expired", 20), album(db_session, storage, "current", 30)
     today = date.today()
     db_session.execute(sa.update(Event).where(Event.id == expired.id).values(retention_until=today - timedelta(days=1)))
-    db_session.execute(sa.update(Event).where(Event.id == current.id).values(retention_until=today + timedelta(days=100)))
+    db_session.execute(
+        sa.update(Event).where(Event.id == current.id).values(retention_until=today + timedelta(days=100))
+    )
 
     first = enforce_retention(db_session, storage, today=today, photo_grace_days=30)
     assert first.faces_purged == [expired.id] and first.photos_purged == []

@@ -77,9 +77,9 @@ def corpus() -> Iterator[Item]:
     good_png = _save(_img((80, 60), 2), "PNG")
     # --- not images, or broken ones -------------------------------------------------------------
     yield Item("empty.jpg", b"", False)
-    for i, cut in enumerate(np.linspace(4, len(good_jpeg) - 10, 40).astype(int)):
+    for i, cut in enumerate(np.linspace(4, len(good_jpeg) - 40, 40).astype(int)):
         yield Item(f"truncated-{i:02d}.jpg", good_jpeg[:cut], False)
-    for i, cut in enumerate(np.linspace(8, len(good_png) - 12, 12).astype(int)):
+    for i, cut in enumerate(np.linspace(8, len(good_png) - 40, 12).astype(int)):
         yield Item(f"truncated-{i:02d}.png", good_png[:cut], False)
     texts = [b"hello world\n", b"<html><body>not a photo</body></html>", b"%PDF-1.4\n%...",
              b"PK\x03\x04" + b"\0" * 60, b"#!/bin/sh\nrm -rf /\n", b"GIF87a", b"\xff\xd8\xff"]  # fmt: skip
