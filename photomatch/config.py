@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     # Photo ids per face task: detection and embedding run batched over one task's photos. Larger
     # batches feed a GPU better; each decoded photo of a batch is held in memory at once.
     process_batch_size: int = Field(default=16, ge=1, le=256)
+    # Decoded pixels one engine call holds at most (a batch of big photos is analysed in chunks):
+    # 120 MP is five 24 MP photos, about 360 MB of RGB.
+    process_max_batch_pixels: int = Field(default=120_000_000, ge=1_000_000)
     # Object keys per import task (copy + hash of each object under an S3 prefix).
     import_batch_size: int = Field(default=50, ge=1, le=1000)
     # A photo still uploaded/processing this long after it was queued or claimed is re-queued by

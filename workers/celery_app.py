@@ -26,10 +26,19 @@ delivered again; tasks are idempotent. Whatever Redis loses, the reconciler re-q
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import sys
 from typing import Any
 
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 from photomatch.logs import get_logger
 from photomatch.queue import create_celery_app
@@ -87,6 +96,19 @@ def _preload_models(sender: Any = None, **_: Any) -> None:
 
     get_engine().load()
     log.info("workers.models.preloaded", embedder=settings.embedder, device=settings.device)
+
+
+@task_postrun.connect
+def _give_memory_back(**_: Any) -> None:
+    """Return freed heap to the OS after each task (glibc keeps it otherwise).
+
+    Decoding and analysing a batch allocates hundreds of MB that Python and torch free at the end;
+    glibc's arenas kept most of it, so a worker's RSS only ever grew (0.95 GB to 2.7 GB over the
+    issue 9 sweep). malloc_trim(0) hands the free pages back; it costs about a millisecond.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @worker_process_shutdown.connect

@@ -87,6 +87,18 @@ def fail_exhausted(session: Session, ids: Sequence[uuid.UUID], max_attempts: int
     return list(session.scalars(stmt))
 
 
+def fail_pending(session: Session, ids: Sequence[uuid.UUID], reason: str) -> list[uuid.UUID]:
+    """Fail the still-pending photos among `ids` with `reason` (a retry call brings them back)."""
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(ids), Photo.status.in_(PENDING))
+        .values(status=PhotoStatus.FAILED, failure_reason=reason, processed_at=func.now())
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
 def claim(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
     """Mark the pending photos among `ids` processing (attempts + 1); (id, event_id, storage_key) of each.
 

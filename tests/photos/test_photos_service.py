@@ -238,6 +238,22 @@ def process(session: Session, storage: Storage, ids: list[uuid.UUID], analyzer: 
     processing.save_outcomes(session, outcomes)
 
 
+def test_a_batch_of_big_photos_is_analysed_in_chunks_under_the_pixel_budget(
+    db_session: Session, local_storage: LocalStorage, event: Event
+) -> None:
+    ids = [ingest(db_session, local_storage, event, image_bytes(size=(100, 100), seed=i)).photo_id for i in range(7)]
+    claimed = processing.claim_photos(db_session, [i for i in ids if i is not None], max_attempts=5)
+    analyzer = FakeAnalyzer()
+    # 25,000 pixels per call: two 10,000-pixel photos fit, a third would not.
+    outcomes = processing.analyze_photos(claimed, local_storage, lambda name: analyzer, max_pixels=25_000)
+    assert analyzer.calls == [2, 2, 2, 1]
+    assert [len(o.faces) for o in outcomes] == [1] * 7 and all(o.failure is None for o in outcomes)
+    # A single photo above the budget is still analysed, alone.
+    analyzer = FakeAnalyzer()
+    processing.analyze_photos(claimed[:3], local_storage, lambda name: analyzer, max_pixels=5_000)
+    assert analyzer.calls == [1, 1, 1]
+
+
 def test_processing_saves_faces_and_fails_only_the_corrupt_photo(
     db_session: Session, local_storage: LocalStorage, event: Event
 ) -> None:

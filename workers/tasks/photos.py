@@ -49,6 +49,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# Storage that does not answer: retried with backoff, then the batch fails with storage_unavailable.
+STORAGE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    ConnectionError,
+    TimeoutError,
+)
 RETRY = {
     "autoretry_for": TRANSIENT_ERRORS,
     "retry_backoff": 5,  # 5, 10, 20, 40 s (+ jitter)
@@ -76,15 +83,22 @@ def _ids(photo_ids: list[str]) -> list[uuid.UUID]:
     return [uuid.UUID(i) for i in photo_ids]
 
 
-@app.task(name=PROCESS_TASK, **RETRY)
-def process_photos(photo_ids: list[str]) -> dict[str, Any]:
+@app.task(name=PROCESS_TASK, bind=True, **RETRY)
+def process_photos(self: Any, photo_ids: list[str]) -> dict[str, Any]:
     """Decode, detect and embed a batch of photos; replace their faces; mark them done or failed."""
     settings = get_settings()
     with session_scope() as session:
         claimed = processing.claim_photos(session, _ids(photo_ids), max_attempts=settings.max_processing_attempts)
     if not claimed:
         return {"photos": 0}
-    outcomes = processing.analyze_photos(claimed, _storage(), _engine_for)
+    try:
+        outcomes = processing.analyze_photos(claimed, _storage(), _engine_for)
+    except STORAGE_UNAVAILABLE as e:
+        if self.request.retries < self.max_retries:
+            raise  # retried with backoff (autoretry_for)
+        with session_scope() as session:
+            failed = processing.fail_unavailable(session, claimed, e)
+        return {"photos": len(claimed), "failed": len(failed), "faces": 0}
     with timed("db_write"), session_scope() as session:
         processing.save_outcomes(session, outcomes)
     processing.record_outcomes(outcomes)
