@@ -93,7 +93,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     logs = OUT / "logs" / name
     logs.mkdir(parents=True, exist_ok=True)
-    worker = {"proc": start_worker(settings, logs / "worker.log", queues="faces,cpu")}
+    # The reconcile task runs in the worker, with the worker's settings: both get the same window.
+    worker = {"proc": start_worker(settings, logs / "worker.log", queues="faces,cpu", **reconcile), "env": reconcile}
     beat = start_beat(settings, logs / "beat.log", **reconcile)
     started = time.monotonic()
     try:
@@ -110,12 +111,14 @@ def run_scenario(
                 proc.kill()
     with_retry = details.pop("then_retry", False)
     if with_retry:
+        before = integrity(factory, event_id)
+        details["before_retry"] = {k: before[k] for k in ("status", "failed_by_reason", "stuck")}
         with session_scope(factory) as session:
             from photomatch.models import Event
 
             event = session.get(Event, event_id)
             assert event is not None
-            details["retried"] = retry_failed(session, event, settings=settings)
+            details["retried"] = len(retry_failed(session, event, settings=settings))
         worker["proc"] = start_worker(settings, logs / "worker.log", queues="faces,cpu")
         try:
             wait_settled(factory, event_id, timeout=600)
@@ -155,7 +158,7 @@ def kill_worker(
         worker["proc"].wait()
         kills += 1
         time.sleep(1.0)
-        worker["proc"] = start_worker(settings, logs / "worker.log", queues="faces,cpu")
+        worker["proc"] = start_worker(settings, logs / "worker.log", queues="faces,cpu", **worker["env"])
     return {"worker_kills": kills}
 
 

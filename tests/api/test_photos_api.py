@@ -190,3 +190,22 @@ def test_presigned_upload_and_commit_on_s3(
         again = client.post(f"/events/{slug}/uploads/commit", json=body, headers=auth).json()
         assert (again["created"], again["duplicates"]) == (0, 1)
         assert client.get(f"/events/{slug}/status", headers=auth).json()["counts"]["uploaded"] == 1
+
+
+def test_uploads_are_limited_in_count_and_size_and_judged_by_their_bytes(
+    api_client: TestClient, auth: dict[str, str], event_slug: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.routes.photos as routes
+    from photomatch.config import get_settings
+
+    monkeypatch.setattr(routes, "MAX_FILES_PER_REQUEST", 3)
+    too_many = upload(api_client, event_slug, auth, [(f"{i}.jpg", jpeg(i)) for i in range(4)])
+    assert too_many.status_code == 400 and "at most 3 files" in too_many.json()["detail"]
+
+    big = jpeg(9) + b"\0" * (get_settings().max_image_bytes + 1 - len(jpeg(9)))
+    named_png = ("looks-like.png", jpeg(10))  # the name says PNG, the bytes say JPEG: the bytes win
+    renamed_text = ("photo.jpg", b"GIF89a but really some text")
+    results = upload(api_client, event_slug, auth, [("big.jpg", big), named_png, renamed_text]).json()["results"]
+    assert [(r["status"], r["reason"]) for r in results] == [
+        ("rejected", "image_too_large"), ("created", None), ("rejected", "unsupported_format"),
+    ]  # fmt: skip

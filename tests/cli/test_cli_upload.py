@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -161,3 +162,28 @@ def test_event_create_through_the_api(live_api: str, api_key: str, capsys: pytes
     assert "slug garden-party" in out and f"attendee link: {live_api}/e/garden-party?code=" in out
     assert main([*args, "--slug", "garden-party"]) == 2
     assert "already taken" in capsys.readouterr().err
+
+
+def test_the_bad_input_corpus_goes_through_the_cli_without_a_crash(
+    live_api: str, api_key: str, tmp_path: Path, fresh_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 200+ file sweep of tests/support/bad_inputs.py, uploaded by `photomatch upload`: every file is
+    accounted for (uploaded, already there, or rejected with its name and reason), and the command ends."""
+    from tests.support.bad_inputs import corpus
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    for item in corpus():
+        (folder / item.name).write_bytes(item.data)
+    auth = {"X-API-Key": api_key}
+    slug = httpx.post(f"{live_api}/events", json={"name": "CLI sweep"}, headers=auth).json()["slug"]
+    code = main(["upload", str(folder), "--event", slug, "--api", live_api, "--key", api_key, "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err  # some files are rejected, and the exit code says so
+    found, uploaded, already = (int(n) for n in re.search(
+        r"(\d+) images found: (\d+) uploaded, (\d+) already in event", captured.out).groups())  # type: ignore[union-attr]  # fmt: skip
+    rejected = int(re.search(r"(\d+) rejected", captured.out).group(1))  # type: ignore[union-attr]
+    assert found >= 150 and uploaded + already + rejected == found, captured.out
+    assert len(_photos(fresh_db, slug)) == uploaded
+    assert "Traceback" not in captured.err
+    assert captured.err.count("\n") >= rejected  # each rejected file is named with its reason
