@@ -34,11 +34,10 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fleet import album, counts, integrity, start_beat, start_worker, upload_album, wait_settled
-from photomatch.config import Settings, get_settings
+from bench.fleet import album, counts, integrity, services, start_beat, start_worker, upload_album, wait_settled
+from photomatch.config import Settings
 from photomatch.db import make_session_factory, session_scope
-from photomatch.embedded import start_postgres, start_redis, stop_postgres
-from photomatch.migrate import upgrade
+from photomatch.embedded import start_postgres, stop_postgres
 from photomatch.photos.service import retry_failed
 
 OUT = Path(__file__).resolve().parent / "out" / "faults"
@@ -204,15 +203,8 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=120.0, help="seconds storage stays away (> the ~75 s backoff)")
     args = parser.parse_args()
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    db_url = start_postgres(OUT)
-    redis_url = start_redis(OUT)
-    upgrade(db_url)
-    base = Settings(
-        environment="test", database_url=db_url, redis_url=redis_url, data_dir=OUT, secret_key="bench-" + "x" * 40,
-        process_batch_size=2, dev_faces_dir=get_settings().dev_faces_dir,
-    )  # fmt: skip
-    engine = sa.create_engine(db_url, pool_pre_ping=True)  # survives the Postgres restart scenario
+    base = services(OUT, process_batch_size=2)
+    engine = sa.create_engine(base.database_url, pool_pre_ping=True)  # survives the Postgres restart scenario
     factory = make_session_factory(engine)
     photos = album(base, args.photos)
     results = []

@@ -16,9 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from photomatch.accounts.service import create_photographer
-from photomatch.config import REPO_ROOT, Settings
+from photomatch.config import REPO_ROOT, Settings, get_settings
 from photomatch.db import session_scope
+from photomatch.embedded import start_postgres, start_redis
 from photomatch.events.service import create_event
+from photomatch.migrate import upgrade
 from photomatch.photos.ingest import upload_files
 from photomatch.storage import get_storage
 
@@ -31,6 +33,17 @@ def album(settings: Settings, n: int) -> list[Path]:
     groups = sorted((root / "groups").glob("*"))
     singles = sorted(p for p in root.glob("*/*") if p.parent.name != "groups")
     return [p for p in [*groups, *singles] if p.suffix.lower() in (".jpg", ".jpeg", ".png")][:n]
+
+
+def services(out: Path, **overrides: Any) -> Settings:
+    """Embedded Postgres (migrated) and Redis under `out`, and bench Settings on them."""
+    out.mkdir(parents=True, exist_ok=True)
+    db_url, redis_url = start_postgres(out), start_redis(out)
+    upgrade(db_url)
+    return Settings(
+        environment="test", database_url=db_url, redis_url=redis_url, data_dir=out, secret_key="bench-" + "x" * 40,
+        dev_faces_dir=get_settings().dev_faces_dir, **overrides,
+    )  # fmt: skip
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -21,11 +21,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.fleet import album, integrity, start_worker, upload_album, wait_settled
-from photomatch.config import Settings, get_settings
+from bench.fleet import album, integrity, services, start_worker, upload_album, wait_settled
+from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory
-from photomatch.embedded import start_postgres, start_redis
-from photomatch.migrate import upgrade
 
 OUT = Path(__file__).resolve().parent / "out" / "scale-out"
 
@@ -66,21 +64,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="photos per face task (more tasks to share)")
     args = parser.parse_args()
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    db_url = start_postgres(OUT)
-    redis_url = start_redis(OUT)
-    upgrade(db_url)
-    settings = Settings(
-        environment="test",
-        database_url=db_url,
-        redis_url=redis_url,
-        data_dir=OUT,
-        secret_key="bench-" + "x" * 40,
-        process_batch_size=args.batch_size,
-        dev_faces_dir=get_settings().dev_faces_dir,
-    )
+    settings = services(OUT, process_batch_size=args.batch_size)
     photos = album(settings, args.photos)
-    engine = make_engine(db_url, pool_size=2)
+    engine = make_engine(settings.database_url, pool_size=2)
     factory = make_session_factory(engine)
     runs = [run(settings, photos, n, factory) for n in args.workers]
     base = runs[0]["wall_s"]

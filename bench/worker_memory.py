@@ -22,11 +22,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from bench.fleet import integrity, start_worker, upload_album, wait_settled
-from photomatch.config import Settings, get_settings
+from bench.fleet import integrity, services, start_worker, upload_album, wait_settled
+from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory
-from photomatch.embedded import start_postgres, start_redis
-from photomatch.migrate import upgrade
 
 OUT = Path(__file__).resolve().parent / "out" / "worker-memory"
 GRID = 17
@@ -58,14 +56,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="photos per face task (the default setting)")
     args = parser.parse_args()
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    settings = services(OUT, process_batch_size=args.batch_size)
     (OUT / "album").mkdir(exist_ok=True)
-    db_url, redis_url = start_postgres(OUT), start_redis(OUT)
-    upgrade(db_url)
-    settings = Settings(
-        environment="test", database_url=db_url, redis_url=redis_url, data_dir=OUT, secret_key="bench-" + "x" * 40,
-        process_batch_size=args.batch_size, dev_faces_dir=get_settings().dev_faces_dir,
-    )  # fmt: skip
     portraits = lfw_images(settings)[: args.photos]
     photos: list[Path] = []
     for i, p in enumerate(portraits):
@@ -77,7 +69,7 @@ def main() -> None:
             photos.append(path)
     crowds = sum(p.parent == OUT / "album" for p in photos)
 
-    engine = make_engine(db_url, pool_size=2)
+    engine = make_engine(settings.database_url, pool_size=2)
     factory = make_session_factory(engine)
     log = OUT / f"worker-{int(time.time())}.log"
     proc = start_worker(settings, log, queues="faces,cpu")

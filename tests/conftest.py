@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from api.main import create_app
-from photomatch.config import Settings
+from photomatch.config import Settings, get_settings
 from photomatch.embedded import start_postgres, start_redis, stop_postgres, stop_redis
 from photomatch.migrate import upgrade
 from photomatch.storage import LocalStorage, S3Storage
@@ -278,3 +278,20 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The API on the module's settings (lifespan run), signed in as a new photographer."""
     with TestClient(create_app(settings), headers=new_photographer(settings, "Pia")) as c:
         yield c
+
+
+# --- face data -----------------------------------------------------------------------------------
+
+
+def dev_faces_dir() -> Path:
+    """The dev-faces folder from settings (PHOTOMATCH_DEV_FACES_DIR), or skip the calling test."""
+    path = get_settings().dev_faces_dir
+    if not (path / "MANIFEST.md").is_file():
+        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR to run face tests")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dev_faces() -> Path:
+    """The dev-faces folder (26 identities and 15 group photos); the test skips when it is absent."""
+    return dev_faces_dir()

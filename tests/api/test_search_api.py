@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from api.main import create_app
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.faces.engine import get_engine
 from photomatch.photos import processing
@@ -33,11 +33,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def faces_dir() -> Path:
-    path = get_settings().dev_faces_dir
-    if not (path / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR")
-    return path
+def faces_dir(dev_faces: Path) -> Path:
+    return dev_faces
 
 
 @pytest.fixture(scope="module")

@@ -9,19 +9,6 @@ import pytest
 from photomatch.config import get_settings
 
 
-def dev_faces_dir() -> Path:
-    """The dev-faces folder from settings (PHOTOMATCH_DEV_FACES_DIR), or skip the calling test."""
-    path = get_settings().dev_faces_dir
-    if not (path / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR to run face tests")
-    return path
-
-
-@pytest.fixture(scope="session")
-def dev_faces() -> Path:
-    return dev_faces_dir()
-
-
 @pytest.fixture(scope="session")
 def identity_images(dev_faces: Path) -> list[tuple[str, Path]]:
     """(identity, path) for every labelled image, sorted."""

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.main import create_app
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from tests.support.celery_worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
@@ -38,14 +38,6 @@ def worker_metrics(worker: CeleryWorker) -> str:
     reg = CollectorRegistry()
     MultiProcessCollector(reg, path=str(worker.metrics_dir))
     return generate_latest(reg).decode()
-
-
-@pytest.fixture(scope="module")
-def dev_faces() -> Path:
-    path = get_settings().dev_faces_dir
-    if not (path / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR")
-    return path
 
 
 def counts(client: TestClient, name: str, *series: dict[str, str]) -> list[float]:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from tests.support.bad_inputs import Item, corpus
 from tests.support.celery_worker import CeleryWorker
 
@@ -24,10 +24,8 @@ PER_REQUEST = 40
 
 
 @pytest.fixture(scope="module")
-def good_photos() -> list[Path]:
-    root = get_settings().dev_faces_dir
-    if not (root / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {root}; set PHOTOMATCH_DEV_FACES_DIR")
+def good_photos(dev_faces: Path) -> list[Path]:
+    root = dev_faces
     return sorted(root.glob("*/1.jpg"))[:4] + sorted((root / "groups").glob("*.jpg"))[:2]
 
 

@@ -38,14 +38,6 @@ ALBUM_TIMEOUT = 600.0
 
 
 @pytest.fixture(scope="module")
-def dev_faces() -> Path:
-    path = get_settings().dev_faces_dir
-    if not (path / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR")
-    return path
-
-
-@pytest.fixture(scope="module")
 def album(dev_faces: Path) -> list[Path]:
     """Every identity image and group photo."""
     return sorted(p for p in dev_faces.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from tests.support.accounts import new_photographer
 from tests.support.celery_worker import CeleryWorker
 
@@ -28,10 +28,8 @@ def done_photo_ids(log: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def photos() -> list[Path]:
-    root = get_settings().dev_faces_dir
-    if not (root / "MANIFEST.md").is_file():
-        pytest.skip(f"dev-faces not found at {root}; set PHOTOMATCH_DEV_FACES_DIR")
+def photos(dev_faces: Path) -> list[Path]:
+    root = dev_faces
     return sorted((root / "groups").glob("*.jpg"))[:3] + sorted(root.glob("*/1.jpg"))[:5]
 
 
