@@ -49,9 +49,9 @@ def counts(client: TestClient, name: str, *series: dict[str, str]) -> list[float
 def test_api_latency_by_route_and_status(client: TestClient) -> None:
     name = "photomatch_http_request_duration_seconds_count"
     series = (
-        {"route": "/health/live", "status": "200"},
-        {"route": "/events/{slug}", "status": "404"},
-        {"route": "unmatched", "status": "404"},
+        {"route": "/health/live", "method": "GET", "status": "200"},
+        {"route": "/events/{slug}", "method": "GET", "status": "404"},
+        {"route": "unmatched", "method": "GET", "status": "404"},
     )
     before = counts(client, name, *series)
     for _ in range(3):
