@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     # Photo ids per face task: detection and embedding run batched over one task's photos. Larger
     # batches feed a GPU better; each decoded photo of a batch is held in memory at once.
     process_batch_size: int = Field(default=16, ge=1, le=256)
+    # The face task renders the thumbnails from the pixels it already decoded (one full-resolution
+    # decode per photo instead of two). A GPU box whose face worker should only feed the GPU sets
+    # this false: thumbnails then run beside it, on the cpu queue, decoding the photo again.
+    process_thumbnails_inline: bool = True
     # Decoded pixels one engine call holds at most (a batch of big photos is analysed in chunks):
     # 120 MP is five 24 MP photos, about 360 MB of RGB.
     process_max_batch_pixels: int = Field(default=120_000_000, ge=1_000_000)

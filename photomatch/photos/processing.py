@@ -52,6 +52,8 @@ class PhotoOutcome:
     width: int | None = None
     height: int | None = None
     captured_at: datetime | None = None
+    # (small, medium) keys of thumbnails rendered from this decode, already stored.
+    thumbnails: tuple[str, str] | None = None
 
 
 def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int) -> list[ClaimedPhoto]:
@@ -120,6 +122,16 @@ def fail_unavailable(session: Session, claimed: Sequence[ClaimedPhoto], error: B
     return failed
 
 
+def _store_thumbnails(storage: Storage, photo: ClaimedPhoto, image: LoadedImage) -> tuple[str, str]:
+    """Render and store the photo's previews from pixels already decoded for the faces."""
+    with timed("thumbnails"):
+        small, medium = render_thumbnails(image.rgb)
+        small_key, medium_key = thumbnail_keys(photo.event_id, photo.id)
+        storage.put(small_key, small, THUMB_CONTENT_TYPE)
+        storage.put(medium_key, medium, THUMB_CONTENT_TYPE)
+    return small_key, medium_key
+
+
 def analyze_photos(
     claimed: Sequence[ClaimedPhoto],
     storage: Storage,
@@ -133,7 +145,9 @@ def analyze_photos(
     sixteen 24 MP photos decoded at once held 1.2 GB, so a batch of big photos is analysed in
     several calls, each chunk's pixels released before the next is decoded.
     """
-    budget = max_pixels or get_settings().process_max_batch_pixels
+    settings = get_settings()
+    budget = max_pixels or settings.process_max_batch_pixels
+    inline_thumbnails = settings.process_thumbnails_inline
     outcomes: list[PhotoOutcome] = []
     pending: dict[str, list[tuple[PhotoOutcome, LoadedImage]]] = {}
 
@@ -156,6 +170,8 @@ def analyze_photos(
             outcome.failure = image
             continue
         outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
+        if inline_thumbnails:
+            outcome.thumbnails = _store_thumbnails(storage, photo, image)
         held = sum(img.width * img.height for _, img in pending.get(photo.embedder, []))
         if held and held + image.width * image.height > budget:
             flush(photo.embedder)
@@ -214,6 +230,8 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
             continue
         if outcome.width is not None:
             photo.width, photo.height, photo.captured_at = outcome.width, outcome.height, outcome.captured_at
+        if outcome.thumbnails is not None:
+            photo.thumb_small_key, photo.thumb_medium_key = outcome.thumbnails
         photo.processed_at = func.now()  # type: ignore[assignment]
         if outcome.failure is not None:
             repository.replace_faces(session, photo.id, [])

@@ -37,8 +37,9 @@ def enqueue_processing(session: Session, photo_ids: Sequence[uuid.UUID], *, sett
     for batch in batches(ids, s.process_batch_size):
         args = [[str(i) for i in batch]]
         defer(session, PROCESS_TASK, args, settings=settings)
-        # Thumbnails need no face model: they run beside face processing on the CPU queue.
-        defer(session, THUMBNAILS_TASK, args, settings=settings)
+        if not s.process_thumbnails_inline:
+            # Thumbnails need no face model: they run beside face processing on the CPU queue.
+            defer(session, THUMBNAILS_TASK, args, settings=settings)
         sent += 1
     if ids:
         log.info("photos.enqueue.processing", photos=len(ids), tasks=sent)

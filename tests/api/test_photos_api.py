@@ -81,9 +81,9 @@ def test_upload_many_files_reports_each_and_enqueues_ids_after_commit(
     assert body["results"][3]["photo_id"] == body["results"][0]["photo_id"]
 
     created = [r["photo_id"] for r in body["results"][:2]]
-    # One batch for the face worker and one for thumbnails, carrying ids only.
+    # One batch for the face worker, carrying ids only; it renders the thumbnails from its own decode.
     assert queued(api_settings.redis_url, "faces") == [("faces.photos.process", [created])]
-    assert queued(api_settings.redis_url, "cpu") == [("cpu.photos.thumbnails", [created])]
+    assert queued(api_settings.redis_url, "cpu") == []
 
     status = api_client.get(f"/events/{event_slug}/status", headers=auth).json()
     assert status["counts"] == {"uploaded": 2, "processing": 0, "done": 0, "failed": 0}
@@ -209,3 +209,15 @@ def test_uploads_are_limited_in_count_and_size_and_judged_by_their_bytes(
     assert [(r["status"], r["reason"]) for r in results] == [
         ("rejected", "image_too_large"), ("created", None), ("rejected", "unsupported_format"),
     ]  # fmt: skip
+
+
+def test_thumbnails_can_run_beside_the_face_worker(auth: dict[str, str], api_settings: Settings) -> None:
+    """A GPU box keeps its face worker on faces only: thumbnails then go to the cpu queue."""
+    from api.main import create_app
+
+    beside = api_settings.model_copy(update={"process_thumbnails_inline": False})
+    with TestClient(create_app(beside)) as client:
+        slug = client.post("/events", json={"name": "GPU box"}, headers=auth).json()["slug"]
+        created = [r["photo_id"] for r in upload(client, slug, auth, [("a.jpg", jpeg(5))]).json()["results"]]
+    assert queued(beside.redis_url, "faces") == [("faces.photos.process", [created])]
+    assert queued(beside.redis_url, "cpu") == [("cpu.photos.thumbnails", [created])]
