@@ -18,6 +18,7 @@ Prints JSON; the keys are the same every run. CPU unless PHOTOMATCH_DEVICE says 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -154,7 +155,9 @@ def main() -> None:
 
     started = time.monotonic()
     try:
-        code = cli(["upload", str(files[0].parent), "--event", slug, "--api", api_url, "--key", key, "--no-progress"])
+        argv = ["upload", str(files[0].parent), "--event", slug, "--api", api_url, "--key", key, "--no-progress"]
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON only
+            code = cli(argv)
         uploaded_s = time.monotonic() - started
         wait_settled(factory, event_id, timeout=7200)
         # Thumbnails are part of "searchable and browsable": wait for them too.
