@@ -105,6 +105,13 @@ def _check_access(request: Request, session: Session, slug: str, code: str | Non
     return event
 
 
+def _opened_with_consent(request: Request, session: Session, slug: str, form: MemoryForm) -> Event:
+    """The event the form's code or token opens, once the attendee has consented to the biometric comparison."""
+    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
+    service.require_consent(form.first("consent"))
+    return event
+
+
 def _float_field(form: MemoryForm, name: str) -> float | None:
     raw = form.first(name)
     if raw is None or not raw.strip():
@@ -119,8 +126,7 @@ def _search(
     request: Request, slug: str, form: MemoryForm, session: Session, storage: Storage, settings: Settings
 ) -> SearchResponse:
     """The blocking part of a search (database and face engine), run in a worker thread."""
-    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
-    service.require_consent(form.first("consent"))
+    event = _opened_with_consent(request, session, slug, form)
     match = _float_field(form, "match_threshold")
     possible = _float_field(form, "possible_threshold")
     service.resolve_thresholds(settings, match, possible)  # before the engine runs
@@ -186,8 +192,7 @@ async def search(
 
 
 def _opt_out(request: Request, slug: str, form: MemoryForm, session: Session, settings: Settings) -> OptOutResponse:
-    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
-    service.require_consent(form.first("consent"))
+    event = _opened_with_consent(request, session, slug, form)
     selfie = form.file("selfie")
     if selfie is None or not selfie.data:
         raise UnusableSelfie("missing_selfie", "Take or choose a selfie of yourself.")
