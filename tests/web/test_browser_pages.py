@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import threading
 import time
@@ -426,3 +427,34 @@ def test_attendee_is_told_when_no_photo_matches(
     assert page.is_visible("#no-matches"), page.inner_text("#message")
     assert page.is_hidden("#matches-section") and page.is_hidden("#possible-section")
     shoot(page, "09-attendee-no-matches")
+
+
+def test_attendee_consents_before_the_selfie_and_can_remove_their_face(
+    photographer_run: PhotographerRun, phone: Any, base_url: str, album: Path, truth: dict[str, Any]
+) -> None:
+    """Last in the module: it removes one identity's faces from the shared event."""
+    needs_search()
+    page = phone  # a fresh browser context: no consent remembered
+    page.goto(f"{base_url}/e/{photographer_run.slug}?code={photographer_run.code}")
+    page.wait_for_selector("#step-selfie:not([hidden])")
+    # The consent text names the event's retention date (rendered for the code in the link).
+    assert re.search(r"deleted on \w+ \d+, \d{4}|deleted on \d+ \w+ \d{4}", page.inner_text("#consent")), (
+        page.inner_text("#consent")
+    )
+    assert page.is_disabled("#selfie-camera") and page.is_disabled("#selfie-file")
+    page.check("#consent-box")
+    assert page.is_enabled("#selfie-camera")
+
+    identity, _ = pick_identity(truth)
+    page.click("#optout-mode")
+    assert "Remove your face" in page.inner_text("#selfie-title")
+    page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
+    page.wait_for_selector("#message:not([hidden])", timeout=60_000)
+    assert "your face was removed from" in page.inner_text("#message"), page.inner_text("#message")
+    shoot(page, "10-attendee-opted-out")
+
+    # Back to searching with the same selfie: the matches are gone.
+    page.click("#optout-mode")
+    page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
+    page.wait_for_selector("#step-results:not([hidden]), #message:not([hidden])", timeout=60_000)
+    assert page.is_hidden("#matches-section"), page.inner_text("#matches-count")
