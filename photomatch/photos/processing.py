@@ -25,7 +25,7 @@ from photomatch.logs import get_logger
 from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
 from photomatch.models import TOMBSTONE_RADIUS, PhotoStatus
 from photomatch.photos import repository
-from photomatch.photos.thumbnails import THUMB_CONTENT_TYPE, render_thumbnails, thumbnail_keys
+from photomatch.photos.thumbnails import store_thumbnails
 from photomatch.storage import ObjectNotFound, Storage
 
 log = get_logger(__name__)
@@ -122,16 +122,6 @@ def fail_unavailable(session: Session, claimed: Sequence[ClaimedPhoto], error: B
     return failed
 
 
-def _store_thumbnails(storage: Storage, photo: ClaimedPhoto, image: LoadedImage) -> tuple[str, str]:
-    """Render and store the photo's previews from pixels already decoded for the faces."""
-    with timed("thumbnails"):
-        small, medium = render_thumbnails(image.rgb)
-        small_key, medium_key = thumbnail_keys(photo.event_id, photo.id)
-        storage.put(small_key, small, THUMB_CONTENT_TYPE)
-        storage.put(medium_key, medium, THUMB_CONTENT_TYPE)
-    return small_key, medium_key
-
-
 def analyze_photos(
     claimed: Sequence[ClaimedPhoto],
     storage: Storage,
@@ -170,8 +160,9 @@ def analyze_photos(
             outcome.failure = image
             continue
         outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
-        if inline_thumbnails:
-            outcome.thumbnails = _store_thumbnails(storage, photo, image)
+        if inline_thumbnails:  # from the pixels already decoded for the faces
+            with timed("thumbnails"):
+                outcome.thumbnails = store_thumbnails(storage, photo.event_id, photo.id, image.rgb)
         held = sum(img.width * img.height for _, img in pending.get(photo.embedder, []))
         if held and held + image.width * image.height > budget:
             flush(photo.embedder)
@@ -277,11 +268,7 @@ def make_thumbnails(session: Session, storage: Storage, photo_ids: Sequence[uuid
         except (ImageError, ObjectNotFound) as e:
             log.info("photos.thumbnails.skipped", photo_id=photo.id, error=type(e).__name__)
             continue
-        small, medium = render_thumbnails(image.rgb)
-        small_key, medium_key = thumbnail_keys(photo.event_id, photo.id)
-        storage.put(small_key, small, THUMB_CONTENT_TYPE)
-        storage.put(medium_key, medium, THUMB_CONTENT_TYPE)
-        made.append((photo.id, small_key, medium_key))
+        made.append((photo.id, *store_thumbnails(storage, photo.event_id, photo.id, image.rgb)))
     for photo_id, small_key, medium_key in made:
         repository.set_thumbnails(session, photo_id, small_key, medium_key)
     session.flush()

@@ -8,6 +8,8 @@ import uuid
 import numpy as np
 from PIL import Image
 
+from photomatch.storage import Storage
+
 # Longest side in pixels. Small fills a results grid; medium a full-screen preview on a phone.
 SMALL_SIDE = 256
 MEDIUM_SIDE = 1024
@@ -19,6 +21,15 @@ def thumbnail_keys(event_id: uuid.UUID, photo_id: uuid.UUID) -> tuple[str, str]:
     """Storage keys (small, medium) of a photo's thumbnails; fixed, so re-rendering overwrites."""
     base = f"events/{event_id}/thumbs/{photo_id}"
     return f"{base}-s.jpg", f"{base}-m.jpg"
+
+
+def store_thumbnails(storage: Storage, event_id: uuid.UUID, photo_id: uuid.UUID, rgb: np.ndarray) -> tuple[str, str]:
+    """Render a photo's previews from its decoded pixels and store them; returns their keys (small, medium)."""
+    small, medium = render_thumbnails(rgb)
+    small_key, medium_key = thumbnail_keys(event_id, photo_id)
+    storage.put(small_key, small, THUMB_CONTENT_TYPE)
+    storage.put(medium_key, medium, THUMB_CONTENT_TYPE)
+    return small_key, medium_key
 
 
 def render_thumbnails(rgb: np.ndarray) -> tuple[bytes, bytes]:
