@@ -10,9 +10,10 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from api.deps import resources
-from photomatch.events.service import get_event_by_access_code, normalize_access_code
+from photomatch.events.service import get_event, get_event_by_access_code, normalize_access_code
 from photomatch.models import Event
 from photomatch.ratelimit import RateLimiter
+from photomatch.search.service import InvalidCredentials, check_access
 
 
 def client_of(request: Request) -> str:
@@ -43,6 +44,25 @@ def code_failed(request: Request) -> None:
     limiter = limiter_of(request)
     limiter.hit(limiter.code_failure, client_of(request))
     limiter.hit(limiter.site_code_failure)
+
+
+def open_event(request: Request, session: Session, slug: str, code: str | None, token: str | None) -> Event:
+    """The event `slug`, if the code or token opens it; wrong codes count against the wrong-code limits.
+
+    An unknown slug answers exactly as a wrong code does (InvalidCredentials): whether an event
+    exists never leaks.
+    """
+    if code:
+        before_code_attempt(request)
+    event = get_event(session, slug)
+    try:
+        check_access(event, code=code, token=token, secret_key=resources(request).settings.secret_key)
+    except InvalidCredentials:
+        if code:
+            code_failed(request)
+        raise
+    assert event is not None
+    return event
 
 
 def lookup_code(request: Request, session: Session, code: str) -> Event | None:

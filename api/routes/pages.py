@@ -7,6 +7,7 @@ it keeps in localStorage, the attendee's page with the event code or the signed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from datetime import date
@@ -20,10 +21,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api import attendee_limits
-from api.deps import DbSession, resources
-from photomatch.events.service import get_event, normalize_access_code
+from api.deps import DbSession
+from photomatch.events.service import normalize_access_code
 from photomatch.ratelimit import RateLimited
-from photomatch.search.service import InvalidCredentials, check_access
+from photomatch.search.service import InvalidCredentials
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"
@@ -114,21 +115,13 @@ def attendee_page(request: Request, slug: str, session: DbSession, code: str = "
     The same page answers for every slug, with the event's name and retention date only when the
     link's code or token opens it: a slug alone reveals neither the event nor whether it exists.
     """
-    event = get_event(session, slug)
     code = normalize_access_code(code)[:32]
     opened = None
     if code or t:
-        try:
-            if code:
-                attendee_limits.before_code_attempt(request)
-            settings = resources(request).settings
-            check_access(event, code=code or None, token=t or None, secret_key=settings.secret_key)
-            opened = event
-        except InvalidCredentials:
-            if code:
-                attendee_limits.code_failed(request)
-        except RateLimited:
-            pass  # the page still loads; the search will say why it cannot run
+        # A wrong code or token, or a spent wrong-code budget, shows the anonymous page; the search
+        # then says why it cannot run.
+        with contextlib.suppress(InvalidCredentials, RateLimited):
+            opened = attendee_limits.open_event(request, session, slug, code or None, t or None)
     return _page(
         request,
         "attendee.html",

@@ -20,18 +20,17 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import attendee_limits
-from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep, resources
+from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
 from api.memory_form import MemoryForm, read_form_in_memory
 from api.schemas.search import AttendeeLink, OptOutResponse, QueryFace, Result, SearchResponse, Thresholds
 from photomatch.config import Settings
 from photomatch.errors import UserError
-from photomatch.events.service import get_event
 from photomatch.logs import get_logger
 from photomatch.metrics import SEARCH_SECONDS
 from photomatch.models import Event
 from photomatch.search import optout, service
 from photomatch.search.archive import stream_zip
-from photomatch.search.service import InvalidCredentials, InvalidThresholds, UnusableSelfie
+from photomatch.search.service import InvalidThresholds, UnusableSelfie
 from photomatch.search.tokens import link_expiry, make_token
 from photomatch.storage import Storage, content_disposition
 
@@ -86,28 +85,9 @@ _SEARCH_BODY: dict[str, Any] = {
 }
 
 
-def _check_access(request: Request, session: Session, slug: str, code: str | None, token: str | None) -> Event:
-    """The event, if the code or token opens it; wrong codes count against the wrong-code limits.
-
-    An unknown slug answers exactly as a wrong code does: whether an event exists never leaks.
-    """
-    settings = resources(request).settings
-    if code:
-        attendee_limits.before_code_attempt(request)
-    event = get_event(session, slug)
-    try:
-        service.check_access(event, code=code, token=token, secret_key=settings.secret_key)
-    except InvalidCredentials:
-        if code:
-            attendee_limits.code_failed(request)
-        raise
-    assert event is not None
-    return event
-
-
 def _opened_with_consent(request: Request, session: Session, slug: str, form: MemoryForm) -> Event:
     """The event the form's code or token opens, once the attendee has consented to the biometric comparison."""
-    event = _check_access(request, session, slug, form.first("code"), form.first("token"))
+    event = attendee_limits.open_event(request, session, slug, form.first("code"), form.first("token"))
     service.require_consent(form.first("consent"))
     return event
 
@@ -234,7 +214,7 @@ def download_zip(
     token: Annotated[str | None, Form()] = None,
 ) -> StreamingResponse:
     """A zip of the chosen originals, streamed; ids of other events' photos are ignored."""
-    event = _check_access(request, session, slug, code, token)
+    event = attendee_limits.open_event(request, session, slug, code, token)
     entries = service.archive_entries(session, event, photo_ids)
     if not entries:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")
