@@ -114,7 +114,3 @@ class RateLimiter:
             raise
         except Exception as e:  # Redis unreachable: fail open, loudly
             log.warning("ratelimit.unavailable", rule=rule.name, error=type(e).__name__)
-
-    def reset(self) -> None:
-        """Forget every counter (tests, and an operator after a false alarm)."""
-        self._limiter.storage.reset()
