@@ -85,7 +85,11 @@ def copy_payload(rows: np.ndarray, event_no: np.ndarray, photo_no: np.ndarray, e
 
 def generate(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
     """Fill events, photos and faces; return the per-event identities needed to make queries."""
-    sizes = [args.event_faces] * args.events + ([args.big_event] if args.big_event else [])
+    return generate_events(conn, [args.event_faces] * args.events + ([args.big_event] if args.big_event else []), rng)
+
+
+def generate_events(conn: psycopg.Connection, sizes: list[int], rng: np.random.Generator) -> dict[str, Any]:
+    """Events e0, e1, ... (codes C0, C1, ...) of these many faces; the identities needed to make queries."""
     mean = rng.standard_normal(DIM).astype(np.float32)
     mean *= np.sqrt(1 - OTHER_D2 / 2) / np.linalg.norm(mean)
     conn.execute("CREATE UNLOGGED TABLE stage (row_no int, event_no int, photo_no int, embedding halfvec)")
@@ -410,7 +414,7 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
                     vector = np.array(json.loads(q["q"]), dtype=np.float32)
                     boxes: dict[int, list[float]] = {}
                     t0 = time.perf_counter()
-                    knn = event_knn(session, event, boxes, settings.search_max_candidates)
+                    knn = event_knn(session, event, boxes, settings)
                     rank_photos(vector, knn, event_embeddings(session, event))
                     if rep:
                         times.append((time.perf_counter() - t0) * 1000)
@@ -427,7 +431,11 @@ def service_latency(url: str, queries: dict[str, list], hide_index: str) -> dict
 
 def _replay(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
     """The people of a database made by generate() with the same arguments, without writing anything."""
-    sizes = [args.event_faces] * args.events + ([args.big_event] if args.big_event else [])
+    return replay_events([args.event_faces] * args.events + ([args.big_event] if args.big_event else []), rng)
+
+
+def replay_events(sizes: list[int], rng: np.random.Generator) -> dict[str, Any]:
+    """The people of a database made by generate_events(sizes) from the same seed, without writing anything."""
     mean = rng.standard_normal(DIM).astype(np.float32)
     mean *= np.sqrt(1 - OTHER_D2 / 2) / np.linalg.norm(mean)
     events = {}

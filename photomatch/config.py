@@ -200,6 +200,19 @@ class Settings(BaseSettings):
     # Faces one search reads from the event, nearest first: the candidates within the candidate
     # radius and the selfie's impostor cohort (ranks 10-100) both come from them.
     search_max_candidates: int = Field(default=2000, ge=100)
+    # Events with at least this many faces of a model get an HNSW index of their own
+    # (photomatch.search.ann, built by a periodic task); smaller ones are scanned exactly.
+    # bench/search.py measured where the index overtakes the exact scan.
+    search_index_min_faces: int = Field(default=50_000, ge=1000)
+    # Through such an index a search reads fewer faces (the selfie's impostor cohort needs 100):
+    # returning 2,000 instead of 1,000 cost a 100k-face event 14 ms more per scan (bench/search.py).
+    search_index_max_candidates: int = Field(default=1000, ge=100)
+    # The HNSW candidate list a search starts with (pgvector's iterative scan extends it up to the
+    # limit above): recall@100 against exact was 0.9763 at 200 and 1.0 at 400 (bench/search.py).
+    search_index_ef_search: int = Field(default=400, ge=10, le=1000)
+    # maintenance_work_mem for building one index: the graph of a 1M-face event (m 32) needs ~1.5 GB.
+    search_index_build_memory: str = Field(default="2GB", pattern=r"^[0-9]+\s*(kB|MB|GB)$")
+    search_index_interval_seconds: float = Field(default=600.0, gt=0)
     # Selfies whose face is smaller or blurrier than this are refused with a message (422):
     # their embeddings are too noisy to search with. Sharpness is the variance of the Laplacian
     # of the aligned chip (photomatch.faces.alignment.sharpness). bench/search_accuracy.py blurs

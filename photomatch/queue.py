@@ -31,6 +31,7 @@ IMPORT_TASK = "cpu.photos.import"
 RECONCILE_TASK = "cpu.photos.reconcile"
 SWEEP_ORPHANS_TASK = "cpu.storage.sweep_orphans"
 RETENTION_TASK = "cpu.events.enforce_retention"
+INDEX_EVENTS_TASK = "cpu.search.index_events"
 FACES_QUEUE = "faces"
 CPU_QUEUE = "cpu"
 QUEUES = (FACES_QUEUE, CPU_QUEUE)
@@ -79,6 +80,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": RETENTION_TASK,
                 "schedule": settings.retention_interval_seconds,
                 "options": {"expires": settings.retention_interval_seconds},
+            },
+            "search-index-events": {
+                "task": INDEX_EVENTS_TASK,
+                "schedule": settings.search_index_interval_seconds,
+                "options": {"expires": settings.search_index_interval_seconds},
             },
             "storage-sweep-orphans": {
                 "task": SWEEP_ORPHANS_TASK,

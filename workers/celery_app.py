@@ -45,7 +45,7 @@ from photomatch.queue import create_celery_app
 
 log = get_logger(__name__)
 
-TASK_MODULES = ("workers.tasks.photos",)
+TASK_MODULES = ("workers.tasks.photos", "workers.tasks.search")
 
 # The worker's app: the library's configuration plus the task modules (`celery -A workers.celery_app`).
 app = create_celery_app(include=TASK_MODULES)

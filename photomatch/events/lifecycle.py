@@ -1,11 +1,12 @@
 """The end of an event's data: deletion on request, and retention enforced on schedule.
 
 - **Deletion** (`delete_event`): every row the event owns goes in one transaction (photos, faces
-  and tombstones cascade from the event), then every object under `events/<event id>/`. Should
+  and tombstones cascade from the event, and its own search index is dropped), then every object
+  under `events/<event id>/`. Should
   storage fail midway, the rows are already gone and the orphan sweep (photomatch.photos.orphans)
   removes what is left.
 - **Retention** (`enforce_retention`, a periodic task): once an event's retention date has passed,
-  its face embeddings (and opt-out tombstones) are deleted, so nobody can be found in it any more;
+  its face embeddings (and opt-out tombstones, and its search index) are deleted, so nobody can be found in it any more;
   Settings.retention_photo_grace_days later its photos and their files go too, while the event row
   stays as the photographer's record that it existed and was purged.
 """
@@ -18,6 +19,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
+from photomatch import ann
 from photomatch.events import repository
 from photomatch.logs import get_logger
 from photomatch.models import Event
@@ -43,6 +45,7 @@ def delete_event(session: Session, storage: Storage, event: Event) -> int:
     """Delete the event, every row it owns and, after the commit, every object; returns objects deleted."""
     event_id = event.id
     session.delete(event)
+    ann.drop_event_indexes(session, event_id)
     session.commit()
     deleted = delete_objects(storage, event_id)
     log.info("events.deleted", event_id=event_id, objects=deleted)
@@ -62,6 +65,7 @@ def enforce_retention(session: Session, storage: Storage, *, today: date, photo_
     result = RetentionResult()
     for event_id in repository.past_retention_with_faces(session, today):
         repository.delete_faces(session, event_id)
+        ann.drop_event_indexes(session, event_id)
         session.commit()
         result.faces_purged.append(event_id)
         log.warning("retention.faces_deleted", event_id=event_id)

@@ -39,7 +39,7 @@ def opt_out(
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
     face = selfie_face(selfie, engine, settings)
     assert face.embedding is not None
-    knn = event_knn(session, event, {}, settings.search_max_candidates)
+    knn = event_knn(session, event, {}, settings)
     tiers = resolve_thresholds(settings, None, None)
     ranked = rank_photos(face.embedding, knn, event_embeddings(session, event), tiers)
     face_ids = [h.face for h in ranked.matches + ranked.possible if h.confidence >= settings.optout_probability]

@@ -1,8 +1,9 @@
-"""SQL of selfie search: an exact per-event scan of faces by pgvector distance, and the photos it returns.
+"""SQL of selfie search: a per-event scan of faces by pgvector distance, and the photos it returns.
 
-Why exact and not HNSW: see bench/search_strategy.py and the README ("Search strategy"). The scan
-uses the btree on faces(event_id, model) and computes `embedding <-> query` for that event's
-faces only, so recall is perfect and no other event's face is ever read.
+Most events are scanned exactly: the btree on faces(event_id, model) gives the event's faces and
+`embedding <-> query` is computed for those only, so recall is perfect and no other event's face is
+ever read. A big event has an HNSW index of its own (photomatch.search.ann), and the same query
+walks that instead; bench/search.py measures both and the size where one overtakes the other.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import String, bindparam, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from photomatch import ann
 from photomatch.models import Face, FaceTombstone, Photo, PhotoStatus
 
 
@@ -61,16 +63,34 @@ class Scan:
 
 
 def scan_event(
-    session: Session, event_id: uuid.UUID, model: str, query: np.ndarray, *, radius: float, limit: int
+    session: Session,
+    event_id: uuid.UUID,
+    model: str,
+    query: np.ndarray,
+    *,
+    radius: float,
+    limit: int,
+    exact: bool = False,
+    indexed_limit: int | None = None,
+    ef_search: int = 400,
 ) -> Scan:
-    """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one exact scan.
+    """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one scan.
 
     Only those within `radius` are candidates (geometry and quality are read for them); the others'
-    distances feed the query's impostor cohort, and the window count gives the event's size, from
-    the same scan. No embedding is read: decoding a thousand vectors cost ~100 ms a scan
-    (bench/search_latency.py); expansion reads its few hits' vectors with `face_embeddings`.
+    distances feed the query's impostor cohort, and the event's size comes with them. No embedding
+    is read: decoding a thousand vectors cost ~100 ms a scan (bench/search_latency.py); expansion
+    reads its few hits' vectors with `face_embeddings`.
+
+    An event with its own HNSW index is searched through it (approximately, `indexed_limit` faces
+    at most) unless `exact`; its size is then Postgres' count of the index's entries, since
+    counting exactly would read them all.
     """
-    distance = Face.embedding.l2_distance(query_vector_param(query))
+    index = None if exact else ann.event_index(session, event_id, model)
+    if index and indexed_limit:
+        limit = min(limit, indexed_limit)
+    # The index is on the column cast to the model's dimension (photomatch.search.ann).
+    vectors = cast(Face.embedding, HALFVEC(len(query))) if index else Face.embedding
+    distance = vectors.l2_distance(query_vector_param(query))
     columns = [
         Face.id,
         Face.photo_id,
@@ -79,22 +99,33 @@ def scan_event(
         Face.probability,
         Face.size_px,
         Face.sharpness,
-        func.count().over().label("event_faces"),
     ]
     stmt = (
-        select(*columns)
+        select(*columns, *([] if index else [func.count().over().label("event_faces")]))
         # The composite join matches faces(photo_id, event_id) -> photos(id, event_id): even a
         # face row with a stale event_id could not bring in another event's photo.
         .join(Photo, (Photo.id == Face.photo_id) & (Photo.event_id == Face.event_id))
         .where(Face.event_id == event_id, Face.model == model, Photo.status == PhotoStatus.DONE)
-        .order_by(distance, Face.id)
+        # The index yields faces in distance order; a second sort key would make Postgres sort them all.
+        .order_by(*((distance,) if index else (distance, Face.id)))
         .limit(limit)
     )
-    # Events range from a few hundred faces to tens of thousands. After a few executions psycopg
-    # prepares the statement and Postgres may switch to a generic plan that ignores which event
-    # is searched: measured on a 50k-face event, 0.42 s instead of 0.02 s (bench/search_strategy.py).
+    # Events range from a few hundred faces to a million. After a few executions psycopg prepares
+    # the statement and Postgres may switch to a generic plan that ignores which event is searched
+    # (and so cannot use its partial index): measured on a 50k-face event, 0.42 s instead of 0.02 s
+    # (bench/search_strategy.py).
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    if index:
+        # Iterative scans keep walking the graph until `limit` faces are found, in distance order.
+        session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+        session.execute(text("SELECT set_config('hnsw.iterative_scan', :mode, true)"), {"mode": ann.ITERATIVE_SCAN})
+        session.execute(text("SELECT set_config('hnsw.max_scan_tuples', :n, true)"), {"n": str(max(20_000, 4 * limit))})
+    elif exact:
+        # Keeps the planner off the event's HNSW index (the btree is still read, by a bitmap scan).
+        session.execute(text("SET LOCAL enable_indexscan = off"))
     rows = session.execute(stmt).all()
+    if exact:
+        session.execute(text("RESET enable_indexscan"))
     within = [r for r in rows if r.distance <= radius]
     n = len(within)
     return Scan(
@@ -109,7 +140,7 @@ def scan_event(
         ),
         nearest=np.array([r.distance for r in rows], dtype=np.float64),
         nearest_face=np.array([r.id for r in rows], dtype=np.int64),
-        event_faces=int(rows[0].event_faces) if rows else 0,
+        event_faces=(index.faces if index else int(rows[0].event_faces) if rows else 0),
     )
 
 

@@ -187,11 +187,20 @@ class SearchResult:
     possible_matches: list[ResultItem] = field(default_factory=list)
 
 
-def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], limit: int) -> Knn:
+def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], settings: Settings) -> Knn:
     """The ranking's scan of this event's faces in Postgres; remembers each candidate face's box."""
 
     def knn(query: np.ndarray) -> Neighbours:
-        scan = repository.scan_event(session, event.id, event.embedder, query, radius=CANDIDATE_RADIUS, limit=limit)
+        scan = repository.scan_event(
+            session,
+            event.id,
+            event.embedder,
+            query,
+            radius=CANDIDATE_RADIUS,
+            limit=settings.search_max_candidates,
+            indexed_limit=settings.search_index_max_candidates,
+            ef_search=settings.search_index_ef_search,
+        )
         rows = scan.near
         for face_id, box in zip(rows.face, rows.box, strict=True):
             boxes[int(face_id)] = [round(float(v), 1) for v in box]
@@ -248,7 +257,7 @@ def search_event(
     face = selfie_face(selfie, engine, settings)
     assert face.embedding is not None  # selfie_face guarantees it
     boxes: dict[int, list[float]] = {}
-    knn = event_knn(session, event, boxes, settings.search_max_candidates)
+    knn = event_knn(session, event, boxes, settings)
     ranked = rank_photos(face.embedding, knn, event_embeddings(session, event), tiers)
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
     photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}

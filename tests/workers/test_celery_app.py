@@ -23,6 +23,7 @@ TASKS = {
     "cpu.photos.reconcile": "cpu",
     "cpu.storage.sweep_orphans": "cpu",
     "cpu.events.enforce_retention": "cpu",
+    "cpu.search.index_events": "cpu",
 }
 
 
@@ -49,6 +50,7 @@ def test_reliability_events_and_beat_settings(app: Any, tmp_path: Path) -> None:
     assert conf.beat_schedule["photos-reconcile"]["schedule"] == 7
     assert conf.beat_schedule["storage-sweep-orphans"]["task"] == "cpu.storage.sweep_orphans"
     assert conf.beat_schedule["events-enforce-retention"]["task"] == "cpu.events.enforce_retention"
+    assert conf.beat_schedule["search-index-events"]["task"] == "cpu.search.index_events"
     assert conf.beat_schedule_filename == str(tmp_path / "celerybeat-schedule")
 
 
@@ -58,6 +60,7 @@ def test_importing_the_app_and_tasks_leaves_torch_and_cuda_alone(tmp_path: Path)
 import json, sys
 import workers.celery_app as m
 import workers.tasks.photos
+import workers.tasks.search
 tasks = sorted(t for t in m.app.tasks if not t.startswith("celery."))
 torch_imported = "torch" in sys.modules
 import torch

@@ -1,0 +1,331 @@
+"""Search at festival scale: events of 10k, 100k and 1M faces in one database, exact scan versus each
+event's own HNSW index, and selfie search end to end over HTTP.
+
+Builds the real schema in an embedded Postgres (bench/out/search/) holding background events of
+2,000 faces plus one event of each size, with clustered synthetic embeddings (people appear several
+times, skewed; same-person distances ~0.35, strangers ~0.65, like dlib's; bench/search_strategy.py
+`generate_events`). Events at or above `search_index_min_faces` get their index from the product's
+own code (photomatch.search.ann), timed. Then, per event:
+
+- the database time of one product scan (`repository.scan_event`, the product's radius and limit),
+  through the event's index and exactly, p50/p95/p99;
+- recall@100 (and at the product's limit) of the indexed scan against the exact one;
+- the search after the selfie's embedding (both scans, cohort, expansion, tiers) for a new photo
+  of a person in the event;
+- HTTP end to end with real dev-lfw selfies through the API app (decode, detection and embedding
+  on CPU, scan, ranking, the response with signed links).
+
+    uv run python bench/search.py [--sizes 10000,100000,1000000] [--queries 100] [--http-queries 40]
+
+Prints one JSON object with the same keys every run. The data is reused while the sizes match
+(--rebuild regenerates it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from bench.search_strategy import DB, DIM, MODEL, SAME_D2, conninfo, generate_events, replay_events
+from photomatch.config import Settings, get_settings
+from photomatch.embedded import start_postgres
+from photomatch.migrate import upgrade
+
+OUT = Path(__file__).resolve().parent / "out" / "search"
+
+
+def pct(ms: list[float]) -> dict[str, float]:
+    """p50/p95/p99 of a list of milliseconds."""
+    return {
+        "p50_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "n": len(ms),
+    }
+
+
+def database(sizes: list[int], seed: int, rebuild: bool) -> tuple[str, dict[str, Any]]:
+    """The URL of a database holding the events (built on first use for these sizes), and their people."""
+    url = start_postgres(OUT)
+    marker = OUT / "scale.json"
+    db_url = url.replace("/postgres?", f"/{DB}?", 1)
+    if rebuild or not marker.is_file() or json.loads(marker.read_text()).get("sizes") != sizes:
+        with psycopg.connect(conninfo(url, "postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{DB}"')
+        upgrade(db_url)
+        with psycopg.connect(conninfo(url, DB)) as conn:
+            data = generate_events(conn, sizes, np.random.default_rng(seed))
+        marker.write_text(json.dumps({"sizes": sizes, "generate_s": data["seconds"], "indexes": {}}))
+        return db_url, data
+    return db_url, replay_events(sizes, np.random.default_rng(seed))
+
+
+def build_indexes(settings: Settings, sizes: list[int], events: list[int]) -> dict[str, Any]:
+    """The product's per-event index for each of `events`, built now or earlier: build time and size."""
+    import sqlalchemy
+    from sqlalchemy.orm import Session
+
+    from photomatch import ann
+    from photomatch.db import make_engine
+
+    marker = OUT / "scale.json"
+    state = json.loads(marker.read_text())
+    engine = make_engine(settings.database_url, pool_size=1)
+    out: dict[str, Any] = {}
+    for e in events:
+        event_id = _event_id(e)
+        name = ann.index_name(event_id, MODEL)
+        key, params = str(sizes[e]), {"m": ann.M, "ef_construction": ann.EF_CONSTRUCTION}
+        built = state["indexes"].get(key)
+        with Session(engine) as session:
+            exists = ann.event_index(session, event_id, MODEL) is not None
+        if not isinstance(built, dict) or built["params"] != params or not exists:
+            print(f"building the index of the {sizes[e]}-face event", file=sys.stderr, flush=True)
+            seconds = ann.create_event_index(engine, event_id, MODEL, build_memory=settings.search_index_build_memory)
+            state["indexes"][key] = {"params": params, "build_s": round(seconds, 1)}
+            marker.write_text(json.dumps(state))
+        with engine.connect() as conn:
+            size_sql = sqlalchemy.text("SELECT pg_relation_size(CAST(:n AS regclass))")
+            size = conn.execute(size_sql, {"n": name}).scalar_one()
+        out[key] = {"build_s": state["indexes"][key]["build_s"], "size_mb": round(size / 2**20, 1)}
+    engine.dispose()
+    return out
+
+
+def _event_id(e: int) -> Any:
+    import hashlib
+    import uuid
+
+    return uuid.UUID(hashlib.md5(f"e{e}".encode()).hexdigest())
+
+
+def queries_for(data: dict[str, Any], e: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """New photos of people present in event `e`: a selfie is sharper than most album faces, so its
+    noise is half theirs (distance ~0.28 to the person's faces, ~0.6 to strangers), and the search
+    finds matches and runs its second, expanded scan, as it does for a real attendee."""
+    ev = data["events"][e]
+    people = ev["identity"][rng.integers(len(ev["identity"]), size=n)]
+    noise = rng.standard_normal((n, DIM)).astype(np.float32) * np.sqrt(SAME_D2 / 2 / DIM) * 0.5
+    v = data["mean"] + ev["centroids"][people] + noise
+    return list((v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32))
+
+
+def recall_ids(approx: Any, exact: Any, k: int) -> float:
+    """The share of the exact k nearest faces that the indexed scan returned in its first k."""
+    truth = exact.nearest_face[:k].tolist()
+    return len(set(approx.nearest_face[:k].tolist()) & set(truth)) / max(1, len(truth))
+
+
+def recall_distance(approx: Any, exact: Any, k: int, eps: float = 1e-3) -> float:
+    """ann-benchmarks' recall: the share of the first k returned that are no farther than the exact k-th.
+
+    Faces at the same distance (to halfvec precision) are interchangeable, so counting ids alone
+    would call a tie at the k-th place a miss.
+    """
+    if not len(exact.nearest):
+        return 1.0
+    kth = exact.nearest[:k][-1]
+    return float(np.sum(approx.nearest[:k] <= kth + eps)) / min(k, len(exact.nearest))
+
+
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """Milliseconds that fn(*args) took, and its value."""
+    t0 = time.perf_counter()
+    value = fn(*args)
+    return (time.perf_counter() - t0) * 1000, value
+
+
+def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """Per event: the database time of one scan (indexed and exact), recall, and the search after embedding."""
+    from sqlalchemy import select
+
+    from photomatch import ann
+    from photomatch.db import make_engine, make_session_factory
+    from photomatch.models import Event
+    from photomatch.search import repository
+    from photomatch.search.calibration import CANDIDATE_RADIUS
+    from photomatch.search.ranking import rank_photos
+    from photomatch.search.service import event_embeddings, event_knn
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    limit = settings.search_max_candidates
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(args.seed + 1)
+    background = len(sizes) - len(args.sizes)
+    with make_session_factory(engine)() as session:
+        for e in range(background, len(sizes)):
+            event_id, n = _event_id(e), sizes[e]
+            queries = queries_for(data, e, args.queries, rng)
+            # The exact scan's cost grows with the event: fewer queries where one takes a second.
+            n_exact = args.queries if n <= 100_000 else max(20, args.queries // 5)
+            indexed = ann.event_index(session, event_id, MODEL) is not None
+            row: dict[str, Any] = {"faces": n, "indexed": indexed}
+
+            def scan(q: np.ndarray, exact: bool, eid: Any = event_id) -> repository.Scan:
+                s = repository.scan_event(
+                    session,
+                    eid,
+                    MODEL,
+                    q,
+                    radius=CANDIDATE_RADIUS,
+                    limit=limit,
+                    exact=exact,
+                    indexed_limit=settings.search_index_max_candidates,
+                    ef_search=settings.search_index_ef_search,
+                )
+                session.rollback()  # one transaction per scan, as a request has
+                return s
+
+            for q in queries[:5]:  # warm Postgres' caches
+                scan(q, True)
+                scan(q, False)
+            exact_ms, exact = zip(*(timed(scan, q, True) for q in queries[:n_exact]), strict=True)
+            row["exact_scan"] = pct(list(exact_ms))
+            if indexed:
+                ann_ms, approx = zip(*(timed(scan, q, False) for q in queries), strict=True)
+                row["indexed_scan"] = pct(list(ann_ms))
+                for k in (100, settings.search_index_max_candidates):
+                    at = str(k) if k == 100 else "limit"
+                    by_id = [recall_ids(a, x, k) for a, x in zip(approx, exact, strict=True)]
+                    by_distance = [recall_distance(a, x, k) for a, x in zip(approx, exact, strict=True)]
+                    row[f"recall_at_{at}"] = round(float(np.mean(by_distance)), 4)
+                    row[f"min_recall_at_{at}"] = round(float(np.min(by_distance)), 4)
+                    row[f"id_recall_at_{at}"] = round(float(np.mean(by_id)), 4)
+
+            event = session.scalars(select(Event).where(Event.id == event_id)).one()
+            knn, embeddings = event_knn(session, event, {}, settings), event_embeddings(session, event)
+            service_ms, expanded, matched = [], [], []
+            for q in queries:
+                ms, ranked = timed(rank_photos, q, knn, embeddings)
+                session.rollback()
+                service_ms.append(ms)
+                expanded.append(ranked.expanded_with > 0)
+                matched.append(len(ranked.matches))
+            row["search_after_embedding"] = {
+                **pct(service_ms),
+                "expanded": round(float(np.mean(expanded)), 2),
+                "mean_matches": round(float(np.mean(matched)), 1),
+            }
+            out[str(n)] = row
+            print(f"{n}: {row}", file=sys.stderr, flush=True)
+    engine.dispose()
+    return out
+
+
+def http(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """POST real dev-lfw selfies to each event's search through the API app; p50/p95/p99 end to end."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from bench.identity_cache import labelled_images
+
+    lfw = get_settings().dev_lfw_dir
+    if not args.http_queries:
+        return {"skipped": "--http-queries 0"}
+    if not (lfw / "MANIFEST.md").is_file():
+        return {"skipped": f"dev-lfw not found at {lfw}"}
+    images = labelled_images(lfw)
+    rng = np.random.default_rng(args.seed)
+    selfies = [images[i][1].read_bytes() for i in rng.permutation(len(images))[: args.http_queries]]
+    out: dict[str, Any] = {}
+    background = len(sizes) - len(args.sizes)
+    with TestClient(create_app(settings)) as client:
+        for e in range(background, len(sizes)):
+            times: list[float] = []
+            statuses: dict[str, int] = {}
+            for rep in range(2):  # the first pass loads the models and warms the caches
+                for data in selfies:
+                    t0 = time.perf_counter()
+                    r = client.post(
+                        f"/events/e{e}/search",
+                        data={"code": f"C{e}", "consent": "yes"},
+                        files={"selfie": ("s.jpg", data)},
+                    )
+                    ms = (time.perf_counter() - t0) * 1000
+                    if rep:
+                        times.append(ms)
+                        statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+            out[str(sizes[e])] = {**pct(times), "statuses": statuses}
+            print(f"http {sizes[e]}: {out[str(sizes[e])]}", file=sys.stderr, flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="faces of each measured event")
+    ap.add_argument("--background-events", type=int, default=50, help="other events of 2,000 faces each")
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--http-queries", type=int, default=40)
+    ap.add_argument("--ef-search", type=int, default=None, help="default: the product's setting")
+    ap.add_argument("--m", type=int, default=None, help="HNSW m (default: the product's)")
+    ap.add_argument("--ef-construction", type=int, default=None, help="HNSW ef_construction (default: the product's)")
+    ap.add_argument("--limit", type=int, default=None, help="faces per indexed scan (default: the product's)")
+    ap.add_argument("--iterative-scan", default=None, choices=["strict_order", "relaxed_order"])
+    ap.add_argument("--index-all", action="store_true", help="index every measured event, whatever its size")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rebuild", action="store_true")
+    args = ap.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from photomatch import ann
+
+    ann.M = args.m or ann.M
+    ann.EF_CONSTRUCTION = args.ef_construction or ann.EF_CONSTRUCTION
+    ann.ITERATIVE_SCAN = args.iterative_scan or ann.ITERATIVE_SCAN
+    import gc
+
+    # As the API does after its first search (api/routes/search.py): full collections over torch's
+    # objects otherwise pause a scan now and then, by up to 150 ms.
+    gc.freeze()
+    sizes = [2000] * args.background_events + args.sizes
+    url, data = database(sizes, args.seed, args.rebuild)
+    settings = Settings(
+        environment="test",
+        database_url=url,
+        redis_url="redis://127.0.0.1:9/0",  # search sends no tasks
+        data_dir=OUT / "data",
+        storage_backend="local",
+        secret_key="search-bench-secret-key-0123456789abcdef",
+        rate_limits_enabled=False,
+        **({"search_index_max_candidates": args.limit} if args.limit else {}),
+        **({"search_index_ef_search": args.ef_search} if args.ef_search else {}),
+    )
+    background = args.background_events
+    to_index = [
+        e for e in range(background, len(sizes)) if args.index_all or sizes[e] >= settings.search_index_min_faces
+    ]
+    out: dict[str, Any] = {
+        "device": "cpu",
+        "cpus": os.cpu_count(),
+        "database": f"{args.background_events} events of 2,000 faces + events of {args.sizes}; {sum(sizes):,} faces",
+        "generate_s": json.loads((OUT / "scale.json").read_text())["generate_s"],
+        "index_min_faces": settings.search_index_min_faces,
+        "ef_search": settings.search_index_ef_search,
+        "limit": {"exact": settings.search_max_candidates, "indexed": settings.search_index_max_candidates},
+        "hnsw": {"m": ann.M, "ef_construction": ann.EF_CONSTRUCTION, "iterative_scan": ann.ITERATIVE_SCAN},
+        "indexes": build_indexes(settings, sizes, to_index),
+    }
+    out["scans"] = scans(settings, data, sizes, args)
+    out["http"] = http(settings, sizes, args)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
