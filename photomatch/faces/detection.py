@@ -30,6 +30,7 @@ class Detector:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         min_prob: float = 0.9,
         mirror_landmarks: bool = True,
+        batched_crops: bool = True,
     ) -> None:
         self.device = device
         self.max_side = max_side
@@ -37,6 +38,8 @@ class Detector:
         self.thresholds = thresholds
         self.min_prob = min_prob
         self.mirror_landmarks = mirror_landmarks
+        # photomatch.faces.mtcnn (one roi_align per stage) rather than facenet-pytorch's per-box loop.
+        self.batched_crops = batched_crops
         self._mtcnn: Any = None  # facenet_pytorch.MTCNN, imported lazily
         self._lock = threading.Lock()
 
@@ -75,12 +78,22 @@ class Detector:
                 # empty image pyramid and fail the whole batch. Such an image simply has no face.
                 continue
             small = torch.stack([_shrink(images[i], scale, self.device) for i in idx])
-            boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+            boxes, probs, points = self._stages(small)
             for j, i in enumerate(idx):
                 out[i] = self._collect(boxes[j], probs[j], points[j], scale, w, h)
                 if self.mirror_landmarks and out[i]:
                     out[i] = self._mirror_refine(small[j], out[i], scale)
         return out
+
+    def _stages(self, small: torch.Tensor) -> tuple[Any, Any, Any]:
+        """MTCNN's boxes, probabilities and landmarks per image of a uint8 N x H x W x 3 batch."""
+        from photomatch.faces.mtcnn import detect_faces  # imports facenet-pytorch, like load()
+
+        m = self._mtcnn
+        if not self.batched_crops:
+            return m.detect(small, landmarks=True)  # type: ignore[no-any-return]
+        boxes, points = detect_faces(small, self.min_face, m.pnet, m.rnet, m.onet, list(self.thresholds), m.factor)
+        return [b[:, :4] for b in boxes], [b[:, 4] for b in boxes], points
 
     def _mirror_refine(self, small: torch.Tensor, faces: list[Detection], scale: float) -> list[Detection]:
         """Average each face's landmarks with two more estimates from MTCNN's last stage (ONet).
