@@ -32,3 +32,16 @@ def choose_device(setting: str = "auto") -> torch.device:
 def half_precision(device: torch.device) -> bool:
     """Whether embedders run in float16: on CUDA yes, on CPU no (slower and no more accurate)."""
     return device.type == "cuda"
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the device running out of memory (CUDA's, or the CPU allocator's)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Give the caching allocator's free blocks back, so the retry with fewer images can use them."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -10,11 +10,16 @@ import torch
 
 from photomatch.config import Settings, get_settings
 from photomatch.faces.alignment import align_faces, sharpness
+from photomatch.faces.decode import load_image_on
 from photomatch.faces.detection import Detector
-from photomatch.faces.device import choose_device
+from photomatch.faces.device import choose_device, out_of_memory, release_cached_memory
 from photomatch.faces.embedders import Embedder, get_embedder_class
-from photomatch.faces.types import Detection, Face
+from photomatch.faces.types import Detection, DeviceOutOfMemory, Face
+from photomatch.imaging import LoadedImage
+from photomatch.logs import get_logger
 from photomatch.metrics import timed
+
+log = get_logger(__name__)
 
 ImageLike = np.ndarray | torch.Tensor  # H x W x 3 uint8 RGB
 
@@ -44,6 +49,8 @@ class FaceEngine:
             self.embedder = embedder
         else:
             self.embedder = get_embedder_class(embedder or s.embedder).from_settings(self.device, s)
+        # Images per call that fitted in the device's memory after it last ran out (None: no limit yet).
+        self._batch_cap: int | None = None
 
     @property
     def model_name(self) -> str:
@@ -54,6 +61,10 @@ class FaceEngine:
         """Load every model now rather than on the first photo (workers call this at start)."""
         self.detector.load()
         self.embedder.load()
+
+    def decode(self, data: bytes) -> LoadedImage:
+        """The photo decoded where this engine runs: on a GPU by nvJPEG (photomatch.faces.decode)."""
+        return load_image_on(data, self.device, on_device=None if self.settings.decode_on_device else False)
 
     def detect(self, images: Sequence[ImageLike]) -> list[list[Detection]]:
         """Faces per image, largest first, in original pixels."""
@@ -69,9 +80,38 @@ class FaceEngine:
         # of different people look alike (dev-faces pairs: +0.1 points balanced accuracy).
         return align_faces(img, lm, self.embedder.template, self.embedder.chip_size, fill="replicate")
 
-    @torch.inference_mode()
     def analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
-        """Detect, align and (by default) embed every face of every image, batching across images."""
+        """Detect, align and (by default) embed every face of every image, batching across images.
+
+        The batch adapts to the device's memory: when the device runs out, the images are split in
+        halves and each half analysed again, and later calls take at most the size that fitted
+        (growing back by one image per successful call). Only an image that does not fit alone
+        raises, as DeviceOutOfMemory, so its task retries instead of failing the photo.
+        """
+        cap = self._batch_cap or len(images)
+        out: list[list[Face]] = []
+        for start in range(0, len(images), max(1, cap)):
+            out += self._analyze_fitting(images[start : start + cap], embed)
+        if self._batch_cap is not None:
+            self._batch_cap += 1
+        return out
+
+    def _analyze_fitting(self, images: Sequence[ImageLike], embed: bool) -> list[list[Face]]:
+        try:
+            return self._analyze(images, embed=embed)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            release_cached_memory(self.device)
+            if len(images) <= 1:
+                raise DeviceOutOfMemory(f"one image does not fit in {self.device}'s free memory: {e}") from e
+            half = len(images) // 2
+            self._batch_cap = half
+            log.warning("faces.engine.out_of_memory", device=self.device, images=len(images), retry_with=half)
+            return self._analyze_fitting(images[:half], embed) + self._analyze_fitting(images[half:], embed)
+
+    @torch.inference_mode()
+    def _analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
         # Stage timings (photomatch_stage_duration_seconds): each ends on a host copy, so on a GPU
         # they measure finished work, not queued kernels.
         with timed("detect"):

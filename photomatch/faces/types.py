@@ -63,6 +63,14 @@ class Face:
         return out
 
 
+class DeviceOutOfMemory(RuntimeError):
+    """One image alone did not fit in the device's free memory: a worker problem, not the photo's.
+
+    The task retries later (its photos stay pending, never failed): memory held by another process
+    on the GPU is often free again by then.
+    """
+
+
 class Analyzer(Protocol):
     """What the rest of photomatch needs of a face engine (photomatch.faces.engine.FaceEngine)."""
 

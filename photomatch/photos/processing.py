@@ -19,8 +19,8 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from photomatch.config import get_settings
-from photomatch.faces.types import Analyzer, Face
-from photomatch.imaging import ImageError, LoadedImage, load_image
+from photomatch.faces.types import Analyzer, DeviceOutOfMemory, Face
+from photomatch.imaging import ImageError, LoadedImage, host_pixels, load_image
 from photomatch.logs import get_logger
 from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
 from photomatch.models import TOMBSTONE_RADIUS, PhotoStatus
@@ -70,7 +70,7 @@ def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attemp
     return [ClaimedPhoto(pid, eid, key, embedders[eid]) for pid, eid, key in rows]
 
 
-def _decode(storage: Storage, photo: ClaimedPhoto) -> LoadedImage | str:
+def _decode(storage: Storage, photo: ClaimedPhoto, decode: Callable[[bytes], LoadedImage]) -> LoadedImage | str:
     """The decoded photo, or a failure reason `<reason>: <message>` for a permanent problem."""
     try:
         with timed("fetch"):
@@ -80,7 +80,7 @@ def _decode(storage: Storage, photo: ClaimedPhoto) -> LoadedImage | str:
         return f"missing_original: no object at {photo.storage_key}"
     try:
         with timed("decode"):
-            return load_image(data)
+            return decode(data)
     except ImageError as e:
         log.info("photos.process.decode_failed", photo_id=photo.id, reason=e.reason)
         return f"{e.reason}: {e}"
@@ -94,6 +94,8 @@ def _analyze(engine: Analyzer, images: list[LoadedImage]) -> list[list[Face] | s
     """
     try:
         return list(engine.analyze([img.rgb for img in images]))
+    except DeviceOutOfMemory:
+        raise  # the engine already split the batch down to one image: the worker's memory, not a photo
     except Exception:
         if len(images) == 1:
             raise
@@ -103,6 +105,8 @@ def _analyze(engine: Analyzer, images: list[LoadedImage]) -> list[list[Face] | s
     for img in images:
         try:
             results.append(engine.analyze([img.rgb])[0])
+        except DeviceOutOfMemory:
+            raise
         except Exception as e:
             first_error = first_error or e
             results.append(f"analysis_error: {type(e).__name__}: {e}")
@@ -155,14 +159,15 @@ def analyze_photos(
     for photo in claimed:
         outcome = PhotoOutcome(photo.id, photo.event_id)
         outcomes.append(outcome)
-        image = _decode(storage, photo)
+        # The engine decodes where it runs (a GPU's nvJPEG); an engine without a decoder, Pillow.
+        image = _decode(storage, photo, getattr(engine_for(photo.embedder), "decode", load_image))
         if isinstance(image, str):
             outcome.failure = image
             continue
         outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
         if inline_thumbnails:  # from the pixels already decoded for the faces
             with timed("thumbnails"):
-                outcome.thumbnails = store_thumbnails(storage, photo.event_id, photo.id, image.rgb)
+                outcome.thumbnails = store_thumbnails(storage, photo.event_id, photo.id, host_pixels(image.rgb))
         held = sum(img.width * img.height for _, img in pending.get(photo.embedder, []))
         if held and held + image.width * image.height > budget:
             flush(photo.embedder)

@@ -218,3 +218,69 @@ def test_engine_with_facenet_end_to_end(group_images: list[Path]) -> None:
     faces = eng.analyze([load_image(group_images[0]).rgb])[0]
     assert faces and all(f.embedding is not None and f.embedding.shape == (512,) for f in faces)
     assert {f.model for f in faces} == {"facenet-vggface2"}
+
+
+def test_batched_crops_find_the_faces_facenets_loop_finds(group_images: list[Path]) -> None:
+    """photomatch.faces.mtcnn cuts every candidate with one roi_align; facenet-pytorch cut them one by one.
+    Same faces, boxes and landmarks within a few percent of the face (bench/detect_speed.py has the timing)."""
+    ours, theirs = Detector(torch.device("cpu")), Detector(torch.device("cpu"), batched_crops=False)
+    found = same = 0
+    for path in group_images[:6]:
+        img = load_image(path).rgb
+        a, b = ours.detect([img])[0], theirs.detect([img])[0]
+        found += len(b)
+        assert abs(len(a) - len(b)) <= max(1, len(b) // 20), (path.name, len(a), len(b))
+        for f in b:
+            g = min(a, key=lambda g: float(np.abs(np.array(g.box) - f.box).sum()), default=None)
+            if g is not None and np.allclose(g.box, f.box, atol=0.1 * f.size):
+                same += 1
+                assert np.allclose(g.landmarks, f.landmarks, atol=0.08 * f.size)
+    assert found >= 30 and same >= 0.95 * found, (same, found)
+
+
+class _OutOfMemoryAbove:
+    """A detector that runs out of device memory on batches of more than `limit` images."""
+
+    def __init__(self, detector: Detector, limit: int, error: BaseException) -> None:
+        self.detector, self.limit, self.error = detector, limit, error
+        self.calls: list[int] = []
+
+    def detect(self, images):  # type: ignore[no-untyped-def]
+        self.calls.append(len(images))
+        if len(images) > self.limit:
+            raise self.error
+        return self.detector.detect(images)
+
+
+@pytest.mark.parametrize(
+    "error", [torch.OutOfMemoryError("CUDA out of memory."), RuntimeError("DefaultCPUAllocator: can't allocate memory")]
+)
+def test_out_of_memory_halves_the_batch_and_remembers_what_fitted(
+    engine: FaceEngine, group_images: list[Path], error: BaseException
+) -> None:
+    images = [load_image(p).rgb for p in group_images[:5]]
+    expected = [[f.detection.box for f in faces] for faces in engine.analyze(images, embed=False)]
+    tight = FaceEngine(Settings(environment="test", device="cpu"), embedder=engine.embedder)
+    fake = _OutOfMemoryAbove(engine.detector, 2, error)
+    tight.detector = fake  # type: ignore[assignment]
+    got = [[f.detection.box for f in faces] for faces in tight.analyze(images, embed=False)]
+    assert got == expected
+    assert fake.calls == [5, 2, 3, 1, 2]  # 5 fails: 2, then 3 fails: 1 + 2
+    fake.calls.clear()
+    tight.analyze(images, embed=False)  # the next call starts at the size that fitted, plus one
+    assert fake.calls[0] <= 3
+
+
+def test_an_image_that_does_not_fit_alone_raises_device_out_of_memory(
+    engine: FaceEngine, group_images: list[Path]
+) -> None:
+    from photomatch.faces.types import DeviceOutOfMemory
+
+    tight = FaceEngine(Settings(environment="test", device="cpu"), embedder=engine.embedder)
+    tight.detector = _OutOfMemoryAbove(engine.detector, 0, torch.OutOfMemoryError("CUDA out of memory."))  # type: ignore[assignment]
+    with pytest.raises(DeviceOutOfMemory):
+        tight.analyze([load_image(group_images[0]).rgb])
+    other = FaceEngine(Settings(environment="test", device="cpu"), embedder=engine.embedder)
+    other.detector = _OutOfMemoryAbove(engine.detector, 0, RuntimeError("shape mismatch"))  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # not memory: raised as it is
+        other.analyze([load_image(group_images[0]).rgb])

@@ -20,7 +20,7 @@ import sqlalchemy.exc
 from photomatch.config import get_settings
 from photomatch.db import session_scope
 from photomatch.events import lifecycle
-from photomatch.faces.types import Analyzer
+from photomatch.faces.types import Analyzer, DeviceOutOfMemory
 from photomatch.logs import get_logger
 from photomatch.metrics import timed
 from photomatch.photos import ingest, orphans, processing, service
@@ -46,6 +46,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     botocore.exceptions.ConnectionError,  # S3 endpoint unreachable
     botocore.exceptions.HTTPClientError,  # S3 read timeout, connection closed
     kombu.exceptions.OperationalError,  # broker unreachable while enqueueing follow-up work
+    DeviceOutOfMemory,  # one photo did not fit in the GPU's free memory: retry, never fail the photo
     ConnectionError,
     TimeoutError,
 )
