@@ -52,6 +52,8 @@ class Settings(BaseSettings):
 
     # --- face engine ---------------------------------------------------------------------------
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    # On a GPU, JPEGs are decoded by nvJPEG on the device (photomatch.faces.decode).
+    decode_on_device: bool = True
     embedder: str = "dlib-resnet-v1"
     # Photos are shrunk so their longest side is at most this before MTCNN runs; boxes and
     # landmarks are mapped back to original pixels. See README "Detection settings".
@@ -208,8 +210,9 @@ class Settings(BaseSettings):
     # returning 2,000 instead of 1,000 cost a 100k-face event 14 ms more per scan (bench/search.py).
     search_index_max_candidates: int = Field(default=1000, ge=100)
     # The HNSW candidate list a search starts with (pgvector's iterative scan extends it up to the
-    # limit above): recall@100 against exact was 0.9763 at 200 and 1.0 at 400 (bench/search.py).
-    search_index_ef_search: int = Field(default=400, ge=10, le=1000)
+    # limit above). bench/search.py, 1M-face event: recall@100 against exact 0.9825 at 400 (p95
+    # 125 ms), 0.9965 at 600 (p95 102 ms, quiet machine), 1.0 at 1000 (p95 184 ms).
+    search_index_ef_search: int = Field(default=600, ge=10, le=1000)
     # maintenance_work_mem for building one index: the graph of a 1M-face event (m 32) needs ~1.5 GB.
     search_index_build_memory: str = Field(default="2GB", pattern=r"^[0-9]+\s*(kB|MB|GB)$")
     search_index_interval_seconds: float = Field(default=600.0, gt=0)

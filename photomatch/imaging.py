@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,6 +26,7 @@ SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}  # MPO: multi-picture JPEGs s
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
 _DATETIME = 0x0132
+_ORIENTATION = 0x0112
 
 
 class ImageError(UserError):
@@ -66,7 +67,7 @@ class ImageTooLarge(ImageError):
 class LoadedImage:
     """An upright RGB image and what was learnt while reading it."""
 
-    rgb: np.ndarray  # H x W x 3, uint8, EXIF orientation applied
+    rgb: np.ndarray  # H x W x 3, uint8, EXIF orientation applied (a torch tensor when decoded on a GPU)
     format: str
     captured_at: datetime | None
 
@@ -94,19 +95,7 @@ def load_image(
         with warnings.catch_warnings():
             # Pillow warns (rather than raises) between 1x and 2x its own bomb limit; we decide ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            fmt = (im.format or "").upper()
-            if fmt not in SUPPORTED_FORMATS:
-                raise UnsupportedImage(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG or WebP")
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
-            if w < 1 or h < 1:
-                raise CorruptImage("image has no pixels")
-            if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
-                raise UnsupportedDimensions(
-                    f"image is {w}x{h}; photos longer than {MAX_ASPECT_RATIO}:1 on one side are not supported"
-                )
+            im, fmt = _open_checked(data, max_pixels)
             # Decode before touching EXIF: a PNG's EXIF lookup can trigger the decode, and its
             # error must not be swallowed by the tolerant EXIF parsing below.
             im.load()
@@ -125,6 +114,52 @@ def load_image(
     except MemoryError as e:
         raise ImageTooLarge("image needs more memory to decode than is available") from e
     return LoadedImage(rgb=rgb, format=fmt, captured_at=captured_at)
+
+
+def _open_checked(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """The image's header, read without decoding, once its format and dimensions are acceptable."""
+    im = Image.open(io.BytesIO(data))
+    fmt = (im.format or "").upper()
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnsupportedImage(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG or WebP")
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
+    if w < 1 or h < 1:
+        raise CorruptImage("image has no pixels")
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise UnsupportedDimensions(
+            f"image is {w}x{h}; photos longer than {MAX_ASPECT_RATIO}:1 on one side are not supported"
+        )
+    return im, fmt
+
+
+@dataclass
+class JpegHeader:
+    """What a decoder elsewhere (the GPU's) needs to know of a JPEG that passed every check of load_image."""
+
+    orientation: int  # EXIF orientation, 1 (upright) to 8
+    captured_at: datetime | None
+    mode: str  # Pillow's mode: RGB, L or CMYK
+
+
+def jpeg_header(data: bytes, *, max_pixels: int | None = None) -> JpegHeader | None:
+    """The header of a JPEG that load_image would accept; None for any other file (let load_image judge it)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im, fmt = _open_checked(data, max_pixels or get_settings().max_image_pixels)
+            if fmt != "JPEG":
+                return None
+            orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
+            return JpegHeader(orientation if 1 <= orientation <= 8 else 1, _captured_at(im), im.mode)
+    except Exception:
+        return None
+
+
+def host_pixels(rgb: Any) -> np.ndarray:
+    """Decoded pixels as a numpy array, copied back from the device when they were decoded there."""
+    return rgb if isinstance(rgb, np.ndarray) else np.asarray(rgb.cpu())
 
 
 def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int) -> bytes:
