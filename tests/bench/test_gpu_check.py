@@ -1,0 +1,26 @@
+"""bench/gpu_check.py, the script a lent GPU runs, works end to end on CPU and prints its keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench.gpu_check import main
+
+
+def test_the_gpu_check_runs_on_cpu_and_reports_every_key(dev_faces: Path, tmp_path: Path) -> None:
+    album = tmp_path / "album"
+    album.mkdir()
+    groups = sorted((dev_faces / "groups").glob("*.jp*g"))[:2]
+    for i, path in enumerate(groups):
+        shutil.copyfile(path, album / f"{i}.jpg")
+    out = tmp_path / "gpu_check.json"
+    assert main(["--album", str(album), "--photos", "3", "--batches", "2", "--device", "cpu", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["album"]["photos"] == 3 and report["decode_on_device"] is False
+    (run,) = report["runs"]
+    assert run["batch"] == 2 and run["photos"] == 3 and run["faces"] > 0
+    assert run["photos_per_s"] > 0 and set(run["stage_s"]) == {"read", "decode", "detect_align_embed"}
+    assert run["bounding_stage"] in run["stage_s"] and run["gpu_util_mean_pct"] is None  # no NVML on CPU
+    assert report["best"]["batch"] == 2
