@@ -72,7 +72,7 @@ def scan_event(
     limit: int,
     exact: bool = False,
     indexed_limit: int | None = None,
-    ef_search: int = 400,
+    ef_search: int = 600,
 ) -> Scan:
     """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one scan.
 
