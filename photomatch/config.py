@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     # `photomatch run`: where the API and Flower listen.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Addresses whose X-Forwarded-For / X-Forwarded-Proto the API believes (uvicorn's
+    # forwarded_allow_ips; "*" for all). Rate limits key on the client's address: behind a proxy
+    # that is not listed here, every attendee would share the proxy's address and its limits.
+    forwarded_allow_ips: str = "127.0.0.1"
     flower_port: int = 5555
     # --- photo pipeline (photomatch.photos, workers/) ---
     # Photo ids per face task: detection and embedding run batched over one task's photos. Larger

@@ -106,6 +106,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level=args.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Our handler (JSON, redacted) instead of uvicorn's own formatters.
         log_config=None,
     )
