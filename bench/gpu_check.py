@@ -10,7 +10,8 @@ in this measurement (the device machine has none); bench/ingest.py measures thos
     python bench/gpu_check.py --album DIR [--photos 2000] [--batches 16,32,64] [--device cuda]
 
 Prints one JSON object: per batch size photos/s, faces/s, time per stage, GPU utilisation and
-memory, and the bounding stage.
+memory, and the bounding stage; then the best batch again with the other way of cutting MTCNN's
+crops (photomatch.faces.mtcnn's roi_align or facenet-pytorch's per-box loop).
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(r), file=sys.stderr, flush=True)
     best = max(out["runs"], key=lambda r: r["photos_per_s"])
     out["best"] = {k: best[k] for k in ("batch", "photos_per_s", "faces_per_s", "bounding_stage", "gpu_util_mean_pct")}
+    # The same best batch with facenet-pytorch's per-box crop loop (the CPU default), to decide the GPU's.
+    engine.detector.batched_crops = not engine.detector.batched_crops
+    other = run(engine, files, best["batch"], device)
+    out["other_crops"] = {"batched_crops": engine.detector.batched_crops, **other}
+    engine.detector.batched_crops = not engine.detector.batched_crops
+    out["batched_crops"] = engine.detector.batched_crops
     out["nvidia_smi"] = _nvidia_smi()
     shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(out, indent=1)

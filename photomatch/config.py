@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Run MTCNN's last stage again on each face and its mirror image and average the landmarks:
     # steadier alignment, +1.1 points of pair accuracy on dev-faces (README, "Measurements").
     detect_mirror_landmarks: bool = True
+    # MTCNN's candidate crops in one roi_align per stage (photomatch.faces.mtcnn) instead of one
+    # resize per box; None: on CUDA only (on CPU it measured no faster, bench/detect_speed.py).
+    detect_batched_crops: bool | None = None
     embed_batch_size: int = 64
     # Averaging the embedding of a chip and its mirror image: +0.3 points of LFW accuracy.
     embed_flip: bool = True

@@ -44,6 +44,7 @@ class FaceEngine:
             thresholds=s.detect_thresholds,
             min_prob=s.detect_min_prob,
             mirror_landmarks=s.detect_mirror_landmarks,
+            batched_crops=s.detect_batched_crops,
         )
         if isinstance(embedder, Embedder):
             self.embedder = embedder

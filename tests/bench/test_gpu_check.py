@@ -24,3 +24,5 @@ def test_the_gpu_check_runs_on_cpu_and_reports_every_key(dev_faces: Path, tmp_pa
     assert run["photos_per_s"] > 0 and set(run["stage_s"]) == {"read", "decode", "detect_align_embed"}
     assert run["bounding_stage"] in run["stage_s"] and run["gpu_util_mean_pct"] is None  # no NVML on CPU
     assert report["best"]["batch"] == 2
+    assert report["batched_crops"] is False and report["other_crops"]["batched_crops"] is True  # CPU default
+    assert abs(report["other_crops"]["faces"] - run["faces"]) <= max(1, run["faces"] // 20)
