@@ -44,8 +44,11 @@ def render_thumbnails(rgb: np.ndarray) -> tuple[bytes, bytes]:
 
 def _fit(image: Image.Image, side: int) -> Image.Image:
     out = image.copy()
-    # reducing_gap: a fast box reduction first, then Lanczos on the last factor of ~3.
-    out.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # reducing_gap: a fast integer box reduction first, then Lanczos over the last factor (>= 1.5).
+    # Pillow reduces by floor(ratio / gap): at 3.0 a 12 or 24 MP photo was never box-reduced, and
+    # Lanczos over all its pixels took 109 ms; at 1.5 it takes 38 ms, 53.7 dB PSNR from the full
+    # Lanczos result (4000x3000 -> 1024 px, bench/ingest.py album).
+    out.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=1.5)
     return out
 
 
