@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     # decode per photo instead of two). A GPU box whose face worker should only feed the GPU sets
     # this false: thumbnails then run beside it, on the cpu queue, decoding the photo again.
     process_thumbnails_inline: bool = True
+    # Originals of a batch read from storage at once, while the batch decodes and is analysed.
+    process_fetch_threads: int = Field(default=8, ge=1, le=64)
     # Decoded pixels one engine call holds at most (a batch of big photos is analysed in chunks):
     # 120 MP is five 24 MP photos, about 360 MB of RGB.
     process_max_batch_pixels: int = Field(default=120_000_000, ge=1_000_000)

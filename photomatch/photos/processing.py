@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,11 +71,14 @@ def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attemp
     return [ClaimedPhoto(pid, eid, key, embedders[eid]) for pid, eid, key in rows]
 
 
-def _decode(storage: Storage, photo: ClaimedPhoto, decode: Callable[[bytes], LoadedImage]) -> LoadedImage | str:
-    """The decoded photo, or a failure reason `<reason>: <message>` for a permanent problem."""
+def _decode(fetched: Future[bytes], photo: ClaimedPhoto, decode: Callable[[bytes], LoadedImage]) -> LoadedImage | str:
+    """The decoded photo, or a failure reason `<reason>: <message>` for a permanent problem.
+
+    Its bytes were asked for ahead (`fetched`); the "fetch" stage is the time spent waiting for them.
+    """
     try:
         with timed("fetch"):
-            data = storage.get_bytes(photo.storage_key)
+            data = fetched.result()
     except ObjectNotFound:
         log.warning("photos.process.missing_original", photo_id=photo.id, key=photo.storage_key)
         return f"missing_original: no object at {photo.storage_key}"
@@ -156,22 +160,31 @@ def analyze_photos(
             else:
                 outcome.faces = result
 
-    for photo in claimed:
-        outcome = PhotoOutcome(photo.id, photo.event_id)
-        outcomes.append(outcome)
-        # The engine decodes where it runs (a GPU's nvJPEG); an engine without a decoder, Pillow.
-        image = _decode(storage, photo, getattr(engine_for(photo.embedder), "decode", load_image))
-        if isinstance(image, str):
-            outcome.failure = image
-            continue
-        outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
-        if inline_thumbnails:  # from the pixels already decoded for the faces
-            with timed("thumbnails"):
-                outcome.thumbnails = store_thumbnails(storage, photo.event_id, photo.id, host_pixels(image.rgb))
-        held = sum(img.width * img.height for _, img in pending.get(photo.embedder, []))
-        if held and held + image.width * image.height > budget:
-            flush(photo.embedder)
-        pending.setdefault(photo.embedder, []).append((outcome, image))
+    # Every original is asked for at once and read while earlier photos decode and the engine runs:
+    # from S3 each read is tens of milliseconds of waiting, which a GPU worker cannot afford.
+    with ThreadPoolExecutor(max_workers=max(1, settings.process_fetch_threads)) as pool:
+        fetched = [pool.submit(storage.get_bytes, photo.storage_key) for photo in claimed]
+        try:
+            for photo, data in zip(claimed, fetched, strict=True):
+                outcome = PhotoOutcome(photo.id, photo.event_id)
+                outcomes.append(outcome)
+                # The engine decodes where it runs (a GPU's nvJPEG); an engine without a decoder, Pillow.
+                image = _decode(data, photo, getattr(engine_for(photo.embedder), "decode", load_image))
+                if isinstance(image, str):
+                    outcome.failure = image
+                    continue
+                outcome.width, outcome.height, outcome.captured_at = image.width, image.height, image.captured_at
+                if inline_thumbnails:  # from the pixels already decoded for the faces
+                    with timed("thumbnails"):
+                        pixels = host_pixels(image.rgb)
+                        outcome.thumbnails = store_thumbnails(storage, photo.event_id, photo.id, pixels)
+                held = sum(img.width * img.height for _, img in pending.get(photo.embedder, []))
+                if held and held + image.width * image.height > budget:
+                    flush(photo.embedder)
+                pending.setdefault(photo.embedder, []).append((outcome, image))
+        finally:
+            for f in fetched:  # a task that failed leaves no reads queued
+                f.cancel()
     for embedder in list(pending):
         flush(embedder)
     return outcomes

@@ -6,8 +6,10 @@ tests/workers/test_ingest_pipeline.py); everything else is real.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +30,7 @@ from photomatch.models import Face as FaceRow
 from photomatch.photos import ingest as photo_ingest
 from photomatch.photos import processing, service
 from photomatch.photos.ingest import Outcome, PhotoError
-from photomatch.storage import LocalStorage, NotSupported, S3Storage, Storage
+from photomatch.storage import LocalStorage, NotSupported, ObjectNotFound, S3Storage, Storage
 
 MODEL = "dlib-resnet-v1"
 
@@ -252,6 +254,43 @@ def test_a_batch_of_big_photos_is_analysed_in_chunks_under_the_pixel_budget(
     analyzer = FakeAnalyzer()
     processing.analyze_photos(claimed[:3], local_storage, lambda name: analyzer, max_pixels=5_000)
     assert analyzer.calls == [1, 1, 1]
+
+
+class SlowStorage:
+    """Storage whose first `together` reads wait until that many are in flight at once (or time out)."""
+
+    def __init__(self, storage: Storage, together: int) -> None:
+        self.storage, self.gate = storage, threading.Barrier(together, timeout=10)
+        self.missing: set[str] = set()
+        self.waiting, self.lock = together, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # put (thumbnails) and the rest: the real storage's
+        return getattr(self.storage, name)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.lock:
+            self.waiting -= 1
+            wait = self.waiting >= 0
+        if wait:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.gate.wait()
+        if key in self.missing:
+            raise ObjectNotFound(key)
+        return self.storage.get_bytes(key)
+
+
+def test_a_batch_reads_its_originals_concurrently_and_in_order(
+    db_session: Session, local_storage: LocalStorage, event: Event
+) -> None:
+    ids = [ingest(db_session, local_storage, event, image_bytes(size=(50 + i, 40), seed=i)).photo_id for i in range(6)]
+    claimed = processing.claim_photos(db_session, [i for i in ids if i is not None], max_attempts=5)
+    slow = SlowStorage(local_storage, together=4)  # one read at a time would break the barrier
+    slow.missing.add(claimed[2].storage_key)
+    outcomes = processing.analyze_photos(claimed, slow, lambda name: FakeAnalyzer())  # type: ignore[arg-type]
+    assert not slow.gate.broken
+    assert [o.photo_id for o in outcomes] == [c.id for c in claimed]
+    assert [o.width for o in outcomes] == [50, 51, None, 53, 54, 55]
+    assert outcomes[2].failure is not None and outcomes[2].failure.startswith("missing_original")
 
 
 def test_processing_saves_faces_and_fails_only_the_corrupt_photo(
