@@ -32,6 +32,30 @@ def iou(a: Any, b: Any) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def crowd(dev_faces: Any) -> list[np.ndarray]:
+    """Two 4000x3000 crowds: 16 dev-faces group photos tiled 4x4 (~130 faces), and its mirror image."""
+    from PIL import Image
+
+    groups = [load_image(f.read_bytes()).rgb for f in sorted((dev_faces / "groups").glob("*.jp*g"))]
+    tiles = [np.asarray(Image.fromarray(g).resize((1000, 750))) for g in (groups * 2)[:16]]
+    montage = np.vstack([np.hstack(tiles[r * 4 : (r + 1) * 4]) for r in range(4)])
+    return [montage, np.ascontiguousarray(montage[:, ::-1])]
+
+
+def crowd_timing(device: torch.device) -> dict[str, Any]:
+    """Seconds per crowd photo and faces, both ways: how detection grows with faces per photo."""
+    images = crowd(get_settings().dev_faces_dir)
+    out: dict[str, Any] = {}
+    for name, batched in (("facenet_loop", False), ("batched_roi_align", True)):
+        det = Detector(device, batched_crops=batched)
+        det.detect(images[:1])
+        t0 = time.perf_counter()
+        faces = [det.detect([im])[0] for im in images]
+        out[name] = {"seconds_per_photo": round((time.perf_counter() - t0) / len(images), 2),
+                     "faces_per_photo": round(sum(len(f) for f in faces) / len(images), 1)}  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(album(args.photos, (4000, 3000), get_settings().dev_faces_dir).glob("*.jpg"))[: args.photos]
     images = [load_image(f.read_bytes()).rgb for f in files]
     out: dict[str, Any] = {"device": str(device), "threads": args.threads, "photos": len(images), "size": "4000x3000"}
+    out["crowd"] = crowd_timing(device)
     found = {}
     for name, batched in (("facenet_loop", False), ("batched_roi_align", True)):
         det = Detector(device, batched_crops=batched)

@@ -8,9 +8,10 @@ batch. Here the candidates of both refinement stages are cut and resized by one
 resampling), and the image pyramid is built with antialiased bilinear resizing. Everything else
 (the proposal, NMS and box regression steps, the networks and their weights) is facenet-pytorch's.
 
-On CPU it bought nothing (bench/detect_speed.py, quiet 2-core machine: 4.10 s against 3.74 s for
-eight 12 MP photos, the same 60 faces, landmarks 1% of the face apart), so photomatch.faces.detection
-uses it on CUDA only; bench/gpu_check.sh times both there.
+On CPU it bought nothing (bench/detect_speed.py, quiet 2-core machine: 3.67 s against 3.55 s for
+eight 12 MP photos, the same 60 faces, landmarks 1% of the face apart; 1.70 against 1.61 s for a
+133-face crowd), so photomatch.faces.detection uses it on CUDA only; bench/gpu_check.sh times both
+there.
 
 Unlike `detect_face`, a box that falls entirely outside the image is dropped with its scores
 instead of shifting every later crop onto the wrong box.
