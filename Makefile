@@ -24,13 +24,13 @@ format:
 bench: setup  ## face engine benchmark against face_recognition (CPU unless a GPU is present), JSON out
 	$(UV) run python bench/faces.py
 
-bench-search: setup  ## search: strategy, study (fits the calibration), accuracy per family, selfie quality, latency; JSON (slow)
+bench-search: setup  ## search: strategy, study (fits the calibration), accuracy per family, selfie quality, speed at 10k/100k/1M faces; JSON (slow)
 	$(UV) run python bench/search_strategy.py
 	$(UV) run python bench/identity_cache.py
 	$(UV) run python bench/search_study.py
 	$(UV) run python bench/search_accuracy.py
 	$(UV) run python bench/search_quality.py
-	$(UV) run python bench/search_latency.py
+	$(UV) run python bench/search.py
 
 run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower
 	$(UV) run photomatch run

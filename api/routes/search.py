@@ -46,7 +46,7 @@ _frozen = threading.Event()
 def _freeze_long_lived_objects() -> None:
     """Once, after the first search loaded the face models: move every object alive now (torch, the
     weights, the app) out of the garbage collector's reach. Full collections over them paused
-    searches by 60-80 ms, which made p95 several times p50 (bench/search_latency.py)."""
+    searches by 60-80 ms, which made p95 several times p50 (bench/search.py)."""
     if not _frozen.is_set():
         _frozen.set()
         gc.freeze()

@@ -78,7 +78,7 @@ def scan_event(
 
     Only those within `radius` are candidates (geometry and quality are read for them); the others'
     distances feed the query's impostor cohort, and the event's size comes with them. No embedding
-    is read: decoding a thousand vectors cost ~100 ms a scan (bench/search_latency.py); expansion
+    is read: decoding a thousand vectors cost ~100 ms a scan (the former bench/search_latency.py); expansion
     reads its few hits' vectors with `face_embeddings`.
 
     An event with its own HNSW index is searched through it (approximately, `indexed_limit` faces
