@@ -105,13 +105,17 @@ def create_event_index(engine: Engine, event_id: uuid.UUID, model: str, *, build
             text("SELECT format('event_id = %L::uuid AND model = %L', CAST(:e AS text), CAST(:m AS text))"),
             {"e": str(event_id), "m": model},
         ).scalar_one()
-        conn.execute(
-            text(
-                f'CREATE INDEX CONCURRENTLY "{name}" ON faces '
-                f"USING hnsw ((embedding::halfvec({int(dims)})) halfvec_l2_ops) "
-                f"WITH (m = {M}, ef_construction = {EF_CONSTRUCTION}) WHERE {predicate}"
+        try:
+            conn.execute(
+                text(
+                    f'CREATE INDEX CONCURRENTLY "{name}" ON faces '
+                    f"USING hnsw ((embedding::halfvec({int(dims)})) halfvec_l2_ops) "
+                    f"WITH (m = {M}, ef_construction = {EF_CONSTRUCTION}) WHERE {predicate}"
+                )
             )
-        )
+        finally:
+            # The connection goes back to the pool: its next user gets the server's setting.
+            conn.execute(text("RESET maintenance_work_mem"))
     seconds = time.perf_counter() - started
     log.info("search.index.built", event_id=event_id, model=model, index=name, seconds=round(seconds, 1))
     return seconds

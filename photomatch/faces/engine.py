@@ -100,7 +100,7 @@ class FaceEngine:
     def _analyze_fitting(self, images: Sequence[ImageLike], embed: bool) -> list[list[Face]]:
         try:
             return self._analyze(images, embed=embed)
-        except (torch.OutOfMemoryError, RuntimeError) as e:
+        except RuntimeError as e:  # torch.OutOfMemoryError is one
             if not out_of_memory(e):
                 raise
             release_cached_memory(self.device)
