@@ -1,0 +1,134 @@
+"""At what size does a face's embedding stop identifying it? Verification on dev-lfw's pairs with the
+second face of each pair shrunk to S pixels, and what embedding such faces costs.
+
+Each pair's first photo is used as it is (a selfie, faces ~100 px). The second is shrunk so that its
+face is S px wide, then aligned and embedded from those pixels, as a face S px wide in an album
+photo would be: its landmarks come from detection on the full photo, scaled down, so that what is
+measured is the embedding, not whether MTCNN finds a face that small (it stops at
+`detect_min_face`). Reported per S: ROC-AUC, the true-accept rate at 1% false accepts, and how far
+the same person's distance moved from its full-size value.
+
+    uv run python bench/tiny_faces.py [--pairs 600] [--sizes 12,16,20,24,32,40,56]
+
+Prints one JSON object (CPU unless a GPU is present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.metrics import roc_auc
+from photomatch.config import get_settings
+from photomatch.faces.engine import FaceEngine
+from photomatch.faces.types import Detection
+from photomatch.imaging import load_image
+
+
+def tar_at_far(same: np.ndarray, dist: np.ndarray, far: float) -> float:
+    """Share of same-person pairs accepted at the threshold that accepts `far` of different-person pairs."""
+    threshold = float(np.quantile(dist[~same], far))
+    return float(np.mean(dist[same] <= threshold))
+
+
+def pairs(lfw: Path, n: int) -> list[tuple[Path, Path, bool]]:
+    """The first n/2 same-person and n/2 different-person pairs of pairs.tsv."""
+    out: dict[bool, list[tuple[Path, Path, bool]]] = {True: [], False: []}
+    with (lfw / "pairs.tsv").open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            same = row["same"] == "1"
+            if len(out[same]) < n // 2:
+                a = lfw / row["name_a"] / f"{row['image_a']}.jpg"
+                b = lfw / row["name_b"] / f"{row['image_b']}.jpg"
+                if a.is_file() and b.is_file():
+                    out[same].append((a, b, same))
+    return out[True] + out[False]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=600)
+    ap.add_argument("--sizes", default="12,16,20,24,32,40,56")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lfw = get_settings().dev_lfw_dir
+    if not (lfw / "pairs.tsv").is_file():
+        print(f"dev-lfw not found at {lfw}", file=sys.stderr)
+        return 2
+    engine = FaceEngine(get_settings())
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    def largest(img: np.ndarray) -> Detection | None:
+        faces = engine.detect([img])[0]
+        return max(faces, key=lambda d: d.size, default=None)
+
+    rows: list[tuple[bool, np.ndarray, dict[int | str, np.ndarray]]] = []
+    embed_ms: list[float] = []
+    for a, b, same in pairs(lfw, args.pairs):
+        img_a, img_b = load_image(a).rgb, load_image(b).rgb
+        det_a, det_b = largest(img_a), largest(img_b)
+        if det_a is None or det_b is None:
+            continue
+        ref = engine.embedder.embed(engine.chips(img_a, [det_a]))[0]
+        shrunk: dict[int | str, np.ndarray] = {"full": engine.embedder.embed(engine.chips(img_b, [det_b]))[0]}
+        for s in sizes:
+            scale = s / det_b.size
+            h, w = img_b.shape[:2]
+            small = np.asarray(
+                Image.fromarray(img_b).resize(
+                    (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
+                )
+            )
+            det = Detection(
+                box=tuple(v * scale for v in det_b.box),  # type: ignore[arg-type]
+                landmarks=tuple((x * scale, y * scale) for x, y in det_b.landmarks),  # type: ignore[arg-type]
+                probability=det_b.probability,
+            )
+            t0 = time.perf_counter()
+            shrunk[s] = engine.embedder.embed(engine.chips(small, [det]))[0]
+            embed_ms.append((time.perf_counter() - t0) * 1000)
+        rows.append((same, ref, shrunk))
+    is_same = np.array([r[0] for r in rows], dtype=bool)
+    out: dict[str, Any] = {
+        "device": str(engine.device),
+        "pairs": len(rows),
+        "same_person": int(is_same.sum()),
+        "by_size": {},
+    }
+    full_d = np.array([np.linalg.norm(r[1] - r[2]["full"]) for r in rows])
+    keys: list[int | str] = ["full", *sizes]
+    for key in keys:
+        d = np.array([np.linalg.norm(r[1] - r[2][key]) for r in rows])
+        out["by_size"][str(key)] = {
+            "roc_auc": round(roc_auc(is_same, d), 4),
+            "tar_at_far_1pct": round(tar_at_far(is_same, d, 0.01), 4),
+            "same_person_distance_median": round(float(np.median(d[is_same])), 4),
+            "shift_from_full_median": round(float(np.median(np.abs(d - full_d))), 4),
+        }
+        print(key, out["by_size"][str(key)], file=sys.stderr, flush=True)
+    out["align_and_embed_ms_per_face"] = round(float(np.median(embed_ms)), 2)
+    # How often the detector returns faces that small, on real group photos (dev-faces/groups).
+    sizes_found = [d.size for f in sorted((get_settings().dev_faces_dir / "groups").glob("*.jp*g"))
+                   for d in engine.detect([load_image(f).rgb])[0]]  # fmt: skip
+    edges = [0, 12, 16, 20, 24, 32, 40, 10_000]
+    counts, _ = np.histogram(sizes_found, bins=edges)
+    out["group_photo_faces_by_size"] = {
+        f"{lo}-{hi}": int(c) for lo, hi, c in zip(edges, edges[1:], counts, strict=False)
+    }
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
