@@ -2,7 +2,7 @@
 
 Most events are scanned exactly: the btree on faces(event_id, model) gives the event's faces and
 `embedding <-> query` is computed for those only, so recall is perfect and no other event's face is
-ever read. A big event has an HNSW index of its own (photomatch.search.ann), and the same query
+ever read. A big event has an HNSW index of its own (photomatch.ann), and the same query
 walks that instead; bench/search.py measures both and the size where one overtakes the other.
 """
 
@@ -88,7 +88,7 @@ def scan_event(
     index = None if exact else ann.event_index(session, event_id, model)
     if index and indexed_limit:
         limit = min(limit, indexed_limit)
-    # The index is on the column cast to the model's dimension (photomatch.search.ann).
+    # The index is on the column cast to the model's dimension (photomatch.ann).
     vectors = cast(Face.embedding, HALFVEC(len(query))) if index else Face.embedding
     distance = vectors.l2_distance(query_vector_param(query))
     columns = [
