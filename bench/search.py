@@ -5,7 +5,7 @@ Builds the real schema in an embedded Postgres (bench/out/search/) holding backg
 2,000 faces plus one event of each size, with clustered synthetic embeddings (people appear several
 times, skewed; same-person distances ~0.35, strangers ~0.65, like dlib's; bench/search_strategy.py
 `generate_events`). Events at or above `search_index_min_faces` get their index from the product's
-own code (photomatch.search.ann), timed. Then, per event:
+own code (photomatch.ann), timed. Then, per event:
 
 - the database time of one product scan (`repository.scan_event`, the product's radius and limit),
   through the event's index and exactly, p50/p95/p99;
