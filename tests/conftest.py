@@ -14,7 +14,9 @@ Test files have unique basenames and no __init__.py files (pytest's default root
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +66,16 @@ def _admin(pg_url: str, *statements: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The data_dir of the session's embedded Postgres (its cluster is pg_data_dir/pg)."""
-    return tmp_path_factory.mktemp("embedded-pg")
+def pg_data_dir() -> Iterator[Path]:
+    """The data_dir of the session's embedded Postgres (its cluster is pg_data_dir/pg).
+
+    Not under pytest's basetemp: run as root, the server runs as another user, and every new pytest
+    session resets /tmp/pytest-of-root to mode 0700, which cut a running session's server off from
+    its own files (a PANIC on pg_control, then lost connections).
+    """
+    path = Path(tempfile.mkdtemp(prefix="photomatch-test-pg-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
