@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.search_strategy import DB, DIM, MODEL, SAME_D2, conninfo, generate_events, replay_events
+from bench.search_strategy import DB, DIM, MODEL, SAME_D2, conninfo, event_uuid, generate_events, replay_events
 from photomatch.config import Settings, get_settings
 from photomatch.embedded import start_postgres
 from photomatch.migrate import upgrade
@@ -85,7 +85,7 @@ def build_indexes(settings: Settings, sizes: list[int], events: list[int]) -> di
     engine = make_engine(settings.database_url, pool_size=1)
     out: dict[str, Any] = {}
     for e in events:
-        event_id = _event_id(e)
+        event_id = event_uuid(e)
         name = ann.index_name(event_id, MODEL)
         key, params = str(sizes[e]), {"m": ann.M, "ef_construction": ann.EF_CONSTRUCTION}
         built = state["indexes"].get(key)
@@ -102,13 +102,6 @@ def build_indexes(settings: Settings, sizes: list[int], events: list[int]) -> di
         out[key] = {"build_s": state["indexes"][key]["build_s"], "size_mb": round(size / 2**20, 1)}
     engine.dispose()
     return out
-
-
-def _event_id(e: int) -> Any:
-    import hashlib
-    import uuid
-
-    return uuid.UUID(hashlib.md5(f"e{e}".encode()).hexdigest())
 
 
 def queries_for(data: dict[str, Any], e: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -166,7 +159,7 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
     background = len(sizes) - len(args.sizes)
     with make_session_factory(engine)() as session:
         for e in range(background, len(sizes)):
-            event_id, n = _event_id(e), sizes[e]
+            event_id, n = event_uuid(e), sizes[e]
             queries = queries_for(data, e, args.queries, rng)
             # The exact scan's cost grows with the event: fewer queries where one takes a second.
             n_exact = args.queries if n <= 100_000 else max(20, args.queries // 5)
@@ -242,7 +235,7 @@ def http(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict
     selfies = [images[i][1].read_bytes() for i in rng.permutation(len(images))[: args.http_queries]]
     out: dict[str, Any] = {}
     background = len(sizes) - len(args.sizes)
-    planted = plant(settings, selfies, [_event_id(e) for e in range(background, len(sizes))], rng)
+    planted = plant(settings, selfies, [event_uuid(e) for e in range(background, len(sizes))], rng)
     with TestClient(create_app(settings)) as client:
         for e in range(background, len(sizes)):
             times: list[float] = []

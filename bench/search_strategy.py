@@ -15,10 +15,12 @@ scale matches (pass --rebuild to regenerate).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -233,15 +235,13 @@ def make_queries(data: dict[str, Any], rng: np.random.Generator, n_small: int, n
         ev = data["events"][e]
         person = int(ev["identity"][rng.integers(len(ev["identity"]))])
         v = make_embeddings(rng, np.array([person]), ev["centroids"], data["mean"])[0]
-        out[kind].append({"q": vec_text(v), "e": f"{_md5_uuid('e', e)}", "m": MODEL})
+        out[kind].append({"q": vec_text(v), "e": str(event_uuid(e)), "m": MODEL})
     return out
 
 
-def _md5_uuid(prefix: str, n: int) -> str:
-    import hashlib
-    import uuid
-
-    return str(uuid.UUID(hashlib.md5(f"{prefix}{n}".encode()).hexdigest()))
+def event_uuid(e: int) -> uuid.UUID:
+    """The id generate_events gives event number `e` (md5('e' || e)::uuid in its SQL)."""
+    return uuid.UUID(hashlib.md5(f"e{e}".encode()).hexdigest())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,11 @@ def index_name(event_id: uuid.UUID, model: str) -> str:
     return f"{PREFIX}{event_id.hex}_{hashlib.sha1(model.encode()).hexdigest()[:8]}"
 
 
+def lock_key(event_id: uuid.UUID, model: str) -> int:
+    """The Postgres advisory lock a build of this index holds (a signed 64-bit key)."""
+    return int.from_bytes(hashlib.sha1(index_name(event_id, model).encode()).digest()[:8], "big", signed=True)
+
+
 @dataclass(frozen=True)
 class EventIndex:
     """A valid per-event index, and the faces it held when Postgres last counted them."""
@@ -159,7 +164,7 @@ def index_big_events(session: Session, engine: Engine, *, min_faces: int, build_
     for event_id, model, faces in todo:
         with engine.connect() as lock:
             lock = lock.execution_options(isolation_level="AUTOCOMMIT")
-            key = int.from_bytes(hashlib.sha1(index_name(event_id, model).encode()).digest()[:8], "big", signed=True)
+            key = lock_key(event_id, model)
             if not lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
                 run.busy.append((event_id, model))
                 continue

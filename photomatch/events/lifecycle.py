@@ -2,12 +2,11 @@
 
 - **Deletion** (`delete_event`): every row the event owns goes in one transaction (photos, faces
   and tombstones cascade from the event, and its own search index is dropped), then every object
-  under `events/<event id>/`. Should
-  storage fail midway, the rows are already gone and the orphan sweep (photomatch.photos.orphans)
-  removes what is left.
+  under `events/<event id>/`. Should storage fail midway, the rows are already gone and the orphan
+  sweep (photomatch.photos.orphans) removes what is left.
 - **Retention** (`enforce_retention`, a periodic task): once an event's retention date has passed,
-  its face embeddings (and opt-out tombstones, and its search index) are deleted, so nobody can be found in it any more;
-  Settings.retention_photo_grace_days later its photos and their files go too, while the event row
+  its face embeddings (and opt-out tombstones, and its search index) are deleted, so nobody can be
+  found in it any more; Settings.retention_photo_grace_days later its photos and their files go too, while the event row
   stays as the photographer's record that it existed and was purged.
 """
 

@@ -88,11 +88,11 @@ class Detector:
 
     def _stages(self, small: torch.Tensor) -> tuple[Any, Any, Any]:
         """MTCNN's boxes, probabilities and landmarks per image of a uint8 N x H x W x 3 batch."""
-        from photomatch.faces.mtcnn import detect_faces  # imports facenet-pytorch, like load()
-
         m = self._mtcnn
         if not self.batched_crops:
             return m.detect(small, landmarks=True)  # type: ignore[no-any-return]
+        from photomatch.faces.mtcnn import detect_faces  # imports facenet-pytorch, like load()
+
         boxes, points = detect_faces(small, self.min_face, m.pnet, m.rnet, m.onet, list(self.thresholds), m.factor)
         return [b[:, :4] for b in boxes], [b[:, 4] for b in boxes], points
 

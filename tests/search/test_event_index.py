@@ -4,7 +4,6 @@ with its event. (Its speed and recall at 100k and 1M faces: bench/search.py.)"""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -137,8 +136,7 @@ def test_an_indexed_search_returns_only_the_events_done_photos(engine: Engine) -
 def test_index_builds_skip_an_event_another_run_is_building(engine: Engine) -> None:
     with Session(engine) as session:
         big, _ = album(session, "big", 320, seed=5)
-        name = ann.index_name(big.id, MODEL)
-        key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
+        key = ann.lock_key(big.id, MODEL)
         with engine.connect() as other_run:
             other_run.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
             run = ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
