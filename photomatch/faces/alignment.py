@@ -26,6 +26,12 @@ DLIB_CHIP_TEMPLATE = np.array(
     dtype=np.float64,
 )
 
+# The 112 px frame ArcFace-family models (SFace among them) were trained on (insightface's template).
+ARCFACE_CHIP_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
 # Faces larger than this (in source pixels across the chip window) are shrunk with antialiasing
 # first; bilinear sampling alone would alias, unlike dlib's own pyramid-down before extraction.
 _CANVAS = 224

