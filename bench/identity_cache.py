@@ -10,7 +10,7 @@ photos per study is slow on a CPU, so this runs the engine once per labelled ima
 Synthetic albums are then sampled from these faces in milliseconds (bench/search_study.py). The
 final figures still come from rendered albums through the real pipeline (bench/search_accuracy.py).
 
-    uv run python bench/identity_cache.py [--faces DIR ...] [--threads 2]
+    uv run python bench/identity_cache.py [--faces DIR ...] [--threads 2] [--also sface-2021dec-int8bq]
 
 Without --faces: dev-faces, dev-lfw and dev-fiw from the settings (PHOTOMATCH_DEV_*_DIR), dev-fiw
 capped at its first 6,000 images (whole families; ~25 min for all three on 2 cores). Prints a JSON
@@ -87,15 +87,47 @@ def _selfie_version(path: Path) -> Image.Image:
     return _rgb(path).resize((SELFIE_MIN_SIDE, SELFIE_MIN_SIDE), Image.Resampling.LANCZOS)
 
 
-def build(faces_dir: Path, *, seed: int = 0, log: bool = True, batch: int = 16, max_images: int = 0) -> Path:
-    """Embed every labelled image of `faces_dir` as selfie and album face; returns the cache path."""
+def cache_path(faces_dir: Path, model: str, max_images: int = 0) -> Path:
+    """Where the cache of `faces_dir` embedded by `model` (with today's engine settings) lives."""
+    return OUT / f"{faces_dir.name}-{engine_fingerprint(model)}{f'-first{max_images}' if max_images else ''}.npz"
+
+
+def _also_embed(extra: list, image: np.ndarray, face: object) -> list[np.ndarray]:
+    """The same detected face embedded by each extra embedder, aligned in that embedder's frame."""
+    import torch
+
+    from photomatch.faces.alignment import align_faces
+
+    img = torch.from_numpy(np.ascontiguousarray(image))
+    lm = torch.tensor([face.detection.landmarks], dtype=torch.float64).reshape(-1, 5, 2)  # type: ignore[attr-defined]
+    return [e.embed(align_faces(img, lm, e.template, e.chip_size, fill="replicate"))[0] for e in extra]
+
+
+def build(
+    faces_dir: Path,
+    *,
+    seed: int = 0,
+    log: bool = True,
+    batch: int = 16,
+    max_images: int = 0,
+    also: tuple[str, ...] = (),
+) -> Path:
+    """Embed every labelled image of `faces_dir` as selfie and album face; returns the cache path.
+
+    `also` names extra embedders: each embeds the same detected faces, and gets a cache of its own
+    (same rows and quality columns), so studies can fuse embedders face by face.
+    """
+    import torch
+
+    from photomatch.faces.embedders import get_embedder_class
     from photomatch.faces.engine import FaceEngine
 
     engine = FaceEngine()
-    key = engine_fingerprint(engine.model_name)
-    path = OUT / f"{faces_dir.name}-{key}{f'-first{max_images}' if max_images else ''}.npz"
-    if path.is_file():
+    path = cache_path(faces_dir, engine.model_name, max_images)
+    extra_paths = [cache_path(faces_dir, m, max_images) for m in also]
+    if path.is_file() and all(p.is_file() for p in extra_paths):
         return path
+    extra = [get_embedder_class(m)(torch.device("cpu")) for m in also]
     items = labelled_images(faces_dir)
     if max_images:  # whole identities (sorted, so relatives stay together), up to about this many images
         last = items[min(max_images, len(items)) - 1][0]
@@ -104,6 +136,8 @@ def build(faces_dir: Path, *, seed: int = 0, log: bool = True, batch: int = 16, 
     n = len(items)
     sel = np.full((n, dim), np.nan, np.float32)
     alb = np.full((n, dim), np.nan, np.float32)
+    xsel = [np.full((n, e.dim), np.nan, np.float32) for e in extra]
+    xalb = [np.full((n, e.dim), np.nan, np.float32) for e in extra]
     qual = np.full((n, 6), np.nan, np.float64)  # selfie: prob, size, sharp; album: prob, size, sharp
     t0 = time.perf_counter()
     side = SELFIE_MIN_SIDE
@@ -116,26 +150,31 @@ def build(faces_dir: Path, *, seed: int = 0, log: bool = True, batch: int = 16, 
             if face is None:
                 continue
             sel[i] = face.embedding
+            for arr, v in zip(xsel, _also_embed(extra, np.asarray(im), face), strict=True):
+                arr[i] = v
             qual[i, :3] = face.detection.probability, face.detection.size, face.sharpness
             rng = np.random.Generator(np.random.PCG64([seed, i]))
             album_in.append((i, _album_version(im, face.detection.size, rng)))
         if album_in:
-            for (i, _), faces in zip(album_in, engine.analyze([a for _, a in album_in]), strict=True):
+            for (i, a), faces in zip(album_in, engine.analyze([a for _, a in album_in]), strict=True):
                 af = _central(faces, side, side)
                 if af is not None:
                     alb[i] = af.embedding
+                    for arr, v in zip(xalb, _also_embed(extra, a, af), strict=True):
+                        arr[i] = v
                     qual[i, 3:] = af.detection.probability, af.detection.size, af.sharpness
         if log and start % (batch * 40) == 0:
             print(f"{faces_dir.name}: {start}/{n} {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path,
-        identity=np.array([ident for ident, _ in items]),
-        paths=np.array([str(p.relative_to(faces_dir)) for _, p in items]),
-        selfie=sel,
-        album=alb,
-        quality=qual,
-    )
+    for out_path, s_, a_ in [(path, sel, alb), *zip(extra_paths, xsel, xalb, strict=True)]:
+        np.savez_compressed(
+            out_path,
+            identity=np.array([ident for ident, _ in items]),
+            paths=np.array([str(p.relative_to(faces_dir)) for _, p in items]),
+            selfie=s_,
+            album=a_,
+            quality=qual,
+        )
     return path
 
 
@@ -145,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", type=Path, action="append", help="a labelled face folder (repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--also", action="append", default=[], help="an extra embedder for the same faces (repeatable)")
     ap.add_argument("--max-images", type=int, default=None, help="per folder; 0 = all (default: dev-fiw 6000)")
     a = ap.parse_args(argv)
     from photomatch.config import get_settings
@@ -161,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         limit = a.max_images if a.max_images is not None else DEFAULT_MAX_IMAGES.get(d.name, 0)
-        path = build(d, seed=a.seed, max_images=limit)
+        path = build(d, seed=a.seed, max_images=limit, also=tuple(a.also))
         with np.load(path) as z:
             out[d.name] = {
                 "images": len(z["identity"]),

@@ -81,7 +81,7 @@ def accuracy_by_quality(albums: int) -> dict[str, Any]:
     data, _ = st.sample_all(args, st.CohortParams())
     fit = [c for (_, kind, half), cs in data.items() if half == 0 for c in cs]
     x, rel, _ = st._concat(fit, own)
-    data, _ = st.sample_all(args, st.CohortParams(), (st.fit_logistic(x, rel.astype(np.float64)), 0.5))
+    data, _ = st.sample_all(args, st.CohortParams(), (own, st.fit_logistic(x, rel.astype(np.float64)), 0.5))
     fit = [c for (_, kind, half), cs in data.items() if half == 0 for c in cs]
     models = {}
     for names in (own, full):

@@ -40,10 +40,17 @@ class Faces:
     selfie: np.ndarray
     album: np.ndarray
     quality: np.ndarray  # selfie p/size/sharp, album p/size/sharp
+    # The same faces embedded by a second model (bench/identity_cache.py --also), when fused.
+    selfie2: np.ndarray | None = None
+    album2: np.ndarray | None = None
 
     @classmethod
-    def load(cls, name: str) -> Faces:
-        """The cache of the current engine; else the newest one, with a warning (IndexError if none)."""
+    def load(cls, name: str, fuse: str | None = None) -> Faces:
+        """The cache of the current engine; else the newest one, with a warning (IndexError if none).
+
+        With `fuse`, also that model's cache of the same faces (FileNotFoundError if missing); faces
+        either model missed are dropped from both.
+        """
         from bench.search_data import engine_fingerprint
         from photomatch.config import get_settings
 
@@ -53,11 +60,20 @@ class Faces:
                 f"{name}: no cache for the current engine; using an older one (bench/identity_cache.py)",
                 file=sys.stderr,
             )
-        path = (current or sorted(CACHE_DIR.glob(f"{name}-*.npz"), key=lambda p: p.stat().st_mtime))[-1]
+        model = get_settings().embedder
+        path = (current or sorted(CACHE_DIR.glob(f"{name}-{model}-*.npz"), key=lambda p: p.stat().st_mtime))[-1]
         with np.load(path) as z:
             ident = z["identity"]
             fam = np.array([i.split("_")[0] if name == "dev-fiw" else i for i in ident])
-            return cls(ident, fam, z["selfie"], z["album"], z["quality"])
+            faces = cls(ident, fam, z["selfie"], z["album"], z["quality"])
+        if fuse:
+            other = path.with_name(path.name.replace(get_settings().embedder, fuse))
+            with np.load(other) as z2:
+                assert (z2["identity"] == ident).all(), "the two caches must hold the same faces"
+                faces.selfie2, faces.album2 = z2["selfie"], z2["album"]
+            faces.selfie[~np.isfinite(faces.selfie2[:, 0])] = np.nan
+            faces.album[~np.isfinite(faces.album2[:, 0])] = np.nan
+        return faces
 
 
 def half_of(identity: str) -> int:
@@ -77,6 +93,8 @@ class Album:
     q_ident: np.ndarray
     q_quality: np.ndarray  # per selfie: probability, size, sharpness
     relevant: list[set[int]]  # per query: the photos that show the person
+    emb2: np.ndarray | None = None  # the second model's vectors, when fused
+    q_emb2: np.ndarray | None = None
 
 
 def sample_album(
@@ -140,6 +158,8 @@ def sample_album(
         q_quality=faces.quality[np.array(selfies), :3],
         q_ident=q_ident,
         relevant=relevant,
+        emb2=None if faces.album2 is None else faces.album2[idx].astype(np.float16).astype(np.float32),
+        q_emb2=None if faces.selfie2 is None else faces.selfie2[np.array(selfies)],
     )
 
 
@@ -165,36 +185,75 @@ class Candidates:
     relevant_of: np.ndarray  # per query: how many photos show the person
 
 
+# Cohort statistics per model: distances of different embedders live on different scales.
+# SFace cohorts at ranks 10-100 of crowded dev-lfw albums (1,960 faces): means 1.207 +- 0.015, spreads
+# 0.0195 +- 0.0024 (dlib-resnet-v1 on the same album: 0.449 +- 0.017, 0.0157).
+PARAMS2 = {"sface-2021dec-int8bq": CohortParams(prior_mean=1.21, prior_sd=0.02)}
+
+
+SCAN_LIMIT = 2000  # Settings.search_max_candidates: the faces one scan returns, by the first model
+
+
+def _scanned(by: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` of each row's SCAN_LIMIT nearest faces by `by`: the second model's distances a search
+    sees (it reads them for the first model's nearest faces only)."""
+    if by.shape[1] <= SCAN_LIMIT:
+        return values
+    top = np.argpartition(by, SCAN_LIMIT - 1, axis=1)[:, :SCAN_LIMIT]
+    return np.take_along_axis(values, top, axis=1)
+
+
+def _expanded(q: np.ndarray, emb: np.ndarray, hits: list[list[int]]) -> np.ndarray:
+    """Each query plus its hits' vectors, renormalised."""
+    out = q.astype(np.float64).copy()
+    for qi, js in enumerate(hits):
+        for j in js:
+            out[qi] += emb[j]
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
 def candidates(
-    al: Album, params: CohortParams, own: tuple[np.ndarray, float] | None = None, expansion_z: float = EXPANSION_Z
+    al: Album,
+    params: CohortParams,
+    own: tuple[tuple[str, ...], np.ndarray, float] | None = None,
+    expansion_z: float = EXPANSION_Z,
+    params2: CohortParams | None = None,
 ) -> Candidates:
     """The album's candidates with every feature any feature set uses.
 
-    Expansion takes the selfie's matches by the own-evidence model `own` (weights over d, z_q,
-    log_n and its match threshold) when given, else the faces EXPANSION_Z spreads closer than the
-    cohort (the first pass, which fits that model).
+    Expansion takes the selfie's matches by the own-evidence model `own` (its features, weights and
+    match threshold) when given, else the faces EXPANSION_Z spreads closer than the cohort (the
+    first pass, which fits that model). With a second model's vectors (al.emb2), each photo's face
+    is the one both models together find closest (the sum of the two cohort z-scores), and the
+    second model's distance and z are features too.
     """
+    fused = al.emb2 is not None and al.q_emb2 is not None
     d = _dist(al.q_emb, al.emb)
     q_mu, q_sd = cohort_stats(d, params)
     f_mu, f_sd = cohort_stats(_dist(al.emb, al.emb), params, same_photo=al.photo[:, None] == al.photo[None, :])
+    full = {"d": d, "z_q": (q_mu[:, None] - d) / q_sd[:, None], "log_n": np.full(d.shape, np.log(len(al.emb)))}
+    if fused:
+        p2 = params2 or params
+        d2 = _dist(al.q_emb2, al.emb2)
+        m2, s2 = cohort_stats(_scanned(d, d2), p2)
+        full["d2"], full["z_q2"] = d2, (m2[:, None] - d2) / s2[:, None]
+    pick = full["z_q"] + full["z_q2"] if fused else -d
     rows = []
     for qi in range(len(d)):
         best: dict[int, int] = {}
         for j in np.flatnonzero(d[qi] <= CANDIDATE_RADIUS):
             p = int(al.photo[j])
-            if p not in best or d[qi, j] < d[qi, best[p]]:
+            if p not in best or pick[qi, j] > pick[qi, best[p]]:
                 best[p] = int(j)
         rows += [(qi, p, j) for p, j in best.items()]
     q = np.array([r[0] for r in rows], dtype=np.int64)
     ph = np.array([r[1] for r in rows], dtype=np.int64)
     f = np.array([r[2] for r in rows], dtype=np.int64)
     dd = d[q, f]
-    feats = {
-        "d": dd,
-        "z_q": (q_mu[q] - dd) / q_sd[q],
+    feats = {k: v[q, f] for k, v in full.items()}
+    feats |= {
         "z_f": (f_mu[f] - dd) / f_sd[f],
         "mu_q": q_mu[q],
-        "log_n": np.full(len(q), np.log(len(al.emb))),
         "selfie_size": al.q_quality[q, 1],
         "selfie_sharpness": al.q_quality[q, 2],
     }
@@ -203,26 +262,30 @@ def candidates(
     feats["log_sharp"] = np.log(np.clip(np.nan_to_num(al.quality[f, 2], nan=100.0), 1, 1000))
     # Expansion: the selfie plus its confident hits (one per photo, best first, at most 10),
     # re-measured against every candidate.
-    zq_all = (q_mu[:, None] - d) / q_sd[:, None]
     if own is None:
-        confident, limit = zq_all, expansion_z
+        confident, limit = full["z_q"], expansion_z
     else:
-        w, limit = own
-        confident = 1 / (1 + np.exp(-(w[0] * d + w[1] * zq_all + w[2] * np.log(len(al.emb)) + w[3])))
-    q_exp = al.q_emb.astype(np.float64).copy()
+        names, w, limit = own
+        confident = predict(np.stack([full[n] for n in names] + [np.ones(d.shape)], axis=-1), w)
+    hits: list[list[int]] = []
     for qi in range(len(d)):
         seen: set[int] = set()
+        hits.append([])
         for j in np.argsort(-confident[qi]):
             if confident[qi, j] < limit or len(seen) >= 10:
                 break
             if int(al.photo[j]) not in seen:
                 seen.add(int(al.photo[j]))
-                q_exp[qi] += al.emb[j]
-    q_exp /= np.linalg.norm(q_exp, axis=1, keepdims=True)
-    d_exp = _dist(q_exp.astype(np.float32), al.emb)
+                hits[-1].append(int(j))
+    d_exp = _dist(_expanded(al.q_emb, al.emb, hits), al.emb)
     e_mu, e_sd = cohort_stats(d_exp, params)
     feats["d_exp"] = d_exp[q, f]
     feats["z_exp"] = (e_mu[q] - feats["d_exp"]) / e_sd[q]
+    if fused:
+        d2_exp = _dist(_expanded(al.q_emb2, al.emb2, hits), al.emb2)
+        e2_mu, e2_sd = cohort_stats(_scanned(d_exp, d2_exp), params2 or params)
+        feats["d2_exp"] = d2_exp[q, f]
+        feats["z2_exp"] = (e2_mu[q] - feats["d2_exp"]) / e2_sd[q]
     rel = np.array([p in al.relevant[qq] for qq, p in zip(q, ph, strict=True)], dtype=bool)
     return Candidates(q, ph, rel, feats, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant]))
 
@@ -237,6 +300,12 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "both sides apart": ("d", "z_q", "z_f", "log_n"),
     "query cohort + expansion": ("d", "z_q", "log_n", "d_exp", "z_exp"),
     "query cohort + quality": ("d", "z_q", "log_n", "log_size", "log_sharp"),
+}
+# With --fuse: the same two models, each adding the second embedder's distance and z.
+FUSED_SETS: dict[str, tuple[str, ...]] = {
+    "fused: second model alone": ("d2", "z_q2", "log_n"),
+    "fused: query cohort": ("d", "z_q", "d2", "z_q2", "log_n"),
+    "fused: query cohort + expansion": ("d", "z_q", "d2", "z_q2", "log_n", "d_exp", "z_exp", "d2_exp", "z2_exp"),
 }
 
 
@@ -335,8 +404,8 @@ def sample_all(
     refusals: dict[str, float] = {}
     for family in args.families:
         try:
-            faces = Faces.load(family)
-        except IndexError:
+            faces = Faces.load(family, getattr(args, "fuse", None))
+        except (IndexError, FileNotFoundError):
             print(f"no cache for {family}: run bench/identity_cache.py", file=sys.stderr)
             continue
         refusals[family] = round(refusal_rate(faces), 4)
@@ -348,7 +417,9 @@ def sample_all(
                 for a in range(n_albums):
                     rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
                     al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
-                    albums.append(candidates(al, params, own, getattr(args, "expansion_z", EXPANSION_Z)))
+                    fuse = getattr(args, "fuse", None)
+                    p2 = PARAMS2.get(fuse) if fuse else None
+                    albums.append(candidates(al, params, own, getattr(args, "expansion_z", EXPANSION_Z), p2))
                 out[(family, kind, half)] = albums
                 print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
@@ -430,16 +501,21 @@ def study(args: argparse.Namespace) -> dict:
     """Per feature set: one model and one pair of tier thresholds fitted on every fitting-half album."""
     params = CohortParams()
     data, refusals = sample_all(args, params)
+    sets = dict(FEATURE_SETS)
+    own_name, full_name = OWN_EVIDENCE, WITH_EXPANSION
+    if getattr(args, "fuse", None):
+        sets |= FUSED_SETS
+        own_name, full_name = "fused: query cohort", "fused: query cohort + expansion"
     if args.expansion == "matches":
         # Expand with the selfie's own matches: fit that model first, then sample again with it.
-        names = FEATURE_SETS[OWN_EVIDENCE]
+        names = sets[own_name]
         fit = [c for (fam, kind, half), cs in data.items() if half == 0 for c in cs]
         x, rel, _ = _concat(fit, names)
         w = fit_logistic(x, rel.astype(np.float64))
         bar = (
             args.expansion_p if args.expansion_p else threshold_for_precision(predict(x, w), rel, args.match_precision)
         )
-        own = (w, bar)
+        own = (names, w, bar)
         data, refusals = sample_all(args, params, own)
     out: dict = {"params": vars(params), "expansion": args.expansion, "selfies_refused": refusals, "feature_sets": {}}
     fit_groups = [cs for (fam, kind, half), cs in data.items() if half == 0]
@@ -447,7 +523,7 @@ def study(args: argparse.Namespace) -> dict:
     balance = np.concatenate(
         [np.full(sum(len(c.query) for c in cs), 1.0 / sum(len(c.query) for c in cs)) for cs in fit_groups]
     )
-    for name, names in FEATURE_SETS.items():
+    for name, names in sets.items():
         fit = [c for cs in fit_groups for c in cs]
         x, rel, _ = _concat(fit, names)
         w = fit_logistic(x, rel.astype(np.float64), sample_weight=balance if args.balanced else None)
@@ -466,10 +542,10 @@ def study(args: argparse.Namespace) -> dict:
         out["feature_sets"][name] = res
         for k, v in res["unseen"].items():
             print(f"{name:24s} {k:16s} {json.dumps(v)}", file=sys.stderr, flush=True)
-    own, full = out["feature_sets"][OWN_EVIDENCE], out["feature_sets"][WITH_EXPANSION]
+    own, full = out["feature_sets"][own_name], out["feature_sets"][full_name]
     out["two_models"] = {
-        "matches": OWN_EVIDENCE,
-        "possible": WITH_EXPANSION,
+        "matches": own_name,
+        "possible": full_name,
         "unseen": {f"{fam} {kind}": two_model_report(cs, own, full) for (fam, kind, half), cs in data.items() if half},
     }
     for k, v in out["two_models"]["unseen"].items():
@@ -491,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--possible-precision", type=float, default=0.55, help="precision of the second tier's band")
     ap.add_argument("--expansion-z", type=float, default=EXPANSION_Z)
     ap.add_argument("--expansion-p", type=float, default=0.5, help="with --expansion matches: own P a hit needs")
+    ap.add_argument("--fuse", help="a second embedder whose cache holds the same faces (identity_cache --also)")
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
     print(json.dumps(study(args), indent=1))
