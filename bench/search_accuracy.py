@@ -32,12 +32,13 @@ from bench.make_album import generate_crowd
 from bench.metrics import average_precision
 from bench.search_data import FaceSet, analyze_images, engine_fingerprint, faces_of
 from photomatch.config import Settings, get_settings
-from photomatch.search.calibration import CANDIDATE_RADIUS
+from photomatch.search.calibration import CANDIDATE_RADIUS, calibration_for
 from photomatch.search.ranking import (
     Candidates,
     Embeddings,
     Knn,
     Neighbours,
+    Query,
     QueryRejected,
     Tiers,
     face_quality,
@@ -58,16 +59,24 @@ def family_dirs(settings: Settings) -> dict[str, Path]:
 def album_scan(photos: FaceSet, limit: int) -> Knn:
     """The repository's scan over an album's cached faces (halfvec-rounded, like Postgres holds them)."""
     emb = photos.embedding.astype(np.float16).astype(np.float32)
+    emb2 = None if photos.second_embedding is None else photos.second_embedding.astype(np.float16).astype(np.float32)
     quality = face_quality(photos.probability, photos.size, photos.sharpness)
     names = [photos.names[i] for i in photos.image]
 
-    def knn(query: np.ndarray) -> Neighbours:
+    def knn(query: np.ndarray, second: np.ndarray | None = None) -> Neighbours:
         q = query.astype(np.float16).astype(np.float32)
         d = np.linalg.norm(emb - q[None, :], axis=1).astype(np.float64)
         order = np.argsort(d, kind="stable")[:limit]
         near = order[d[order] <= CANDIDATE_RADIUS]
-        c = Candidates(near.astype(np.int64), [names[i] for i in near], d[near], quality[near])
-        return Neighbours(c, d[order], order.astype(np.int64), len(emb))
+        d2 = None
+        if second is not None and emb2 is not None:  # the second model's distance of the same rows only
+            q2 = second.astype(np.float16).astype(np.float32)
+            d2 = np.full(len(emb), np.nan)
+            d2[order] = np.linalg.norm(emb2[order] - q2[None, :], axis=1)
+        c = Candidates(
+            near.astype(np.int64), [names[i] for i in near], d[near], quality[near], None if d2 is None else d2[near]
+        )
+        return Neighbours(c, d[order], order.astype(np.int64), len(emb), None if d2 is None else d2[order])
 
     return knn
 
@@ -75,7 +84,13 @@ def album_scan(photos: FaceSet, limit: int) -> Knn:
 def album_embeddings(photos: FaceSet) -> Embeddings:
     """Face vectors by row index (the album scan's face ids), halfvec-rounded."""
     emb = photos.embedding.astype(np.float16).astype(np.float32)
-    return lambda face_ids: emb[np.asarray(face_ids, dtype=np.int64)]
+    emb2 = None if photos.second_embedding is None else photos.second_embedding.astype(np.float16).astype(np.float32)
+
+    def embeddings(face_ids: np.ndarray, second: bool = False) -> np.ndarray:
+        table = emb2 if second and emb2 is not None else emb
+        return table[np.asarray(face_ids, dtype=np.int64)]
+
+    return embeddings
 
 
 @dataclass
@@ -145,7 +160,8 @@ def search_album(album: Album, settings: Settings) -> Searches:
     out = Searches()
     knn = album_scan(album.photos, settings.search_max_candidates)
     embeddings = album_embeddings(album.photos)
-    tiers = Tiers()
+    fuse = album.photos.second_embedding is not None and bool(settings.second_embedder)
+    tiers = Tiers().resolved(calibration_for(settings.second_embedder if fuse else None))
     everything = Tiers(match=tiers.match, possible=1e-12)  # every candidate, to draw the curves
     for identity, rel in sorted(album.truth["selfies"].items()):
         relevant = set(album.truth["identities"].get(identity, []))
@@ -162,8 +178,7 @@ def search_album(album: Album, settings: Settings) -> Searches:
         except QueryRejected as e:
             out.refused[e.reason] = out.refused.get(e.reason, 0) + 1
             continue
-        assert face.embedding is not None
-        ranked = rank_photos(face.embedding, knn, embeddings, everything)
+        ranked = rank_photos(Query.of(face, fuse=fuse), knn, embeddings, everything)
         shown = {h.photo for h in ranked.matches} | {h.photo for h in ranked.possible if h.confidence >= tiers.possible}
         hits = ranked.matches + ranked.possible
         out.total_relevant += len(relevant)

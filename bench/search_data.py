@@ -30,6 +30,9 @@ class FaceSet:
     size: np.ndarray  # (n,) short side of the box, px
     sharpness: np.ndarray  # (n,)
     embedding: np.ndarray  # (n, d) float32, unit length
+    # (n, d2) the same faces by the engine's second embedder, when it has one
+    second_embedding: np.ndarray | None = None
+    second_model: str | None = None
 
     def of(self, i: int) -> np.ndarray:
         """Row indices of image i's faces."""
@@ -46,6 +49,11 @@ class FaceSet:
             size=self.size,
             sharpness=self.sharpness,
             embedding=self.embedding,
+            **(
+                {}
+                if self.second_embedding is None
+                else {"second_embedding": self.second_embedding, "second_model": np.array(self.second_model)}
+            ),
         )
 
     @classmethod
@@ -60,6 +68,8 @@ class FaceSet:
                 size=z["size"],
                 sharpness=z["sharpness"],
                 embedding=z["embedding"],
+                second_embedding=z.get("second_embedding", None),
+                second_model=str(z["second_model"]) if "second_model" in z else None,
             )
 
 
@@ -95,6 +105,7 @@ def analyze_arrays(engine: Any, names: list[str], image: Any) -> FaceSet:
         for i, faces in zip(idx, engine.analyze([image(i) for i in idx]), strict=True):
             rows += [(i, f) for f in faces]
     dim = int(engine.embedder.dim)
+    second = getattr(engine, "second", None)
     return FaceSet(
         names=list(names),
         image=np.array([i for i, _ in rows], dtype=np.int64),
@@ -103,6 +114,10 @@ def analyze_arrays(engine: Any, names: list[str], image: Any) -> FaceSet:
         size=np.array([f.detection.size for _, f in rows], dtype=np.float64),
         sharpness=np.array([f.sharpness for _, f in rows], dtype=np.float64),
         embedding=np.array([f.embedding for _, f in rows], dtype=np.float32).reshape(-1, dim),
+        second_embedding=None
+        if second is None
+        else np.array([f.second_embedding for _, f in rows], dtype=np.float32).reshape(-1, second.dim),
+        second_model=None if second is None else second.name,
     )
 
 
@@ -115,5 +130,15 @@ def faces_of(faces: FaceSet, i: int) -> list[Face]:
             landmarks=((0.0, 0.0),) * 5,  # type: ignore[arg-type]
             probability=float(faces.probability[r]),
         )
-        out.append(Face(det, sharpness=float(faces.sharpness[r]), embedding=faces.embedding[r], model="cached"))
+        second = None if faces.second_embedding is None else faces.second_embedding[r]
+        out.append(
+            Face(
+                det,
+                sharpness=float(faces.sharpness[r]),
+                embedding=faces.embedding[r],
+                model="cached",
+                second_embedding=second,
+                second_model=faces.second_model if second is not None else None,
+            )
+        )
     return out

@@ -90,8 +90,14 @@ def generate(conn: psycopg.Connection, args: argparse.Namespace, rng: np.random.
     return generate_events(conn, [args.event_faces] * args.events + ([args.big_event] if args.big_event else []), rng)
 
 
-def generate_events(conn: psycopg.Connection, sizes: list[int], rng: np.random.Generator) -> dict[str, Any]:
-    """Events e0, e1, ... (codes C0, C1, ...) of these many faces; the identities needed to make queries."""
+def generate_events(
+    conn: psycopg.Connection, sizes: list[int], rng: np.random.Generator, second_model: str | None = None
+) -> dict[str, Any]:
+    """Events e0, e1, ... (codes C0, C1, ...) of these many faces; the identities needed to make queries.
+
+    With `second_model`, events fuse that model too, and every face's second vector is a copy of its
+    first: the same row layout and work per search as real fused faces (bench/search.py times it).
+    """
     mean = rng.standard_normal(DIM).astype(np.float32)
     mean *= np.sqrt(1 - OTHER_D2 / 2) / np.linalg.norm(mean)
     conn.execute("CREATE UNLOGGED TABLE stage (row_no int, event_no int, photo_no int, embedding halfvec)")
@@ -127,11 +133,12 @@ def generate_events(conn: psycopg.Connection, sizes: list[int], rng: np.random.G
         "INSERT INTO photographers (id, name, email) VALUES ('00000000-0000-0000-0000-000000000001', 'b', 'b@x')"
     )
     conn.execute(
-        """INSERT INTO events (id, photographer_id, name, slug, access_code, retention_until, embedder)
+        """INSERT INTO events (id, photographer_id, name, slug, access_code, retention_until, embedder,
+                               second_embedder)
            SELECT md5('e' || e)::uuid, '00000000-0000-0000-0000-000000000001', 'e' || e, 'e' || e,
-                  'C' || e, current_date + 90, %s
+                  'C' || e, current_date + 90, %s, %s
            FROM generate_series(0, %s) e""",
-        (MODEL, len(sizes) - 1),
+        (MODEL, second_model, len(sizes) - 1),
     )
     conn.execute(
         """INSERT INTO photos (id, event_id, storage_key, original_filename, sha256, size_bytes, content_type,
@@ -142,11 +149,13 @@ def generate_events(conn: psycopg.Connection, sizes: list[int], rng: np.random.G
            FROM stage ORDER BY photo_no"""
     )
     conn.execute(
-        """INSERT INTO faces (photo_id, event_id, box, landmarks, probability, size_px, sharpness, model, embedding)
+        """INSERT INTO faces (photo_id, event_id, box, landmarks, probability, size_px, sharpness, model, embedding,
+                              second_model, second_embedding)
            SELECT md5('p' || photo_no)::uuid, md5('e' || event_no)::uuid, '{0,0,100,100}',
-                  '{0,0,0,0,0,0,0,0,0,0}', 0.99, 100, 50, %s, embedding
+                  '{0,0,0,0,0,0,0,0,0,0}', 0.99, 100, 50, %s, embedding,
+                  %s, CASE WHEN %s::text IS NULL THEN NULL ELSE embedding END
            FROM stage ORDER BY row_no""",
-        (MODEL,),
+        (MODEL, second_model, second_model),
     )
     conn.execute("DROP TABLE stage")
     conn.commit()

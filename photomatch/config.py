@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # On a GPU, JPEGs are decoded by nvJPEG on the device (photomatch.faces.decode).
     decode_on_device: bool = True
     embedder: str = "dlib-resnet-v1"
+    # A second embedder for the same faces, fused with the first in search (README "Two embedders");
+    # recorded on each event at creation, so an event's faces all carry the same pair. "" for none.
+    second_embedder: str = "sface-2021dec-int8bq"
     # Photos are shrunk so their longest side is at most this before MTCNN runs; boxes and
     # landmarks are mapped back to original pixels. See README "Detection settings".
     detect_max_side: int = 2048

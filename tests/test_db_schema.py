@@ -83,7 +83,7 @@ def test_migration_creates_vector_extension_and_tables(db_session: Session) -> N
     assert "vector" in extensions
     tables = set(sa.inspect(db_session.connection()).get_table_names())
     assert {"photographers", "api_keys", "events", "photos", "faces", "alembic_version"} <= tables
-    assert db_session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    assert db_session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     embedding_type = db_session.execute(
         sa.text(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
@@ -206,3 +206,24 @@ def test_fresh_db_commits_are_visible_to_other_connections(fresh_db: str) -> Non
         other.dispose()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("model", "vector", "ok"),
+    [("sface-2021dec-int8bq", "unit", True), (None, "unit", False), ("sface-2021dec-int8bq", None, False),
+     ("sface-2021dec-int8bq", "long", False), (None, None, True)],
+)  # fmt: skip
+def test_a_second_embedding_needs_its_model_and_unit_length(
+    db_session: Session, model: str | None, vector: str | None, ok: bool
+) -> None:
+    """A face's second vector never lies about its model: both or neither, and unit length."""
+    photo = make_photo(db_session, make_event(db_session))
+    face = make_face(photo, random_unit(128, random.Random(3)))
+    face.second_model = model
+    face.second_embedding = {"unit": random_unit(128, random.Random(4)), "long": [0.5] * 128, None: None}[vector]
+    db_session.add(face)
+    if ok:
+        db_session.flush()
+    else:
+        with pytest.raises(IntegrityError, match="ck_faces_second_embedding_with_model"):
+            db_session.flush()

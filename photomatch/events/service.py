@@ -111,6 +111,7 @@ def create_event(
             access_code=generate_access_code(),
             retention_until=retention_until,
             embedder=settings.embedder,
+            second_embedder=settings.second_embedder or None,
         )
         # A savepoint: a concurrent insert of the same slug (or a code collision) rolls back only
         # this attempt, not the caller's transaction.

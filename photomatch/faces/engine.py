@@ -33,7 +33,9 @@ class FaceEngine:
         *,
         embedder: str | Embedder | None = None,
         device: str | torch.device | None = None,
+        second_embedder: str | Embedder | None = None,
     ) -> None:
+        """`second_embedder` None takes the settings' (Settings.second_embedder); "" means none."""
         s = settings or get_settings()
         self.settings = s
         self.device = device if isinstance(device, torch.device) else choose_device(device or s.device)
@@ -50,6 +52,14 @@ class FaceEngine:
             self.embedder = embedder
         else:
             self.embedder = get_embedder_class(embedder or s.embedder).from_settings(self.device, s)
+        second = s.second_embedder if second_embedder is None else second_embedder
+        self.second: Embedder | None = (
+            second
+            if isinstance(second, Embedder)
+            else get_embedder_class(second).from_settings(self.device, s)
+            if second
+            else None
+        )
         # Images per call that fitted in the device's memory after it last ran out (None: no limit yet).
         self._batch_cap: int | None = None
 
@@ -58,10 +68,17 @@ class FaceEngine:
         """The name recorded with every embedding this engine makes."""
         return self.embedder.name
 
+    @property
+    def second_model_name(self) -> str | None:
+        """The second embedder's name, recorded with its vectors; None without one."""
+        return self.second.name if self.second else None
+
     def load(self) -> None:
         """Load every model now rather than on the first photo (workers call this at start)."""
         self.detector.load()
         self.embedder.load()
+        if self.second:
+            self.second.load()
 
     def decode(self, data: bytes) -> LoadedImage:
         """The photo decoded where this engine runs: on a GPU by nvJPEG (photomatch.faces.decode)."""
@@ -72,14 +89,17 @@ class FaceEngine:
         return self.detector.detect(images)
 
     @torch.inference_mode()
-    def chips(self, image: ImageLike, detections: Sequence[Detection]) -> torch.Tensor:
+    def chips(
+        self, image: ImageLike, detections: Sequence[Detection], embedder: Embedder | None = None
+    ) -> torch.Tensor:
         """Aligned chips (N x 3 x S x S, 0-255) for one image's detections, in the embedder's frame."""
+        emb = embedder or self.embedder
         img = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
         img = img.to(self.device)
         lm = torch.tensor([d.landmarks for d in detections], dtype=torch.float64).reshape(-1, 5, 2)
         # Replicate the border where a chip runs off the photo: black bands made tightly cropped faces
         # of different people look alike (dev-faces pairs: +0.1 points balanced accuracy).
-        return align_faces(img, lm, self.embedder.template, self.embedder.chip_size, fill="replicate")
+        return align_faces(img, lm, emb.template, emb.chip_size, fill="replicate")
 
     def analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
         """Detect, align and (by default) embed every face of every image, batching across images.
@@ -117,13 +137,18 @@ class FaceEngine:
         # they measure finished work, not queued kernels.
         with timed("detect"):
             detections = self.detect(images)
+        second = self.second if embed else None
         with timed("align"):
             per_image = [self.chips(img, dets) for img, dets in zip(images, detections, strict=True)]
             counts = [c.shape[0] for c in per_image]
             all_chips = torch.cat(per_image) if per_image else torch.zeros((0, 3, 1, 1))
             sharp = sharpness(all_chips).cpu().numpy() if all_chips.shape[0] else np.zeros(0)
+            # The second embedder was trained on its own frame: the same landmarks, its template.
+            pairs = zip(images, detections, strict=True)
+            all_chips2 = torch.cat([self.chips(i, d, second) for i, d in pairs]) if second and counts else None
         with timed("embed"):
             vectors = self.embedder.embed(all_chips) if embed else None
+            vectors2 = second.embed(all_chips2) if second and all_chips2 is not None else None
         out: list[list[Face]] = []
         k = 0
         for dets, n in zip(detections, counts, strict=True):
@@ -135,6 +160,8 @@ class FaceEngine:
                         sharpness=float(sharp[k + j]),
                         embedding=None if vectors is None else vectors[k + j],
                         model=self.model_name if embed else None,
+                        second_embedding=None if vectors2 is None else vectors2[k + j],
+                        second_model=second.name if second else None,
                     )
                 )
             out.append(faces)
@@ -147,15 +174,26 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
 
 
-_engines: dict[tuple[str, str], FaceEngine] = {}
+_engines: dict[tuple[str, str, str], FaceEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(embedder: str | None = None, settings: Settings | None = None) -> FaceEngine:
-    """A process-wide engine per (model, device), created lazily: never in a forking parent."""
+def get_engine(
+    embedder: str | None = None, settings: Settings | None = None, second_embedder: str | None = None
+) -> FaceEngine:
+    """A process-wide engine per (model, second model, device), created lazily: never in a forking parent.
+
+    `second_embedder` None takes the settings'; "" means none (an event created without one).
+    """
     s = settings or get_settings()
-    key = (embedder or s.embedder, s.device)
+    second = s.second_embedder if second_embedder is None else second_embedder
+    key = (embedder or s.embedder, second, s.device)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = FaceEngine(s, embedder=key[0])
+            _engines[key] = FaceEngine(s, embedder=key[0], second_embedder=key[1])
         return _engines[key]
+
+
+def get_engine_for(models: tuple[str, str], settings: Settings | None = None) -> FaceEngine:
+    """The engine for an event's (embedder, second embedder or "") pair, as processing names them."""
+    return get_engine(models[0], settings, second_embedder=models[1])

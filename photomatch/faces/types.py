@@ -37,6 +37,9 @@ class Face:
     sharpness: float = 0.0
     embedding: np.ndarray | None = None
     model: str | None = None
+    # The same face by the engine's second embedder, when it has one (fused in search).
+    second_embedding: np.ndarray | None = None
+    second_model: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -60,6 +63,9 @@ class Face:
         if embeddings and self.embedding is not None:
             out["model"] = self.model
             out["embedding"] = [round(float(v), 6) for v in self.embedding]
+            if self.second_embedding is not None:
+                out["second_model"] = self.second_model
+                out["second_embedding"] = [round(float(v), 6) for v in self.second_embedding]
         return out
 
 

@@ -27,4 +27,7 @@ class Event(Base):
     # Embeddings of different models live in different spaces, so an event fixes its model at
     # creation (Settings.embedder); changing it means re-processing the event's photos.
     embedder: Mapped[str] = mapped_column(String(64))
+    # The second embedder fused with the first in search (Settings.second_embedder), fixed the same
+    # way; None for an event with one model (events created before fusion, or with it turned off).
+    second_embedder: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -46,6 +46,11 @@ class Face(Base):
         # Stored vectors are unit length, so cosine, inner product and L2 orderings agree.
         # The tolerance covers float16 rounding.
         CheckConstraint("abs(l2_norm(embedding) - 1) < 0.01", name="embedding_unit_length"),
+        CheckConstraint(
+            "(second_model IS NULL) = (second_embedding IS NULL)"
+            " AND (second_embedding IS NULL OR abs(l2_norm(second_embedding) - 1) < 0.01)",
+            name="second_embedding_with_model",
+        ),
     )
 
     # A bigint, not a UUID: faces are the most numerous rows and are never addressed from outside
@@ -67,4 +72,8 @@ class Face(Base):
     # Undimensioned because the dimension depends on `model`. Half precision halves storage and
     # scan I/O; its ~3 significant digits are far finer than match thresholds (~0.1 in distance).
     embedding: Mapped[list[float]] = mapped_column(HALFVEC())
+    # The same face by the event's second embedder (Event.second_embedder), fused in search; never
+    # scanned by itself, only read for the faces the first model's scan returns.
+    second_model: Mapped[str | None] = mapped_column(String(64))
+    second_embedding: Mapped[list[float] | None] = mapped_column(HALFVEC())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

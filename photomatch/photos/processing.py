@@ -39,7 +39,8 @@ class ClaimedPhoto:
     id: uuid.UUID
     event_id: uuid.UUID
     storage_key: str
-    embedder: str
+    # The event's models: (embedder, second embedder or ""); one engine serves each pair.
+    embedder: tuple[str, str]
 
 
 @dataclass
@@ -133,7 +134,7 @@ def fail_unavailable(session: Session, claimed: Sequence[ClaimedPhoto], error: B
 def analyze_photos(
     claimed: Sequence[ClaimedPhoto],
     storage: Storage,
-    engine_for: Callable[[str], Analyzer],
+    engine_for: Callable[[tuple[str, str]], Analyzer],
     *,
     max_pixels: int | None = None,
 ) -> list[PhotoOutcome]:
@@ -147,9 +148,9 @@ def analyze_photos(
     budget = max_pixels or settings.process_max_batch_pixels
     inline_thumbnails = settings.process_thumbnails_inline
     outcomes: list[PhotoOutcome] = []
-    pending: dict[str, list[tuple[PhotoOutcome, LoadedImage]]] = {}
+    pending: dict[tuple[str, str], list[tuple[PhotoOutcome, LoadedImage]]] = {}
 
-    def flush(embedder: str) -> None:
+    def flush(embedder: tuple[str, str]) -> None:
         items = pending.pop(embedder, [])
         if not items:
             return
@@ -207,6 +208,8 @@ def _face_rows(outcome: PhotoOutcome) -> list[dict[str, Any]]:
                 "sharpness": float(face.sharpness),
                 "model": face.model,
                 "embedding": face.embedding,
+                "second_model": face.second_model if face.second_embedding is not None else None,
+                "second_embedding": face.second_embedding,
             }
         )
     return rows

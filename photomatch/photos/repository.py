@@ -59,10 +59,10 @@ def get_event(session: Session, event_id: uuid.UUID) -> Event | None:
     return session.get(Event, event_id)
 
 
-def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The embedder model fixed by each event."""
-    rows = session.execute(select(Event.id, Event.embedder).where(Event.id.in_(set(event_ids))))
-    return {event_id: embedder for event_id, embedder in rows}
+def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
+    """The embedder models fixed by each event: (embedder, second embedder or "")."""
+    rows = session.execute(select(Event.id, Event.embedder, Event.second_embedder).where(Event.id.in_(set(event_ids))))
+    return {event_id: (embedder, second or "") for event_id, embedder, second in rows}
 
 
 # --- processing --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ family and half, expansion by own evidence >= 0.5, match precision 0.99, possibl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,3 +66,49 @@ EXPANSION_HITS = 10
 # No photo further than this from the selfie is ever a candidate (P is ~0 well before it).
 CANDIDATE_RADIUS = 0.6
 COHORT = CohortParams()
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Everything that turns one event's distances into tiers, for one pair of models."""
+
+    own: Model
+    full: Model
+    match: float
+    possible: float
+    cohort: CohortParams = field(default_factory=CohortParams)
+    # The second embedder's impostor cohort, on its own distance scale (None: one model).
+    second_cohort: CohortParams | None = None
+
+
+SINGLE = Calibration(OWN_EVIDENCE, WITH_EXPANSION, MATCH_PROBABILITY, POSSIBLE_PROBABILITY, COHORT)
+
+# dlib-resnet-v1 fused with SFace: the study's "fused: query cohort" and "fused: query cohort +
+# expansion" models (`uv run python bench/search_study.py --fuse sface-2021dec-int8bq`), fitted and
+# reported like the ones above; the second model's features are d2 and z_q2 (d2_exp, z2_exp after
+# expansion), its distances read for the faces the first model's scan returns. SFace's cohorts sit
+# at 1.207 +- 0.015 (spread 0.0195) on crowded dev-lfw albums, its prior below.
+FUSED: dict[str, Calibration] = {
+    "sface-2021dec-int8bq": Calibration(
+        own=Model(("d", "z_q", "d2", "z_q2", "log_n"), (-5.5355, 0.45229, -8.33832, 0.33677, -0.7374), 11.6895),
+        full=Model(
+            ("d", "z_q", "d2", "z_q2", "log_n", "d_exp", "z_exp", "d2_exp", "z2_exp"),
+            (-23.95574, -0.17521, -8.76267, -0.15764, -0.66559, 20.83395, 0.57748, -2.75571, 0.31534),
+            14.26658,
+        ),
+        match=0.7756,
+        possible=0.1752,
+        cohort=COHORT,
+        second_cohort=CohortParams(prior_mean=1.21, prior_sd=0.02),
+    )
+}
+
+
+def calibration_for(second_model: str | None) -> Calibration:
+    """The calibration of a search by the primary model alone, or fused with `second_model`."""
+    if second_model is None:
+        return SINGLE
+    try:
+        return FUSED[second_model]
+    except KeyError:
+        raise ValueError(f"no calibration fuses {second_model!r}; known: {sorted(FUSED)}") from None

@@ -16,8 +16,9 @@ confident hit would pull that stranger's look-alikes in with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -27,12 +28,11 @@ from photomatch.search.calibration import (
     COHORT,
     EXPANSION_HITS,
     EXPANSION_PROBABILITY,
-    MATCH_PROBABILITY,
-    OWN_EVIDENCE,
-    POSSIBLE_PROBABILITY,
-    WITH_EXPANSION,
+    SINGLE,
+    Calibration,
+    calibration_for,
 )
-from photomatch.search.cohort import cohort_stats
+from photomatch.search.cohort import CohortParams, cohort_stats
 
 # --- the query face -----------------------------------------------------------------------------
 
@@ -93,6 +93,8 @@ class Candidates:
     photo: list[Hashable]  # (n,) photo of each face
     distance: np.ndarray  # (n,) L2 distance to the query (unit vectors)
     quality: np.ndarray  # (n,) face_quality of each face
+    # (n,) the same faces' distances to the query's second vector, when fused (NaN: none stored)
+    second_distance: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.face)
@@ -106,20 +108,55 @@ class Neighbours:
     nearest: np.ndarray  # distances of the event's nearest faces, sorted (at least COHORT.rank_hi if it has them)
     nearest_face: np.ndarray  # their face ids
     event_faces: int  # how many faces the event holds (for this model)
+    # Distances of those nearest faces to the query's second vector, when fused (NaN: none stored).
+    nearest_second: np.ndarray | None = None
 
 
-# The event's faces near a unit query vector.
-Knn = Callable[[np.ndarray], Neighbours]
-# The embeddings of some of the event's faces, by id (one row each, in order).
-Embeddings = Callable[[np.ndarray], np.ndarray]
+class Knn(Protocol):
+    """The event's faces near a unit query vector (and, when fused, their distances to its second one)."""
+
+    def __call__(self, query: np.ndarray, second: np.ndarray | None = None, /) -> Neighbours: ...
+
+
+class Embeddings(Protocol):
+    """The embeddings of some of the event's faces, by id (one row each, in order); the second model's
+    when `second`."""
+
+    def __call__(self, face_ids: np.ndarray, second: bool = False, /) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Query:
+    """A selfie's face as search uses it: its vector, and its second model's vector when fused."""
+
+    vector: np.ndarray
+    second: np.ndarray | None = None
+    second_model: str | None = None
+
+    @classmethod
+    def of(cls, face: Face, fuse: bool = True) -> Query:
+        """The face's vectors (its second one only if `fuse`: the event stores that model too)."""
+        if face.embedding is None:
+            raise ValueError("the face has no embedding")
+        if fuse and face.second_embedding is not None:
+            return cls(np.asarray(face.embedding), np.asarray(face.second_embedding), face.second_model)
+        return cls(np.asarray(face.embedding))
 
 
 @dataclass(frozen=True)
 class Tiers:
-    """Minimum probabilities of the two tiers (a request may move them within the configured bounds)."""
+    """Minimum probabilities of the two tiers (a request may move them within the configured bounds);
+    None: the calibration's own."""
 
-    match: float = MATCH_PROBABILITY
-    possible: float = POSSIBLE_PROBABILITY
+    match: float | None = None
+    possible: float | None = None
+
+    def resolved(self, cal: Calibration) -> Tiers:
+        """Both thresholds, the calibration's where none was asked for."""
+        return Tiers(
+            self.match if self.match is not None else cal.match,
+            self.possible if self.possible is not None else cal.possible,
+        )
 
 
 @dataclass(frozen=True)
@@ -142,27 +179,34 @@ class Ranked:
     possible: list[PhotoHit] = field(default_factory=list)
     expanded_with: int = 0  # how many confident hits the query was expanded with
     event_faces: int = 0
+    fused_with: str | None = None  # the second model, when both were fused
+    tiers: Tiers = field(default_factory=Tiers)  # the thresholds applied
 
 
-def closest_per_photo(c: Candidates) -> np.ndarray:
-    """Indices into `c` of each photo's closest face (a person appears once per photo)."""
+def closest_per_photo(c: Candidates, score: np.ndarray | None = None) -> np.ndarray:
+    """Indices into `c` of each photo's best face (a person appears once per photo): the closest, or
+    the highest `score` when given (fused: both models' cohort z-scores together)."""
+    key = -c.distance if score is None else np.asarray(score, dtype=np.float64)
     best: dict[Hashable, int] = {}
     for i, photo in enumerate(c.photo):
         j = best.get(photo)
-        if j is None or (c.distance[i], -c.quality[i]) < (c.distance[j], -c.quality[j]):
+        if j is None or (key[i], c.quality[i]) > (key[j], c.quality[j]):
             best[photo] = i
     return np.array(sorted(best.values()), dtype=np.int64)
 
 
-def cohort_of(nearest: np.ndarray) -> tuple[float, float]:
-    """Mean and spread of a query's impostor cohort, from its sorted distances to the event's faces."""
-    mu, sd = cohort_stats(np.asarray(nearest, dtype=np.float64)[None, :], COHORT)
+def cohort_of(nearest: np.ndarray, params: CohortParams = COHORT) -> tuple[float, float]:
+    """Mean and spread of a query's impostor cohort, from its distances to the event's nearest faces."""
+    d = np.asarray(nearest, dtype=np.float64)
+    mu, sd = cohort_stats(d[np.isfinite(d)][None, :], params)
     return float(mu[0]), float(sd[0])
 
 
-def expand_query(query: np.ndarray, c: Candidates, own: np.ndarray, embeddings: Embeddings) -> tuple[np.ndarray, int]:
+def expand_query(
+    query: np.ndarray, c: Candidates, own: np.ndarray, embeddings: Embeddings, second: np.ndarray | None = None
+) -> tuple[np.ndarray, int, np.ndarray | None]:
     """The selfie plus its likely hits (own-evidence probability >= EXPANSION_PROBABILITY, one per photo,
-    best first, at most EXPANSION_HITS), re-normalised.
+    best first, at most EXPANSION_HITS), re-normalised; the second vector expanded with the same hits.
 
     Fixed by the calibration, not by the request's thresholds: a looser request must not pull
     strangers into the query itself.
@@ -178,47 +222,91 @@ def expand_query(query: np.ndarray, c: Candidates, own: np.ndarray, embeddings: 
         seen.add(c.photo[i])
         chosen.append(int(i))
     if not chosen:
-        return query, 0
-    expanded = query.astype(np.float64) + embeddings(c.face[chosen]).astype(np.float64).sum(axis=0)
-    return (expanded / np.linalg.norm(expanded)).astype(np.float32), len(chosen)
+        return query, 0, second
+
+    def plus_hits(q: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        v = q.astype(np.float64) + vectors.astype(np.float64).sum(axis=0)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    expanded = plus_hits(query, embeddings(c.face[chosen]))
+    expanded2 = None if second is None else plus_hits(second, embeddings(c.face[chosen], True))
+    return expanded, len(chosen), expanded2
 
 
-def rank_photos(query: np.ndarray, knn: Knn, embeddings: Embeddings, tiers: Tiers | None = None) -> Ranked:
-    """Score every candidate photo of the event, then split them into tiers, most likely first."""
-    tiers = tiers or Tiers()
-    query = np.asarray(query, dtype=np.float32)
-    first = knn(query)
+def _fusable(query: Query, first: Neighbours) -> bool:
+    """Fuse only when every candidate, and the cohort, has the second model's distance."""
     c = first.candidates
-    mu, sd = cohort_of(first.nearest)
-    z = (mu - c.distance) / sd
+    return (
+        query.second is not None
+        and c.second_distance is not None
+        and first.nearest_second is not None
+        and bool(np.isfinite(c.second_distance).all())
+        and int(np.isfinite(first.nearest_second).sum()) >= min(len(first.nearest), COHORT.rank_hi)
+    )
+
+
+def _from_scan(faces: np.ndarray, scan_faces: np.ndarray, scan_d: np.ndarray) -> np.ndarray:
+    """Each face's distance in a scan; a face beyond the scan's nearest is at least its farthest."""
+    farthest = float(np.nanmax(scan_d)) if len(scan_d) else 2.0
+    found = dict(zip(scan_faces.tolist(), scan_d.tolist(), strict=True))
+    return np.array([found.get(int(f), farthest) for f in faces], dtype=np.float64)
+
+
+def rank_photos(query: np.ndarray | Query, knn: Knn, embeddings: Embeddings, tiers: Tiers | None = None) -> Ranked:
+    """Score every candidate photo of the event, then split them into tiers, most likely first.
+
+    A Query with a second vector is searched with both models fused (its model's calibration),
+    provided the event's faces carry that model's vectors; otherwise with the first model alone.
+    """
+    q = query if isinstance(query, Query) else Query(np.asarray(query))
+    vector = np.asarray(q.vector, dtype=np.float32)
+    second = None if q.second is None else np.asarray(q.second, dtype=np.float32)
+    first = knn(vector, second) if second is not None else knn(vector)
+    fused = _fusable(q, first)
+    cal = calibration_for(q.second_model) if fused else SINGLE
+    second = second if fused else None
+    tiers = (tiers or Tiers()).resolved(cal)
+    c = first.candidates
     log_n = math.log(max(1, first.event_faces))
-    own_all = OWN_EVIDENCE.probabilities({"d": c.distance, "z_q": z, "log_n": np.full(len(c), log_n)})
-    expanded, n_hits = expand_query(query, c, own_all, embeddings)
+    mu, sd = cohort_of(first.nearest, cal.cohort)
+    cols = {"d": c.distance, "z_q": (mu - c.distance) / sd, "log_n": np.full(len(c), log_n)}
+    if fused:
+        assert c.second_distance is not None and first.nearest_second is not None and cal.second_cohort
+        mu2, sd2 = cohort_of(first.nearest_second, cal.second_cohort)
+        cols |= {"d2": c.second_distance, "z_q2": (mu2 - c.second_distance) / sd2}
+    own_all = cal.own.probabilities(cols)
+    expanded, n_hits, expanded2 = expand_query(vector, c, own_all, embeddings, second)
     if n_hits:
-        second = knn(expanded)
-        mu_e, sd_e = cohort_of(second.nearest)
-        # A candidate beyond the expanded query's nearest faces is at least that far from it.
-        farthest = float(second.nearest[-1]) if len(second.nearest) else 2.0
-        from_expanded = dict(zip(second.nearest_face.tolist(), second.nearest.tolist(), strict=True))
-        d_exp = np.array([from_expanded.get(int(f), farthest) for f in c.face], dtype=np.float64)
-        z_exp = (mu_e - d_exp) / sd_e
+        nxt = knn(expanded, expanded2) if fused else knn(expanded)
+        mu_e, sd_e = cohort_of(nxt.nearest, cal.cohort)
+        d_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest)
+        cols |= {"d_exp": d_exp, "z_exp": (mu_e - d_exp) / sd_e}
+        if fused:
+            assert nxt.nearest_second is not None and cal.second_cohort
+            mu2e, sd2e = cohort_of(nxt.nearest_second, cal.second_cohort)
+            d2_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest_second)
+            cols |= {"d2_exp": d2_exp, "z2_exp": (mu2e - d2_exp) / sd2e}
     else:
-        d_exp, z_exp = c.distance, z
-    best = closest_per_photo(c)
-    columns = {
-        "d": c.distance[best],
-        "z_q": z[best],
-        "log_n": np.full(len(best), log_n),
-        "d_exp": d_exp[best],
-        "z_exp": z_exp[best],
-    }
+        cols |= {"d_exp": cols["d"], "z_exp": cols["z_q"]}
+        if fused:
+            cols |= {"d2_exp": cols["d2"], "z2_exp": cols["z_q2"]}
+    best = closest_per_photo(c, cols["z_q"] + cols["z_q2"] if fused else None)
+    columns = {k: v[best] for k, v in cols.items()}
     own = own_all[best]
-    full = WITH_EXPANSION.probabilities(columns)
+    full = cal.full.probabilities(columns)
     hits = [
         PhotoHit(c.photo[i], int(c.face[i]), float(c.distance[i]), float(c.quality[i]), float(p), float(o))
         for i, p, o in zip(best, full, own, strict=True)
     ]
     hits.sort(key=lambda h: (-h.confidence, -h.quality, h.distance, str(h.photo)))
+    assert tiers.match is not None and tiers.possible is not None
     matches = [h for h in hits if h.own_evidence >= tiers.match]
     possible = [h for h in hits if h.own_evidence < tiers.match and h.confidence >= tiers.possible]
-    return Ranked(matches=matches, possible=possible, expanded_with=n_hits, event_faces=first.event_faces)
+    return Ranked(
+        matches=matches,
+        possible=possible,
+        expanded_with=n_hits,
+        event_faces=first.event_faces,
+        fused_with=q.second_model if fused else None,
+        tiers=tiers,
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pgvector import HalfVector
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import String, bindparam, cast, delete, func, insert, select, text, update
+from sqlalchemy import String, bindparam, case, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from photomatch import ann
@@ -33,10 +33,10 @@ class _Redacted(str):
         return "'<redacted query vector>'"
 
 
-def query_vector_param(query: np.ndarray) -> object:
+def query_vector_param(query: np.ndarray, name: str = "query_vector") -> object:
     """The query as a halfvec SQL expression whose bound text never shows up in logs."""
     text = _Redacted(HalfVector._to_db(np.asarray(query, dtype=np.float32)))
-    return cast(bindparam("query_vector", value=text, type_=String()), HALFVEC())
+    return cast(bindparam(name, value=text, type_=String()), HALFVEC())
 
 
 @dataclass
@@ -60,6 +60,9 @@ class Scan:
     nearest: np.ndarray  # the distances of the event's `limit` nearest faces, sorted
     nearest_face: np.ndarray  # their face ids
     event_faces: int  # faces of the event made by the model, in photos that are done
+    # With a second query vector: the same faces' distances to it (NaN where a face has none).
+    near_second: np.ndarray | None = None
+    nearest_second: np.ndarray | None = None
 
 
 def scan_event(
@@ -73,6 +76,7 @@ def scan_event(
     exact: bool = False,
     indexed_limit: int | None = None,
     ef_search: int = 600,
+    second: tuple[str, np.ndarray] | None = None,
 ) -> Scan:
     """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one scan.
 
@@ -84,6 +88,9 @@ def scan_event(
     An event with its own HNSW index is searched through it (approximately, `indexed_limit` faces
     at most) unless `exact`; its size is then Postgres' count of the index's entries, since
     counting exactly would read them all.
+
+    `second` (a second model and the query's vector by it) adds each returned face's distance by
+    that model, computed for those `limit` faces only (an outer query), never used to order.
     """
     index = None if exact else ann.event_index(session, event_id, model)
     if index and indexed_limit:
@@ -123,6 +130,13 @@ def scan_event(
     elif exact:
         # Keeps the planner off the event's HNSW index (the btree is still read, by a bitmap scan).
         session.execute(text("SET LOCAL enable_indexscan = off"))
+    if second is not None:
+        inner = stmt.add_columns(Face.second_model, Face.second_embedding).subquery()
+        d2 = inner.c.second_embedding.l2_distance(query_vector_param(second[1], "second_vector"))
+        stmt = select(
+            *[c for c in inner.c if c.name not in ("second_model", "second_embedding")],
+            case((inner.c.second_model == second[0], d2), else_=None).label("second_distance"),
+        ).order_by(inner.c.distance, inner.c.id)
     rows = session.execute(stmt).all()
     if exact:
         session.execute(text("RESET enable_indexscan"))
@@ -141,17 +155,25 @@ def scan_event(
         nearest=np.array([r.distance for r in rows], dtype=np.float64),
         nearest_face=np.array([r.id for r in rows], dtype=np.int64),
         event_faces=(index.faces if index else int(rows[0].event_faces) if rows else 0),
+        near_second=None if second is None else _nan_for_none([r.second_distance for r in within]),
+        nearest_second=None if second is None else _nan_for_none([r.second_distance for r in rows]),
     )
 
 
-def face_embeddings(session: Session, event_id: uuid.UUID, face_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The embeddings of these faces of `event_id`, in the order asked (float32, one row each)."""
+def _nan_for_none(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def face_embeddings(
+    session: Session, event_id: uuid.UUID, face_ids: Sequence[int] | np.ndarray, second: bool = False
+) -> np.ndarray:
+    """The embeddings of these faces of `event_id`, in the order asked (float32, one row each); their
+    second model's when `second`."""
     if not len(face_ids):
         return np.zeros((0, 0), dtype=np.float32)
+    column = Face.second_embedding if second else Face.embedding
     rows = dict(
-        session.execute(
-            select(Face.id, Face.embedding).where(Face.event_id == event_id, Face.id.in_(list(face_ids)))
-        ).all()
+        session.execute(select(Face.id, column).where(Face.event_id == event_id, Face.id.in_(list(face_ids)))).all()
     )
     return np.array([np.asarray(_floats(rows[int(i)])) for i in face_ids], dtype=np.float32)
 

@@ -25,13 +25,14 @@ from photomatch.logs import get_logger
 from photomatch.models import Event, Photo
 from photomatch.search import repository
 from photomatch.search.archive import ArchiveEntry, unique_names
-from photomatch.search.calibration import CANDIDATE_RADIUS, MATCH_PROBABILITY, POSSIBLE_PROBABILITY
+from photomatch.search.calibration import CANDIDATE_RADIUS, Calibration, calibration_for
 from photomatch.search.ranking import (
     Candidates,
     Embeddings,
     Knn,
     Neighbours,
     PhotoHit,
+    Query,
     QueryRejected,
     Tiers,
     face_quality,
@@ -117,13 +118,20 @@ def check_access(event: Event | None, *, code: str | None, token: str | None, se
     raise InvalidCredentials("This link is not valid for this event, or it has expired. Ask for a new one.")
 
 
-def resolve_thresholds(settings: Settings, match: float | None, possible: float | None) -> Tiers:
+def resolve_thresholds(
+    settings: Settings, match: float | None, possible: float | None, calibration: Calibration | None = None
+) -> Tiers:
     """The request's tier thresholds (minimum probabilities), defaulting to the calibrated ones.
 
     InvalidThresholds if one is out of bounds or the possible tier would demand more than matches.
+    A threshold nobody asked for (request or settings) stays None: the ranking applies the
+    calibration it actually used (photomatch.search.ranking.Tiers).
     """
-    m = match if match is not None else settings.search_match_probability or MATCH_PROBABILITY
-    p = possible if possible is not None else settings.search_possible_probability or POSSIBLE_PROBABILITY
+    cal = calibration or calibration_for(None)
+    asked_m = match if match is not None else settings.search_match_probability
+    asked_p = possible if possible is not None else settings.search_possible_probability
+    m = asked_m if asked_m is not None else cal.match
+    p = asked_p if asked_p is not None else cal.possible
     # A possible tier stricter than the matches' would be empty, which is fine when only the
     # match threshold was raised; the reverse cannot be expressed as two tiers.
     if match is not None and possible is None:
@@ -135,7 +143,10 @@ def resolve_thresholds(settings: Settings, match: float | None, possible: float 
         raise InvalidThresholds(f"thresholds are probabilities between {lo} and {hi}")
     if p > m:
         raise InvalidThresholds("possible_threshold must not be larger than match_threshold")
-    return Tiers(match=m, possible=p)
+    return Tiers(
+        match=m if asked_m is not None or asked_p is not None else None,
+        possible=p if asked_p is not None or asked_m is not None else None,
+    )
 
 
 def selfie_face(data: bytes | bytearray, engine: Analyzer, settings: Settings) -> Face:
@@ -190,7 +201,8 @@ class SearchResult:
 def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], settings: Settings) -> Knn:
     """The ranking's scan of this event's faces in Postgres; remembers each candidate face's box."""
 
-    def knn(query: np.ndarray) -> Neighbours:
+    def knn(query: np.ndarray, second: np.ndarray | None = None) -> Neighbours:
+        by_second = None if second is None or not event.second_embedder else (event.second_embedder, second)
         scan = repository.scan_event(
             session,
             event.id,
@@ -200,6 +212,7 @@ def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], set
             limit=settings.search_max_candidates,
             indexed_limit=settings.search_index_max_candidates,
             ef_search=settings.search_index_ef_search,
+            second=by_second,
         )
         rows = scan.near
         for face_id, box in zip(rows.face, rows.box, strict=True):
@@ -209,15 +222,20 @@ def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], set
             photo=list(rows.photo),
             distance=rows.distance,
             quality=face_quality(rows.probability, rows.size, rows.sharpness),
+            second_distance=scan.near_second,
         )
-        return Neighbours(candidates, scan.nearest, scan.nearest_face, scan.event_faces)
+        return Neighbours(candidates, scan.nearest, scan.nearest_face, scan.event_faces, scan.nearest_second)
 
     return knn
 
 
 def event_embeddings(session: Session, event: Event) -> Embeddings:
     """The ranking's read of some of this event's face vectors (query expansion's hits)."""
-    return lambda face_ids: repository.face_embeddings(session, event.id, face_ids)
+
+    def embeddings(face_ids: np.ndarray, second: bool = False) -> np.ndarray:
+        return repository.face_embeddings(session, event.id, face_ids, second)
+
+    return embeddings
 
 
 def _item(hit: PhotoHit, photo: Photo, box: list[float], storage: Storage, expires: int) -> ResultItem:
@@ -253,12 +271,11 @@ def search_event(
     started = time.perf_counter()
     if engine.model_name != event.embedder:
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
-    tiers = resolve_thresholds(settings, match_threshold, possible_threshold)
+    tiers = resolve_thresholds(settings, match_threshold, possible_threshold, calibration_for(event.second_embedder))
     face = selfie_face(selfie, engine, settings)
-    assert face.embedding is not None  # selfie_face guarantees it
     boxes: dict[int, list[float]] = {}
     knn = event_knn(session, event, boxes, settings)
-    ranked = rank_photos(face.embedding, knn, event_embeddings(session, event), tiers)
+    ranked = rank_photos(query_for(face, event), knn, event_embeddings(session, event), tiers)
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
     photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}
     photos = repository.photos_of_event(session, event.id, list(photo_of.values()))
@@ -272,8 +289,8 @@ def search_event(
         model=event.embedder,
         query_box=[round(float(v), 1) for v in face.detection.box],
         query_quality=face.quality,
-        match_threshold=tiers.match,
-        possible_threshold=tiers.possible,
+        match_threshold=float(ranked.tiers.match or 0.0),
+        possible_threshold=float(ranked.tiers.possible or 0.0),
         matches=items(ranked.matches),
         possible_matches=items(ranked.possible),
     )
@@ -282,16 +299,23 @@ def search_event(
         event_id=event.id,
         matches=len(result.matches),
         possible=len(result.possible_matches),
+        fused_with=ranked.fused_with,
         ms=round((time.perf_counter() - started) * 1000),
     )
     return result
 
 
+def query_for(face: Face, event: Event) -> Query:
+    """The selfie's vectors the event can be searched with: both when it stores its second model's."""
+    fuse = bool(event.second_embedder) and face.second_model == event.second_embedder
+    return Query.of(face, fuse=fuse)
+
+
 def engine_for(event: Event, settings: Settings) -> Analyzer:
-    """The process's face engine for the event's embedder, created on first use (torch loads here)."""
+    """The process's face engine for the event's embedders, created on first use (torch loads here)."""
     from photomatch.faces.engine import get_engine
 
-    return get_engine(embedder=event.embedder, settings=settings)
+    return get_engine(embedder=event.embedder, settings=settings, second_embedder=event.second_embedder or "")
 
 
 # A zip is streamed from storage, so its size is bounded by patience, not memory; this keeps one

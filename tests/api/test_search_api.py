@@ -24,7 +24,7 @@ from PIL import Image, ImageFilter
 from api.main import create_app
 from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
-from photomatch.faces.engine import get_engine
+from photomatch.faces.engine import get_engine_for
 from photomatch.photos import processing
 from photomatch.storage import get_storage
 from tests.support.accounts import new_photographer
@@ -55,7 +55,7 @@ def process(settings: Settings, photo_ids: list[str]) -> None:
     ids = [uuid.UUID(i) for i in photo_ids]
     with session_scope(factory) as session:
         claimed = processing.claim_photos(session, ids, max_attempts=5)
-    outcomes = processing.analyze_photos(claimed, storage, lambda name: get_engine(name))
+    outcomes = processing.analyze_photos(claimed, storage, get_engine_for)
     with session_scope(factory) as session:
         processing.save_outcomes(session, outcomes)
     with session_scope(factory) as session:

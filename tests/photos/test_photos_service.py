@@ -33,6 +33,7 @@ from photomatch.photos.ingest import Outcome, PhotoError
 from photomatch.storage import LocalStorage, NotSupported, ObjectNotFound, S3Storage, Storage
 
 MODEL = "dlib-resnet-v1"
+SECOND = "sface-2021dec-int8bq"
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
@@ -229,8 +230,9 @@ class FakeAnalyzer:
                 raise RuntimeError("engine cannot cope with this image")
             vector = np.zeros(128, dtype=np.float32)
             vector[w % 128] = 1.0
+            second = np.roll(vector, 1)  # the second model's vector: another unit vector
             det = Detection((1.0, 2.0, 11.0, 14.0), ((3.0, 4.0),) * 5, 0.99)
-            out.append([Face(det, sharpness=5.0, embedding=vector, model=MODEL)])
+            out.append([Face(det, 5.0, vector, MODEL, second_embedding=second, second_model=SECOND)])
         return out
 
 
@@ -301,7 +303,7 @@ def test_processing_saves_faces_and_fails_only_the_corrupt_photo(
     ids = [i for i in [*good, bad] if i is not None]
 
     claimed = processing.claim_photos(db_session, ids, max_attempts=5)
-    assert {c.id for c in claimed} == set(ids) and {c.embedder for c in claimed} == {MODEL}
+    assert {c.id for c in claimed} == set(ids) and {c.embedder for c in claimed} == {(MODEL, SECOND)}
     assert photo(db_session, bad).status == PhotoStatus.PROCESSING and photo(db_session, bad).attempts == 1
     analyzer = FakeAnalyzer()
     outcomes = processing.analyze_photos(claimed, local_storage, lambda name: analyzer)
@@ -319,6 +321,7 @@ def test_processing_saves_faces_and_fails_only_the_corrupt_photo(
     assert len(faces) == 3 and {f.event_id for f in faces} == {event.id}
     assert faces[0].box == [1.0, 2.0, 11.0, 14.0] and len(faces[0].landmarks) == 10 and faces[0].size_px == 10
     assert int(np.argmax(faces[0].embedding)) == 60
+    assert faces[0].second_model == SECOND and int(np.argmax(faces[0].second_embedding)) == 61
 
     # A second delivery of the same batch finds nothing left to claim...
     assert processing.claim_photos(db_session, ids, max_attempts=5) == []

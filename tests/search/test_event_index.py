@@ -167,3 +167,36 @@ def test_an_events_index_goes_with_its_faces(engine: Engine, local_storage: Stor
         session.commit()
         enforce_retention(session, storage, today=date.today(), photo_grace_days=30)
         assert indexes() == {ann.index_name(kept.id, MODEL)}
+
+
+def test_the_scan_brings_each_faces_second_model_distance(engine: Engine) -> None:
+    """Fused search reads the second model's distance for the faces the first model's scan returns,
+    exactly and through an index alike; a face without that model's vector reads as NaN."""
+    second_model = "sface-2021dec-int8bq"
+    with Session(engine) as session:
+        big, big_emb = album(session, "fused", 400, seed=6)
+        second, _ = people(np.random.default_rng(7), 400)
+        ids = session.scalars(sa.select(Face.id).where(Face.event_id == big.id).order_by(Face.id)).all()
+        for face_id, v in zip(ids[1:], second[1:], strict=True):  # the first face has no second vector
+            session.execute(
+                sa.update(Face).where(Face.id == face_id).values(second_model=second_model, second_embedding=list(v))
+            )
+        session.commit()
+        row_of = {face_id: i for i, face_id in enumerate(ids)}
+        q1, q2 = big_emb[3], second[3]
+        results = [repository.scan_event(
+            session, big.id, MODEL, q1, radius=2.0, limit=400, second=(second_model, q2), exact=True
+        )]  # fmt: skip
+        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        results.append(
+            repository.scan_event(session, big.id, MODEL, q1, radius=2.0, limit=400, second=(second_model, q2))
+        )
+        for result in results:
+            assert result.nearest_second is not None and result.near_second is not None
+            expected = [np.nan if f == ids[0] else np.linalg.norm(second[row_of[f]] - q2) for f in result.nearest_face]
+            np.testing.assert_allclose(result.nearest_second, expected, atol=2e-3)  # halfvec precision
+            assert np.isnan(result.nearest_second[result.nearest_face.tolist().index(ids[0])])
+            assert np.all(np.diff(result.nearest) >= 0)  # still ordered by the first model
+        # A model name the faces were not made by gives no distances at all.
+        other = repository.scan_event(session, big.id, MODEL, q1, radius=2.0, limit=50, second=("other", q2))
+        assert other.nearest_second is not None and np.isnan(other.nearest_second).all()

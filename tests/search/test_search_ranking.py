@@ -20,6 +20,7 @@ from photomatch.search.ranking import (
     Embeddings,
     Knn,
     Neighbours,
+    Query,
     QueryRejected,
     Tiers,
     closest_per_photo,
@@ -157,9 +158,9 @@ def test_query_expansion_takes_one_likely_hit_per_photo() -> None:
         read.append(list(ids))
         return emb[ids]
 
-    expanded, used = expand_query(q, c, own, embeddings)
+    expanded, used, no_second = expand_query(q, c, own, embeddings)
     assert used == 2 and read == [[0, 2]]  # a (once, its best face) and b; c is not likely enough
-    assert np.isclose(np.linalg.norm(expanded), 1.0)
+    assert np.isclose(np.linalg.norm(expanded), 1.0) and no_second is None
     assert expand_query(q, c, own - 0.6, embeddings)[1] == 0
 
 
@@ -176,3 +177,67 @@ def test_the_models_give_probabilities_that_fall_with_distance() -> None:
 def test_face_quality_saturates_and_tolerates_missing_sharpness() -> None:
     q = face_quality(np.array([1.0, 1.0, 0.5]), np.array([200, 50, 200]), np.array([np.nan, 400, 400]))
     assert q[0] == pytest.approx(1.0) and q[1] < q[0] and q[2] == pytest.approx(0.5)
+
+
+def vectors_at(query: np.ndarray, distances: list[float], seed: int) -> np.ndarray:
+    """Unit vectors at the given distances from a unit query."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in distances:
+        o = rng.standard_normal(len(query))
+        o -= o.dot(query) * query
+        o /= np.linalg.norm(o)
+        cos = 1 - d * d / 2
+        out.append(cos * query + np.sqrt(max(0.0, 1 - cos * cos)) * o)
+    return np.array(out, dtype=np.float32)
+
+
+def fused_event(first: list[float], second: list[float], q1: np.ndarray, q2: np.ndarray, with_second: bool = True):  # type: ignore[no-untyped-def]
+    """A knn over an event whose faces sit at `first` from q1 and `second` from q2 (one photo each)."""
+    e1, e2 = vectors_at(q1, first, 10), vectors_at(q2, second, 11)
+    photos = [f"p{i}" for i in range(len(e1))]
+
+    def knn(q: np.ndarray, s: np.ndarray | None = None) -> Neighbours:
+        d = np.linalg.norm(e1 - q[None, :], axis=1).astype(np.float64)
+        order = np.argsort(d)[:2000]
+        near = order[d[order] <= CANDIDATE_RADIUS]
+        d2 = np.linalg.norm(e2 - s[None, :], axis=1).astype(np.float64) if s is not None and with_second else None
+        c = Candidates(near, [photos[i] for i in near], d[near], np.ones(len(near)), None if d2 is None else d2[near])
+        return Neighbours(c, d[order], order, len(e1), None if d2 is None else d2[order])
+
+    def embeddings(ids: np.ndarray, second: bool = False) -> np.ndarray:
+        return (e2 if second else e1)[np.asarray(ids)]
+
+    return knn, embeddings
+
+
+def test_fusion_tells_a_look_alike_from_the_person_where_one_model_cannot() -> None:
+    """p0 is the person (close by both models); p1 a look-alike just as close by the first model
+    but a stranger to the second. Fused, only the person matches; the first model alone cannot
+    tell them apart."""
+    rng = np.random.default_rng(5)
+    q1, q2 = unit(rng.standard_normal(128)), unit(rng.standard_normal(128))
+    strangers = 300
+    first = [0.33, 0.33] + list(rng.normal(0.5, 0.03, strangers).clip(0.36, None))
+    second = [0.95, 1.3] + list(rng.normal(1.3, 0.04, strangers).clip(1.1, None))
+    knn, embeddings = fused_event(first, second, q1, q2)
+    fused = rank_photos(Query(q1, q2, "sface-2021dec-int8bq"), knn, embeddings)
+    assert fused.fused_with == "sface-2021dec-int8bq"
+    conf = {h.photo: h.confidence for h in fused.matches + fused.possible}
+    assert "p0" in [h.photo for h in fused.matches]
+    assert "p1" not in [h.photo for h in fused.matches] and conf.get("p1", 0.0) < 0.05
+    alone = rank_photos(q1, knn, embeddings)
+    assert alone.fused_with is None
+    conf_alone = {h.photo: h.confidence for h in alone.matches + alone.possible}
+    assert conf_alone.get("p0", 0.0) == pytest.approx(conf_alone.get("p1", 0.0), abs=0.05)
+
+
+def test_without_the_second_models_distances_search_falls_back_to_the_first_alone() -> None:
+    rng = np.random.default_rng(6)
+    q1, q2 = unit(rng.standard_normal(128)), unit(rng.standard_normal(128))
+    first = [0.2] + list(rng.normal(0.5, 0.03, 200).clip(0.36, None))
+    knn, embeddings = fused_event(first, [0.9] + [1.3] * 200, q1, q2, with_second=False)
+    ranked = rank_photos(Query(q1, q2, "sface-2021dec-int8bq"), knn, embeddings)
+    assert ranked.fused_with is None
+    assert [h.photo for h in ranked.matches] == ["p0"]
+    assert ranked.tiers == Tiers(MATCH_PROBABILITY, POSSIBLE_PROBABILITY)

@@ -72,12 +72,12 @@ def _storage() -> Storage:
     return get_storage(get_settings())
 
 
-def _engine_for(embedder: str) -> Analyzer:
+def _engine_for(models: tuple[str, str]) -> Analyzer:
     # Imported here, in the task process, never at module import: this is what keeps torch (and
     # CUDA) out of a forking parent.
-    from photomatch.faces.engine import get_engine
+    from photomatch.faces.engine import get_engine_for
 
-    return get_engine(embedder)
+    return get_engine_for(models)
 
 
 def _ids(photo_ids: list[str]) -> list[uuid.UUID]:
