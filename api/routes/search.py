@@ -127,6 +127,7 @@ def _search(
     return SearchResponse(
         event=result.event,
         model=result.model,
+        fused_with=result.fused_with,
         query=QueryFace(box=result.query_box, quality=result.query_quality),
         thresholds=Thresholds(match=result.match_threshold, possible=result.possible_threshold),
         matches=[Result.model_validate(r) for r in result.matches],

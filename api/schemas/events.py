@@ -30,6 +30,8 @@ class EventOut(BaseModel):
     access_code: str
     retention_until: date
     embedder: str
+    # The second embedder fused with the first in search; None for an event searched with one.
+    second_embedder: str | None = None
     created_at: datetime
     attendee_url: str
 

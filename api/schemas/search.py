@@ -46,6 +46,8 @@ class SearchResponse(BaseModel):
 
     event: str
     model: str
+    # The second model fused with `model` for this search (None: the first model alone).
+    fused_with: str | None = None
     query: QueryFace
     thresholds: Thresholds
     matches: list[Result]

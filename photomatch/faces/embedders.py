@@ -33,10 +33,13 @@ class Embedder:
     dim: ClassVar[int]
     chip_size: ClassVar[int]
     template: ClassVar[np.ndarray]  # where the 5 MTCNN landmarks go in the chip
+    # At most this many chips per forward pass on a CPU (None: the configured batch size).
+    cpu_batch: ClassVar[int | None] = None
 
     def __init__(self, device: torch.device, *, batch_size: int = 64, flip: bool = True) -> None:
         self.device = device
-        self.batch_size = batch_size
+        on_cpu = torch.device(device).type == "cpu"
+        self.batch_size = min(batch_size, self.cpu_batch) if on_cpu and self.cpu_batch else batch_size
         self.flip = flip
         self.dtype = torch.float16 if half_precision(device) else torch.float32
         self._net: torch.nn.Module | None = None
@@ -69,11 +72,15 @@ class Embedder:
         if chips.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        for start in range(0, chips.shape[0], self.batch_size):
-            x = chips[start : start + self.batch_size].to(device=self.device, dtype=self.dtype)
-            v = self._forward(x).float()
+        # With flip, a chip and its mirror image go through in one pass (half the batch each).
+        step = max(1, self.batch_size // 2) if self.flip else self.batch_size
+        for start in range(0, chips.shape[0], step):
+            x = chips[start : start + step].to(device=self.device, dtype=self.dtype)
             if self.flip:
-                v = v + self._forward(torch.flip(x, dims=[3])).float()
+                both = self._forward(torch.cat([x, torch.flip(x, dims=[3])])).float()
+                v = both[: len(x)] + both[len(x) :]
+            else:
+                v = self._forward(x).float()
             out.append(torch.nn.functional.normalize(v, dim=1).cpu())
         return torch.cat(out).numpy()
 
@@ -158,6 +165,9 @@ class SFaceEmbedder(Embedder):
     dim = 128
     chip_size = 112
     template = ARCFACE_CHIP_TEMPLATE
+    # Its first layers run at the full 112 px with 32-64 channels: on a CPU, 16 chips at once thrash
+    # the caches (17 ms a chip on 2 cores) where 2 at once take 6.3 ms (dlib's net: 2 ms at any batch).
+    cpu_batch = 2
 
     def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
         super().__init__(device, **kw)  # type: ignore[arg-type]

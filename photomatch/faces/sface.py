@@ -73,6 +73,7 @@ class OnnxChain(torch.nn.Module):
                 self.steps.append((node.op_type, ins, out, attrs))
         self.input_name = graph.input[0].name
         self.output_name = graph.output[0].name
+        self.steps = _fold_batch_norms(self.steps, const)
         self._names: dict[str, str] = {}
         for i, (_, ins, _, _) in enumerate(self.steps):
             for j, name in enumerate(ins):
@@ -111,8 +112,8 @@ class OnnxChain(torch.nn.Module):
                 r = F.conv2d(args[0], args[1], bias, a.get("strides", 1), pads[:2], a.get("dilations", 1), a["group"])
             elif op == "BatchNormalization":
                 r = F.batch_norm(args[0], args[3], args[4], args[1], args[2], False, 0.0, a.get("epsilon", 1e-5))
-            elif op == "PRelu":
-                r = torch.where(args[0] >= 0, args[0], args[0] * args[1])
+            elif op == "PRelu":  # slopes per channel, (C, 1, 1) in the graph
+                r = F.prelu(args[0], args[1].reshape(-1))
             elif op == "Dropout":
                 r = args[0]
             elif op == "Flatten":
@@ -126,6 +127,36 @@ class OnnxChain(torch.nn.Module):
                 raise ValueError(op)
             vals[out] = r
         return vals[self.output_name]
+
+
+def _fold_batch_norms(steps: list[tuple[str, list[str], str, dict]], const: dict[str, np.ndarray]) -> list:
+    """Each BatchNormalization that only follows a Conv folded into that Conv's weights and bias
+    (inference: y = (conv(x) - mean) / sqrt(var + eps) * gamma + beta), halving the operations."""
+    uses: dict[str, int] = {}
+    for _, ins, _, _ in steps:
+        for name in ins:
+            uses[name] = uses.get(name, 0) + 1
+    out: list[tuple[str, list[str], str, dict]] = []
+    for op, ins, name, attrs in steps:
+        prev = out[-1] if out else None
+        if (
+            op == "BatchNormalization"
+            and prev is not None
+            and prev[0] == "Conv"
+            and ins[0] == prev[2]
+            and uses.get(prev[2]) == 1
+            and all(i in const for i in ins[1:])
+        ):
+            gamma, beta, mean, var = (const[i].astype(np.float64) for i in ins[1:5])
+            scale = gamma / np.sqrt(var + attrs.get("epsilon", 1e-5))
+            w = const[prev[1][1]].astype(np.float64) * scale[:, None, None, None]
+            b0 = const[prev[1][2]].astype(np.float64) if len(prev[1]) > 2 else np.zeros_like(mean)
+            const[name + "_w"] = w.astype(np.float32)
+            const[name + "_b"] = ((b0 - mean) * scale + beta).astype(np.float32)
+            out[-1] = ("Conv", [prev[1][0], name + "_w", name + "_b"], name, prev[3])
+        else:
+            out.append((op, ins, name, attrs))
+    return out
 
 
 def load_sface(weights: Path | None = None) -> OnnxChain:

@@ -157,12 +157,16 @@ def selfie_face(data: bytes | bytearray, engine: Analyzer, settings: Settings) -
         log.info("search.query.bad_image", reason=e.reason)
         raise UnusableSelfie(e.reason, f"We could not read your selfie: {e}") from None
     with _engine_lock:
-        faces = engine.analyze([image.rgb])[0]
-    try:
-        face = pick_query_face(faces, min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness)
-    except QueryRejected as e:
-        log.info("search.query.rejected", reason=e.reason, faces=len(faces))
-        raise UnusableSelfie(e.reason, str(e)) from None
+        faces = engine.analyze([image.rgb], embed=False)[0]
+        try:
+            face = pick_query_face(
+                faces, min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness
+            )
+        except QueryRejected as e:
+            log.info("search.query.rejected", reason=e.reason, faces=len(faces))
+            raise UnusableSelfie(e.reason, str(e)) from None
+        # Only the chosen face is embedded: bystanders in a selfie cost embedding time for nothing.
+        face = engine.embed_faces(image.rgb, [face])[0]
     if face.embedding is None or face.model is None:
         raise RuntimeError("the engine returned a face without an embedding")
     return face
@@ -196,6 +200,7 @@ class SearchResult:
     possible_threshold: float
     matches: list[ResultItem] = field(default_factory=list)
     possible_matches: list[ResultItem] = field(default_factory=list)
+    fused_with: str | None = None  # the second model fused with `model`, if any
 
 
 def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], settings: Settings) -> Knn:
@@ -293,6 +298,7 @@ def search_event(
         possible_threshold=float(ranked.tiers.possible or 0.0),
         matches=items(ranked.matches),
         possible_matches=items(ranked.possible),
+        fused_with=ranked.fused_with,
     )
     log.info(
         "search.query.done",

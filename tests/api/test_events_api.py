@@ -20,7 +20,7 @@ def test_create_list_and_get_an_event(api_client: TestClient, make_photographer:
     event = created.json()
     assert event["slug"] == "anna-bens-wedding"
     assert len(event["access_code"]) == 6 and event["access_code"].isalnum()
-    assert event["embedder"] == "dlib-resnet-v1"
+    assert event["embedder"] == "dlib-resnet-v1" and event["second_embedder"] == "sface-2021dec-int8bq"
     assert event["attendee_url"].endswith(f"/e/anna-bens-wedding?code={event['access_code']}")
 
     listed = api_client.get("/events", headers=auth)

@@ -128,6 +128,7 @@ def test_a_selfie_finds_the_persons_photos_with_working_links(client: TestClient
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["event"] == world.a["slug"] and body["model"] == world.a["embedder"]
+    assert body["fused_with"] == world.a["second_embedder"] == "sface-2021dec-int8bq"
     assert set(body["thresholds"]) == {"match", "possible"}
     assert len(body["query"]["box"]) == 4 and set(body["query"]["quality"]) == {"probability", "size", "sharpness"}
     obama = {world.a_photos["obama/1.jpg"], world.a_photos["obama/2.jpg"]}
