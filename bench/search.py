@@ -172,8 +172,12 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
             n_exact = args.queries if n <= 100_000 else max(20, args.queries // 5)
             indexed = ann.event_index(session, event_id, MODEL) is not None
             row: dict[str, Any] = {"faces": n, "indexed": indexed}
+            event = session.scalars(select(Event).where(Event.id == event_id)).one()
+            # As the product scans a fused event: the second model's distances of the faces returned
+            # (the synthetic second vectors are copies of the first, and so is the query's).
+            fused = event.second_embedder
 
-            def scan(q: np.ndarray, exact: bool, eid: Any = event_id) -> repository.Scan:
+            def scan(q: np.ndarray, exact: bool, eid: Any = event_id, fused: str | None = fused) -> repository.Scan:
                 s = repository.scan_event(
                     session,
                     eid,
@@ -184,6 +188,7 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
                     exact=exact,
                     indexed_limit=settings.search_index_max_candidates,
                     ef_search=settings.search_index_ef_search,
+                    second=(fused, q) if fused else None,
                 )
                 session.rollback()  # one transaction per scan, as a request has
                 return s
@@ -205,7 +210,7 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
                     row[f"min_recall_at_{at}"] = round(float(np.min(by_distance)), 4)
                     row[f"id_recall_at_{at}"] = round(float(np.mean(by_id)), 4)
 
-            event = session.scalars(select(Event).where(Event.id == event_id)).one()
+            row["scans_fused_with"] = fused
             knn, embeddings = event_knn(session, event, {}, settings), event_embeddings(session, event)
             service_ms, expanded, matched = [], [], []
             for q in queries:

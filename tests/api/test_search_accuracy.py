@@ -112,9 +112,9 @@ def processed_crowd(client: TestClient, worker: CeleryWorker, crowd: Path) -> di
 
 
 # Known gap (issue 8), measured 2026-12-01: on this album of every dev-faces identity, mAP 0.947 and
-# both-tier recall 0.929 (targets 0.97, 0.95). One selfie (madonna) is 0.42-0.45 from 7 of her 8
-# photos in a 126-face event; its best photo scores 0.49 on its own evidence, just below the 0.5 that
-# expansion needs, so the rest stay below the possible tier. Strict: the day it passes, it says so.
+# both-tier recall 0.929 with dlib's net alone; 0.962 and 0.944 with SFace fused (targets 0.97, 0.95).
+# With dlib alone one selfie (madonna) was 0.42-0.45 from 7 of her 8 photos in the 126-face event,
+# its best photo just below the bar expansion needs. Strict: the day it passes, it says so.
 DEV_FACES_GAP = pytest.mark.xfail(
     strict=True, reason="issue 8: dev-faces HTTP album misses mAP/recall targets (one far selfie)"
 )
