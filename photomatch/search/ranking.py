@@ -246,9 +246,11 @@ def _fusable(query: Query, first: Neighbours) -> bool:
 
 
 def _from_scan(faces: np.ndarray, scan_faces: np.ndarray, scan_d: np.ndarray) -> np.ndarray:
-    """Each face's distance in a scan; a face beyond the scan's nearest is at least its farthest."""
-    farthest = float(np.nanmax(scan_d)) if len(scan_d) else 2.0
-    found = dict(zip(scan_faces.tolist(), scan_d.tolist(), strict=True))
+    """Each face's distance in a scan; a face beyond the scan's nearest (or without a distance there)
+    is taken to be at least as far as its farthest."""
+    known = np.isfinite(scan_d)
+    farthest = float(scan_d[known].max()) if known.any() else 2.0
+    found = dict(zip(scan_faces.tolist(), np.where(known, scan_d, farthest).tolist(), strict=True))
     return np.array([found.get(int(f), farthest) for f in faces], dtype=np.float64)
 
 

@@ -241,3 +241,10 @@ def test_without_the_second_models_distances_search_falls_back_to_the_first_alon
     assert ranked.fused_with is None
     assert [h.photo for h in ranked.matches] == ["p0"]
     assert ranked.tiers == Tiers(MATCH_PROBABILITY, POSSIBLE_PROBABILITY)
+
+
+def test_a_face_without_a_distance_in_the_expanded_scan_counts_as_its_farthest() -> None:
+    from photomatch.search.ranking import _from_scan
+
+    d = _from_scan(np.array([1, 2, 3]), np.array([1, 2, 9]), np.array([0.3, np.nan, 0.8]))
+    assert d.tolist() == [0.3, 0.8, 0.8]  # 2: no second vector stored; 3: beyond the scan
