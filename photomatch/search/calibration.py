@@ -105,10 +105,8 @@ FUSED: dict[str, Calibration] = {
 
 
 def calibration_for(second_model: str | None) -> Calibration:
-    """The calibration of a search by the primary model alone, or fused with `second_model`."""
-    if second_model is None:
-        return SINGLE
-    try:
-        return FUSED[second_model]
-    except KeyError:
-        raise ValueError(f"no calibration fuses {second_model!r}; known: {sorted(FUSED)}") from None
+    """The calibration of a search by the primary model alone, or fused with `second_model`.
+
+    A second model no study has calibrated is not fused: its event is searched with the first alone.
+    """
+    return FUSED.get(second_model or "", SINGLE)

@@ -264,8 +264,8 @@ def rank_photos(query: np.ndarray | Query, knn: Knn, embeddings: Embeddings, tie
     vector = np.asarray(q.vector, dtype=np.float32)
     second = None if q.second is None else np.asarray(q.second, dtype=np.float32)
     first = knn(vector, second) if second is not None else knn(vector)
-    fused = _fusable(q, first)
-    cal = calibration_for(q.second_model) if fused else SINGLE
+    cal = calibration_for(q.second_model) if _fusable(q, first) else SINGLE
+    fused = cal.second_cohort is not None
     second = second if fused else None
     tiers = (tiers or Tiers()).resolved(cal)
     c = first.candidates

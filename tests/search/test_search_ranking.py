@@ -248,3 +248,12 @@ def test_a_face_without_a_distance_in_the_expanded_scan_counts_as_its_farthest()
 
     d = _from_scan(np.array([1, 2, 3]), np.array([1, 2, 9]), np.array([0.3, np.nan, 0.8]))
     assert d.tolist() == [0.3, 0.8, 0.8]  # 2: no second vector stored; 3: beyond the scan
+
+
+def test_a_second_model_without_a_calibration_is_not_fused() -> None:
+    rng = np.random.default_rng(7)
+    q1, q2 = unit(rng.standard_normal(128)), unit(rng.standard_normal(128))
+    first = [0.2] + list(rng.normal(0.5, 0.03, 200).clip(0.36, None))
+    knn, embeddings = fused_event(first, [0.9] + [1.3] * 200, q1, q2)
+    ranked = rank_photos(Query(q1, q2, "some-uncalibrated-model"), knn, embeddings)
+    assert ranked.fused_with is None and [h.photo for h in ranked.matches] == ["p0"]
