@@ -26,6 +26,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -92,15 +93,9 @@ def cache_path(faces_dir: Path, model: str, max_images: int = 0) -> Path:
     return OUT / f"{faces_dir.name}-{engine_fingerprint(model)}{f'-first{max_images}' if max_images else ''}.npz"
 
 
-def _also_embed(extra: list, image: np.ndarray, face: object) -> list[np.ndarray]:
+def _also_embed(engine: Any, extra: list, image: np.ndarray, face: Any) -> list[np.ndarray]:
     """The same detected face embedded by each extra embedder, aligned in that embedder's frame."""
-    import torch
-
-    from photomatch.faces.alignment import align_faces
-
-    img = torch.from_numpy(np.ascontiguousarray(image))
-    lm = torch.tensor([face.detection.landmarks], dtype=torch.float64).reshape(-1, 5, 2)  # type: ignore[attr-defined]
-    return [e.embed(align_faces(img, lm, e.template, e.chip_size, fill="replicate"))[0] for e in extra]
+    return [e.embed(engine.chips(image, [face.detection], e))[0] for e in extra]
 
 
 def build(
@@ -150,7 +145,7 @@ def build(
             if face is None:
                 continue
             sel[i] = face.embedding
-            for arr, v in zip(xsel, _also_embed(extra, np.asarray(im), face), strict=True):
+            for arr, v in zip(xsel, _also_embed(engine, extra, np.asarray(im), face), strict=True):
                 arr[i] = v
             qual[i, :3] = face.detection.probability, face.detection.size, face.sharpness
             rng = np.random.Generator(np.random.PCG64([seed, i]))
@@ -160,7 +155,7 @@ def build(
                 af = _central(faces, side, side)
                 if af is not None:
                     alb[i] = af.embedding
-                    for arr, v in zip(xalb, _also_embed(extra, a, af), strict=True):
+                    for arr, v in zip(xalb, _also_embed(engine, extra, a, af), strict=True):
                         arr[i] = v
                     qual[i, 3:] = af.detection.probability, af.detection.size, af.sharpness
         if log and start % (batch * 40) == 0:

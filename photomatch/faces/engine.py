@@ -113,6 +113,10 @@ class FaceEngine:
         with timed("align"):
             chips = self.chips(image, dets)
             chips2 = self.chips(image, dets, self.second) if self.second else None
+        return self._embedded(list(faces), chips, chips2)
+
+    def _embedded(self, faces: list[Face], chips: torch.Tensor, chips2: torch.Tensor | None) -> list[Face]:
+        """`faces` with the vectors of their chips: one batched pass per embedder, both models recorded."""
         with timed("embed"):
             vectors = self.embedder.embed(chips)
             vectors2 = self.second.embed(chips2) if self.second and chips2 is not None else None
@@ -166,32 +170,22 @@ class FaceEngine:
         second = self.second if embed else None
         with timed("align"):
             per_image = [self.chips(img, dets) for img, dets in zip(images, detections, strict=True)]
-            counts = [c.shape[0] for c in per_image]
             all_chips = torch.cat(per_image) if per_image else torch.zeros((0, 3, 1, 1))
             sharp = sharpness(all_chips).cpu().numpy() if all_chips.shape[0] else np.zeros(0)
             # The second embedder was trained on its own frame: the same landmarks, its template.
             pairs = zip(images, detections, strict=True)
-            all_chips2 = torch.cat([self.chips(i, d, second) for i, d in pairs]) if second and counts else None
-        with timed("embed"):
-            vectors = self.embedder.embed(all_chips) if embed else None
-            vectors2 = second.embed(all_chips2) if second and all_chips2 is not None else None
+            all_chips2 = torch.cat([self.chips(i, d, second) for i, d in pairs]) if second and per_image else None
+        flat = [
+            Face(detection=d, sharpness=float(s))
+            for d, s in zip((d for ds in detections for d in ds), sharp, strict=True)
+        ]
+        if embed:
+            flat = self._embedded(flat, all_chips, all_chips2)
         out: list[list[Face]] = []
         k = 0
-        for dets, n in zip(detections, counts, strict=True):
-            faces = []
-            for j in range(n):
-                faces.append(
-                    Face(
-                        detection=dets[j],
-                        sharpness=float(sharp[k + j]),
-                        embedding=None if vectors is None else vectors[k + j],
-                        model=self.model_name if embed else None,
-                        second_embedding=None if vectors2 is None else vectors2[k + j],
-                        second_model=second.name if second else None,
-                    )
-                )
-            out.append(faces)
-            k += n
+        for dets in detections:
+            out.append(flat[k : k + len(dets)])
+            k += len(dets)
         return out
 
 

@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
-_SUPPORTED = {"DequantizeLinear", "Reshape", "Sub", "Mul", "Conv", "BatchNormalization", "PRelu", "Constant"}
-_SUPPORTED |= {"Dropout", "Flatten", "Gemm"}
+_SUPPORTED = {
+    *("DequantizeLinear", "Reshape", "Constant", "Sub", "Mul"),
+    *("Conv", "BatchNormalization", "PRelu", "Dropout", "Flatten", "Gemm"),
+}
 
 
 def default_weights() -> Path:
