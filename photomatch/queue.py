@@ -26,6 +26,7 @@ log = get_logger(__name__)
 
 # <queue>.<domain>.<verb>; routed by the queue prefix.
 PROCESS_TASK = "faces.photos.process"
+SECOND_EMBEDDING_TASK = "faces.photos.embed_second"
 THUMBNAILS_TASK = "cpu.photos.thumbnails"
 IMPORT_TASK = "cpu.photos.import"
 RECONCILE_TASK = "cpu.photos.reconcile"

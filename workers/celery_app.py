@@ -2,9 +2,10 @@
 
 Queues and workers
 ------------------
-- ``faces``: ``faces.photos.process`` (decode, detect, embed, save faces). Run it in a non-forking
-  pool, one process per GPU, so the models load once and CUDA is only ever initialised in the
-  process that uses it::
+- ``faces``: ``faces.photos.process`` (decode, detect, embed, save faces) and
+  ``faces.photos.embed_second`` (an older event's faces given a second model's vectors). Run it in
+  a non-forking pool, one process per GPU, so the models load once and CUDA is only ever
+  initialised in the process that uses it::
 
       celery -A workers.celery_app worker -Q faces --pool=solo        # or: photomatch worker -Q faces
 

@@ -108,6 +108,9 @@ class StatusResult(BaseModel):
     photos_per_second: float = Field(description="over photos finished in the last window_seconds")
     eta_seconds: float | None = Field(description="null while nothing finished recently")
     window_seconds: int
+    second_embedding_pending: int = Field(
+        0, description="done photos still being given the event's second embedder's vectors (event fuse)"
+    )
 
 
 class FailedItem(BaseModel):

@@ -72,6 +72,15 @@ def register(sub: Any) -> None:
     p.add_argument("--key", default=None, help="API key (default: PHOTOMATCH_API_KEY or the saved credentials)")
     p.add_argument("--email", default=None, help="direct mode: the owning photographer's email instead of a key")
     p.set_defaults(handler=cmd_event_create)
+    p = ev.add_parser(
+        "fuse",
+        help="search events created without a second embedder with both models: record it and queue their"
+        " photos for its vectors (directly in the database; watch progress with `photomatch status`)",
+    )
+    p.add_argument("slugs", nargs="*", help="the events; or --all")
+    p.add_argument("--all", action="store_true", help="every event of the calibrated model without a second one")
+    p.add_argument("--model", default=None, help="the second embedder (default: PHOTOMATCH_SECOND_EMBEDDER)")
+    p.set_defaults(handler=cmd_event_fuse)
 
     upload.register(sub)
     status.register(sub)
@@ -255,3 +264,32 @@ def _create_event_direct(args: argparse.Namespace, api_key: str | None) -> dict[
             "access_code": event.access_code,
             "attendee_url": attendee_path(event),
         }
+
+
+def cmd_event_fuse(args: argparse.Namespace) -> int:
+    """Add the second embedder to the named events (or all that lack one); queue their photos."""
+    from photomatch.db import session_scope
+    from photomatch.events.service import get_event
+    from photomatch.photos.second_embedder import SecondEmbedderError, add_second_embedder, events_to_fuse
+
+    if bool(args.slugs) == bool(args.all):
+        raise CliError("name the events to fuse, or pass --all")
+    queued: list[tuple[str, int]] = []
+    with session_scope() as session:
+        if args.all:
+            events = events_to_fuse(session)
+        else:
+            found = {slug: get_event(session, slug) for slug in args.slugs}
+            if missing := [slug for slug, event in found.items() if event is None]:
+                raise CliError(f"no event {missing[0]!r}")
+            events = [e for e in found.values() if e is not None]
+        for event in events:
+            try:
+                queued.append((event.slug, add_second_embedder(session, event, args.model, settings=_settings())))
+            except SecondEmbedderError as e:
+                raise CliError(str(e)) from None
+    for slug, photos in queued:
+        print(f"event {slug}: {photos} photos queued for the second model's vectors")
+    if not queued:
+        print("no event needs a second embedder")
+    return 0

@@ -42,6 +42,8 @@ def format_status(st: dict[str, Any]) -> str:
     if st["remaining"]:
         eta = "unknown" if st["eta_seconds"] is None else f"{st['eta_seconds']:.0f}s"
         line += f"; {st['photos_per_second']:.2f} photos/s, ETA {eta}"
+    if st.get("second_embedding_pending"):
+        line += f"; {st['second_embedding_pending']} photos still getting the second model's vectors"
     return line
 
 

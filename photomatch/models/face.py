@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     String,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,6 +42,10 @@ class Face(Base):
         # HNSW for a big event; so there is deliberately no ANN index.
         Index("ix_faces_event_id_model", "event_id", "model"),
         Index("ix_faces_photo_id", "photo_id"),
+        # Faces still owed their event's second vector (an event that gained a second embedder):
+        # what `photomatch event fuse` and the reconciler look for. Faces made with both models, all
+        # of them since migration 0003, are never in it.
+        Index("ix_faces_without_second", "event_id", postgresql_where=text("second_model IS NULL")),
         CheckConstraint("cardinality(box) = 4", name="box_has_4"),
         CheckConstraint("cardinality(landmarks) = 10", name="landmarks_has_10"),
         # Stored vectors are unit length, so cosine, inner product and L2 orderings agree.

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
 from photomatch.logs import get_logger
-from photomatch.queue import IMPORT_TASK, PROCESS_TASK, THUMBNAILS_TASK, defer
+from photomatch.queue import IMPORT_TASK, PROCESS_TASK, SECOND_EMBEDDING_TASK, THUMBNAILS_TASK, defer
 
 log = get_logger(__name__)
 
@@ -53,6 +53,21 @@ def enqueue_thumbnails(session: Session, photo_ids: Sequence[uuid.UUID], *, sett
     for batch in batches(list(photo_ids), s.process_batch_size):
         defer(session, THUMBNAILS_TASK, [[str(i) for i in batch]], settings=settings)
         sent += 1
+    return sent
+
+
+def enqueue_second_embedding(
+    session: Session, photo_ids: Sequence[uuid.UUID], *, settings: Settings | None = None
+) -> int:
+    """Queue the second embedder's vectors for done photos' faces, batched; returns the tasks deferred."""
+    s = settings or get_settings()
+    ids = list(dict.fromkeys(photo_ids))
+    sent = 0
+    for batch in batches(ids, s.process_batch_size):
+        defer(session, SECOND_EMBEDDING_TASK, [[str(i) for i in batch]], settings=settings)
+        sent += 1
+    if ids:
+        log.info("photos.enqueue.second_embedding", photos=len(ids), tasks=sent)
     return sent
 
 

@@ -299,3 +299,96 @@ def tombstones_of(session: Session, photo_ids: Sequence[uuid.UUID]) -> dict[uuid
         vector = embedding.to_numpy() if hasattr(embedding, "to_numpy") else np.asarray(embedding)
         out.setdefault(photo_id, []).append((model, vector.astype(np.float32)))
     return out
+
+
+# --- a second embedder added to an existing event ----------------------------------------------
+
+
+def set_second_embedder(session: Session, event_id: uuid.UUID, model: str) -> None:
+    """Record the event's second embedder: photos processed from now on get its vectors too."""
+    session.execute(update(Event).where(Event.id == event_id).values(second_embedder=model))
+
+
+def events_without_second(session: Session, embedder: str) -> list[Event]:
+    """Events embedding with `embedder` and no second embedder, oldest first."""
+    stmt = select(Event).where(Event.embedder == embedder, Event.second_embedder.is_(None)).order_by(Event.created_at)
+    return list(session.scalars(stmt))
+
+
+def photos_missing_second(session: Session, event_id: uuid.UUID | None, limit: int | None) -> list[uuid.UUID]:
+    """Done photos (of one event, or of any) with a face that lacks its event's second vector.
+
+    Read through the partial index on faces without a second vector, which stays small: faces
+    processed under a second embedder are never in it.
+    """
+    stmt = (
+        select(Face.photo_id)
+        .join(Event, Event.id == Face.event_id)
+        .join(Photo, and_(Photo.id == Face.photo_id, Photo.event_id == Face.event_id))
+        .where(Face.second_model.is_(None), Event.second_embedder.is_not(None), Photo.status == PhotoStatus.DONE)
+        .distinct()
+        .limit(limit)
+    )
+    if event_id is not None:
+        stmt = stmt.where(Face.event_id == event_id)
+    return list(session.scalars(stmt))
+
+
+def faces_missing_second(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:
+    """(photo id, event id, storage key, event's second model, face id, box, landmarks, probability) of
+    each face of these done photos still lacking its event's second vector, by photo."""
+    stmt = (
+        select(
+            Photo.id,
+            Photo.event_id,
+            Photo.storage_key,
+            Event.second_embedder,
+            Face.id,
+            Face.box,
+            Face.landmarks,
+            Face.probability,
+        )
+        .join(Event, Event.id == Photo.event_id)
+        .join(Face, and_(Face.photo_id == Photo.id, Face.event_id == Photo.event_id))
+        .where(
+            Photo.id.in_(list(photo_ids)),
+            Photo.status == PhotoStatus.DONE,
+            Event.second_embedder.is_not(None),
+            Face.second_model.is_(None),
+        )
+        .order_by(Photo.id, Face.id)
+    )
+    return [tuple(row) for row in session.execute(stmt)]
+
+
+def set_second_embeddings(session: Session, rows: Sequence[tuple[int, str, np.ndarray]]) -> int:
+    """Store (face id, model, vector) on faces that still lack a second vector; returns faces updated.
+
+    A face reprocessed meanwhile has a new id (and its vector already): its old id matches nothing.
+    """
+    updated = 0
+    for face_id, model, vector in rows:
+        result = session.execute(
+            update(Face)
+            .where(Face.id == face_id, Face.second_model.is_(None))
+            .values(second_model=model, second_embedding=vector)
+            .execution_options(synchronize_session=False)
+        )
+        updated += int(getattr(result, "rowcount", 0) or 0)
+    return updated
+
+
+def fail_done(session: Session, ids: Sequence[uuid.UUID], reason: str) -> list[uuid.UUID]:
+    """Fail done photos whose original can no longer be read, removing their faces: a photo nobody can
+    download must not be found. `photos retry` processes them again once the original is back."""
+    stmt = (
+        update(Photo)
+        .where(Photo.id.in_(list(ids)), Photo.status == PhotoStatus.DONE)
+        .values(status=PhotoStatus.FAILED, failure_reason=reason, face_count=None, processed_at=func.now())
+        .returning(Photo.id)
+        .execution_options(synchronize_session=False)
+    )
+    failed = list(session.scalars(stmt))
+    if failed:
+        session.execute(delete(Face).where(Face.photo_id.in_(failed)).execution_options(synchronize_session=False))
+    return failed

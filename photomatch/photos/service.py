@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from photomatch.config import Settings, get_settings
 from photomatch.logs import get_logger
 from photomatch.models import Event, PhotoStatus
-from photomatch.photos import repository
+from photomatch.photos import repository, second_embedder
 from photomatch.photos.queue import enqueue_processing, enqueue_thumbnails
 
 log = get_logger(__name__)
@@ -35,6 +35,8 @@ class EventStatus:
     photos_per_second: float
     eta_seconds: float | None
     window_seconds: int
+    # Done photos still owed their event's second vector (`photomatch event fuse`); 0 otherwise.
+    second_embedding_pending: int = 0
 
 
 def event_status(session: Session, event: Event, *, window_seconds: int | None = None) -> EventStatus:
@@ -61,6 +63,7 @@ def event_status(session: Session, event: Event, *, window_seconds: int | None =
         photos_per_second=round(rate, 3),
         eta_seconds=None if eta is None else round(eta, 1),
         window_seconds=window,
+        second_embedding_pending=second_embedder.remaining(session, event),
     )
 
 

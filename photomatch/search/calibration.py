@@ -66,6 +66,8 @@ EXPANSION_HITS = 10
 # No photo further than this from the selfie is ever a candidate (P is ~0 well before it).
 CANDIDATE_RADIUS = 0.6
 COHORT = CohortParams()
+# The first model every calibration here was fitted for; the fused ones add a second to it.
+CALIBRATED_FIRST = "dlib-resnet-v1"
 
 
 @dataclass(frozen=True)

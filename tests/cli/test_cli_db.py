@@ -108,3 +108,29 @@ def test_api_keys_are_listed_by_prefix_and_revoked_from_the_cli(fresh_db: str, t
     again = photomatch("photographer", "revoke-key", prefix, env=env)
     assert again.returncode == 2 and "already revoked" in again.stderr
     assert photomatch("photographer", "revoke-key", "nope", env=env).returncode == 2
+
+
+def test_event_fuse_names_what_it_did_and_refuses_what_it_cannot(fresh_db: str, tmp_path: Path) -> None:
+    env = {"PHOTOMATCH_DATABASE_URL": fresh_db, "PHOTOMATCH_DATA_DIR": str(tmp_path)}
+    assert photomatch("photographer", "create", "Ann", "ann@example.com", env=env).returncode == 0
+    for name in ("Old party", "New party"):
+        assert photomatch("event", "create", name, env=env).returncode == 0
+    engine = sa.create_engine(fresh_db, poolclass=NullPool)
+    with engine.begin() as conn:  # an event from before the second embedder
+        conn.execute(sa.text("UPDATE events SET second_embedder = NULL WHERE slug = 'old-party'"))
+
+    usage = photomatch("event", "fuse", env=env)
+    assert usage.returncode == 2 and "name the events to fuse, or pass --all" in usage.stderr
+    unknown = photomatch("event", "fuse", "old-party", "nope", env=env)
+    assert unknown.returncode == 2 and "no event 'nope'" in unknown.stderr
+    wrong = photomatch("event", "fuse", "old-party", "--model", "facenet-vggface2", env=env)
+    assert wrong.returncode == 2 and "no fused calibration for 'facenet-vggface2'" in wrong.stderr
+
+    fused = photomatch("event", "fuse", "--all", env=env)
+    assert fused.returncode == 0, fused.stderr
+    assert fused.stdout.splitlines() == ["event old-party: 0 photos queued for the second model's vectors"]
+    with engine.connect() as conn:
+        models = dict(conn.execute(sa.text("SELECT slug, second_embedder FROM events")).all())
+    engine.dispose()
+    assert models == {"old-party": "sface-2021dec-int8bq", "new-party": "sface-2021dec-int8bq"}
+    assert photomatch("event", "fuse", "--all", env=env).stdout.strip() == "no event needs a second embedder"

@@ -18,6 +18,7 @@ from workers import celery_app as celery_module
 
 TASKS = {
     "faces.photos.process": "faces",
+    "faces.photos.embed_second": "faces",
     "cpu.photos.thumbnails": "cpu",
     "cpu.photos.import": "cpu",
     "cpu.photos.reconcile": "cpu",

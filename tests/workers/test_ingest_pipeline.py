@@ -8,6 +8,8 @@ a handful of photos. Takes a few minutes on 2 CPU cores.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -294,3 +296,73 @@ def test_a_photo_whose_message_redis_lost_is_picked_up_by_the_reconciler(
     ids = [r["photo_id"] for r in results]
     assert {row.attempts for row in photo_rows(db, ids).values()} == {1}
     wait_thumbnails(db, ids, worker)
+
+
+def test_an_event_made_before_the_second_embedder_gains_it_in_place(
+    client: TestClient, worker: CeleryWorker, settings: Settings, dev_faces: Path, db: sa.Engine, engine: Any
+) -> None:
+    """`photomatch event fuse` on an event whose faces have the first model alone: the worker fills in
+    the second vectors from the stored landmarks (equal to processing's), a lost message is re-queued
+    by the reconciler, and search then fuses both models."""
+    people = (d for d in sorted(dev_faces.iterdir()) if d.is_dir() and d.name != "groups")
+    person = next(d for d in people if len(list(d.iterdir())) >= 5)
+    photos, selfie = sorted(person.iterdir())[:4], sorted(person.iterdir())[4]
+    slug = new_event(client, "Before fusion")
+    with db.begin() as conn:  # as migration 0003 left every event created before it
+        conn.execute(sa.text("UPDATE events SET second_embedder = NULL WHERE slug = :s"), {"s": slug})
+    ids = [r["photo_id"] for r in upload(client, slug, [(p.name, p.read_bytes()) for p in photos])]
+    wait_processed(client, slug, worker)
+    assert all(f.second_model is None for i in ids for f in faces_of(db, i))
+    code = client.get(f"/events/{slug}").json()["access_code"]
+
+    def search() -> dict[str, Any]:
+        form = {"consent": "yes", "code": code}
+        response = client.post(f"/events/{slug}/search", data=form, files={"selfie": ("s.jpg", selfie.read_bytes())})
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    assert search()["fused_with"] is None
+
+    env = {
+        "PHOTOMATCH_DATABASE_URL": settings.database_url,
+        "PHOTOMATCH_REDIS_URL": str(settings.redis_url),
+        "PHOTOMATCH_DATA_DIR": str(settings.data_dir),
+    }
+    worker.stop()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "photomatch.cli", "event", "fuse", slug],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"event {slug}: 4 photos queued" in done.stdout
+        assert client.get(f"/events/{slug}/status").json()["second_embedding_pending"] == 4
+        redis.Redis.from_url(str(settings.redis_url)).delete("faces")  # Redis loses the message
+    finally:
+        worker.start()
+
+    from photomatch.queue import RECONCILE_TASK, producer
+
+    producer(settings).send_task(RECONCILE_TASK, kwargs={"older_than_seconds": 0})
+    wait_until(
+        lambda: client.get(f"/events/{slug}/status").json()["second_embedding_pending"] == 0,
+        120,
+        worker,
+        "the second embedder's vectors",
+    )
+    for path, photo_id in zip(photos, ids, strict=True):
+        direct = sorted(engine.analyze([load_image(path).rgb])[0], key=lambda f: tuple(f.detection.box))
+        stored = faces_of(db, photo_id)
+        assert len(stored) == len(direct) > 0
+        for got, want in zip(stored, direct, strict=True):
+            assert got.second_model == want.second_model == "sface-2021dec-int8bq"
+            np.testing.assert_allclose(
+                np.asarray(got.second_embedding, dtype=np.float32), want.second_embedding, atol=3e-3
+            )
+    found = search()
+    assert found["fused_with"] == "sface-2021dec-int8bq"
+    assert {r["photo_id"] for r in found["matches"]} & set(ids)

@@ -23,7 +23,7 @@ from photomatch.events import lifecycle
 from photomatch.faces.types import Analyzer, DeviceOutOfMemory
 from photomatch.logs import get_logger
 from photomatch.metrics import timed
-from photomatch.photos import ingest, orphans, processing, service
+from photomatch.photos import ingest, orphans, processing, second_embedder, service
 from photomatch.queue import (
     CPU_QUEUE,
     FACES_QUEUE,
@@ -31,6 +31,7 @@ from photomatch.queue import (
     PROCESS_TASK,
     RECONCILE_TASK,
     RETENTION_TASK,
+    SECOND_EMBEDDING_TASK,
     SWEEP_ORPHANS_TASK,
     THUMBNAILS_TASK,
     queue_backlog,
@@ -109,6 +110,21 @@ def process_photos(self: Any, photo_ids: list[str]) -> dict[str, Any]:
     return {"photos": len(outcomes), "failed": failed, "faces": faces}
 
 
+@app.task(name=SECOND_EMBEDDING_TASK, **RETRY)
+def embed_second(photo_ids: list[str]) -> dict[str, Any]:
+    """Give a batch of done photos' faces their event's second vector (an event that gained a second
+    embedder); photos whose original is gone fail with the reason."""
+    with session_scope() as session:
+        pending = second_embedder.load_pending(session, _ids(photo_ids))
+    if not pending:
+        return {"photos": 0, "faces": 0}
+    embedded = second_embedder.embed_pending(pending, _storage(), _engine_for)
+    with timed("db_write"), session_scope() as session:
+        faces, failed = second_embedder.save_embedded(session, embedded)
+    log.info("photos.second_embedder.batch_done", photos=len(pending), faces=faces, failed=len(failed))
+    return {"photos": len(pending), "faces": faces, "failed": len(failed)}
+
+
 @app.task(name=THUMBNAILS_TASK, **RETRY)
 def make_thumbnails(photo_ids: list[str]) -> dict[str, Any]:
     """Render small and medium previews of a batch of photos."""
@@ -144,10 +160,13 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
             include_uploaded=faces_backlog == 0,
             include_thumbnails=cpu_backlog == 0,
         )
+        # Faces still owed their event's second vector while the face queue is empty lost their message.
+        second = second_embedder.requeue_missing(session) if faces_backlog == 0 else []
     return {
         "requeued": len(result.requeued),
         "failed": len(result.failed),
         "thumbnails": len(result.thumbnails),
+        "second_embedding": len(second),
         "faces_backlog": faces_backlog,
     }
 
