@@ -15,6 +15,7 @@ from photomatch.faces.decode import load_image_on
 from photomatch.faces.detection import Detector
 from photomatch.faces.device import choose_device, out_of_memory, release_cached_memory
 from photomatch.faces.embedders import Embedder, get_embedder_class
+from photomatch.faces.torch_thread import on_torch_thread
 from photomatch.faces.types import Detection, DeviceOutOfMemory, Face
 from photomatch.imaging import LoadedImage
 from photomatch.logs import get_logger
@@ -74,6 +75,7 @@ class FaceEngine:
         """The second embedder's name, recorded with its vectors; None without one."""
         return self.second.name if self.second else None
 
+    @on_torch_thread
     def load(self) -> None:
         """Load every model now rather than on the first photo (workers call this at start)."""
         self.detector.load()
@@ -85,10 +87,12 @@ class FaceEngine:
         """The photo decoded where this engine runs: on a GPU by nvJPEG (photomatch.faces.decode)."""
         return load_image_on(data, self.device, on_device=None if self.settings.decode_on_device else False)
 
+    @on_torch_thread
     def detect(self, images: Sequence[ImageLike]) -> list[list[Detection]]:
         """Faces per image, largest first, in original pixels."""
         return self.detector.detect(images)
 
+    @on_torch_thread
     @torch.inference_mode()
     def chips(
         self, image: ImageLike, detections: Sequence[Detection], embedder: Embedder | None = None
@@ -102,6 +106,7 @@ class FaceEngine:
         # of different people look alike (dev-faces pairs: +0.1 points balanced accuracy).
         return align_faces(img, lm, emb.template, emb.chip_size, fill="replicate")
 
+    @on_torch_thread
     @torch.inference_mode()
     def embed_faces(self, image: ImageLike, faces: Sequence[Face]) -> list[Face]:
         """These faces of one image (found by `analyze(..., embed=False)`) with their vectors.
@@ -131,6 +136,7 @@ class FaceEngine:
             for i, f in enumerate(faces)
         ]
 
+    @on_torch_thread
     def analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
         """Detect, align and (by default) embed every face of every image, batching across images.
 
