@@ -106,9 +106,12 @@ FUSED: dict[str, Calibration] = {
 }
 
 
-def calibration_for(second_model: str | None) -> Calibration:
+def calibration_for(second_model: str | None, first_model: str = CALIBRATED_FIRST) -> Calibration:
     """The calibration of a search by the primary model alone, or fused with `second_model`.
 
-    A second model no study has calibrated is not fused: its event is searched with the first alone.
+    A pair no study has calibrated is not fused: its event is searched with the first model alone.
+    (Every calibration here was fitted for CALIBRATED_FIRST; another first model needs its own study.)
     """
+    if first_model != CALIBRATED_FIRST:
+        return SINGLE
     return FUSED.get(second_model or "", SINGLE)

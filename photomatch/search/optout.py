@@ -40,7 +40,7 @@ def opt_out(
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
     face = selfie_face(selfie, engine, settings)
     knn = event_knn(session, event, {}, settings)
-    tiers = resolve_thresholds(settings, None, None, calibration_for(event.second_embedder))
+    tiers = resolve_thresholds(settings, None, None, calibration_for(event.second_embedder, event.embedder))
     ranked = rank_photos(query_for(face, event), knn, event_embeddings(session, event), tiers)
     face_ids = [h.face for h in ranked.matches + ranked.possible if h.confidence >= settings.optout_probability]
     removed = repository.remove_faces(session, event.id, face_ids)

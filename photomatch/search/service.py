@@ -276,7 +276,8 @@ def search_event(
     started = time.perf_counter()
     if engine.model_name != event.embedder:
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
-    tiers = resolve_thresholds(settings, match_threshold, possible_threshold, calibration_for(event.second_embedder))
+    calibration = calibration_for(event.second_embedder, event.embedder)
+    tiers = resolve_thresholds(settings, match_threshold, possible_threshold, calibration)
     face = selfie_face(selfie, engine, settings)
     boxes: dict[int, list[float]] = {}
     knn = event_knn(session, event, boxes, settings)
@@ -314,6 +315,8 @@ def search_event(
 def query_for(face: Face, event: Event) -> Query:
     """The selfie's vectors the event can be searched with: both when it stores its second model's."""
     fuse = bool(event.second_embedder) and face.second_model == event.second_embedder
+    # Fused only where a calibration exists for the pair (another first model searches alone).
+    fuse = fuse and calibration_for(event.second_embedder, event.embedder).second_cohort is not None
     return Query.of(face, fuse=fuse)
 
 

@@ -257,3 +257,30 @@ def test_a_second_model_without_a_calibration_is_not_fused() -> None:
     knn, embeddings = fused_event(first, [0.9] + [1.3] * 200, q1, q2)
     ranked = rank_photos(Query(q1, q2, "some-uncalibrated-model"), knn, embeddings)
     assert ranked.fused_with is None and [h.photo for h in ranked.matches] == ["p0"]
+
+
+@pytest.mark.parametrize(
+    ("embedder", "second", "fused"),
+    [
+        ("dlib-resnet-v1", "sface-2021dec-int8bq", True),
+        ("dlib-resnet-v1", None, False),  # an event made before the second embedder
+        ("dlib-resnet-v1", "some-uncalibrated-model", False),
+        # Every calibration was fitted for dlib's net: another first model is never fused with them.
+        ("facenet-vggface2", "sface-2021dec-int8bq", False),
+    ],
+)
+def test_an_event_is_searched_fused_only_where_its_pair_of_models_is_calibrated(
+    embedder: str, second: str | None, fused: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from photomatch.search.calibration import SINGLE, calibration_for
+    from photomatch.search.service import query_for
+
+    rng = np.random.default_rng(3)
+    det = Detection((0.0, 0.0, 100.0, 100.0), ((30.0, 40.0),) * 5, 0.99)
+    face = Face(det, 50.0, unit(rng.standard_normal(128)), embedder, unit(rng.standard_normal(128)), second)
+    event = SimpleNamespace(embedder=embedder, second_embedder=second)
+    query = query_for(face, event)  # type: ignore[arg-type]
+    assert (query.second is not None, query.second_model is not None) == (fused, fused)
+    assert (calibration_for(second, embedder) is not SINGLE) == fused
