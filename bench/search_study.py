@@ -12,6 +12,11 @@ score. Printed per family: recall at precision 0.99 and 0.95, mAP, and what a th
 the fitting half (for pooled precision 0.99, and for a 0.5-precision second tier) gives on the other.
 
     uv run python bench/search_study.py [--albums 3] [--targets 250] [--photos 400]
+        [--fuse sface-2021dec-int8bq [--dba K]]
+
+--fuse adds the second embedder's features (its cache must hold the same faces); --dba K also
+scores each candidate against its face averaged with the K nearest faces of other photos
+(database-side augmentation), to see whether a person's other appearances separate relatives.
 """
 
 from __future__ import annotations
@@ -203,6 +208,23 @@ def _scanned(by: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.take_along_axis(values, top, axis=1)
 
 
+def augmented(al: Album, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Database-side augmentation: each album face's vectors (both models) averaged with its `k`
+    nearest faces of other photos (by the sum of both distances, each over its cohort mean), the
+    nearest weighing most. A person's appearances pull together; whether relatives do too is the
+    question --dba answers."""
+    assert al.emb2 is not None
+    d = _dist(al.emb, al.emb) / 0.45 + _dist(al.emb2, al.emb2) / 1.21
+    d = np.where(al.photo[:, None] == al.photo[None, :], np.inf, d)
+    nearest = np.argsort(d, axis=1)[:, :k]
+    weights = 1.0 - np.arange(k) / (k + 1.0)
+    out = []
+    for emb in (al.emb, al.emb2):
+        v = emb.astype(np.float64) + (weights[None, :, None] * emb[nearest]).sum(axis=1)
+        out.append((v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32))
+    return out[0], out[1]
+
+
 def _expanded(q: np.ndarray, emb: np.ndarray, hits: list[list[int]]) -> np.ndarray:
     """Each query plus its hits' vectors, renormalised."""
     out = q.astype(np.float64).copy()
@@ -218,6 +240,7 @@ def candidates(
     own: tuple[tuple[str, ...], np.ndarray, float] | None = None,
     expansion_z: float = EXPANSION_Z,
     params2: CohortParams | None = None,
+    dba: int = 0,
 ) -> Candidates:
     """The album's candidates with every feature any feature set uses.
 
@@ -286,6 +309,13 @@ def candidates(
         e2_mu, e2_sd = cohort_stats(_scanned(d_exp, d2_exp), params2 or params)
         feats["d2_exp"] = d2_exp[q, f]
         feats["z2_exp"] = (e2_mu[q] - feats["d2_exp"]) / e2_sd[q]
+    if fused and dba:
+        aug, aug2 = augmented(al, dba)
+        for model, query, album, p in (("", al.q_emb, aug, params), ("2", al.q_emb2, aug2, params2 or params)):
+            d_aug = _dist(query, album)
+            a_mu, a_sd = cohort_stats(d_aug, p)
+            feats[f"d{model}_dba"] = d_aug[q, f]
+            feats[f"z{model}_dba"] = (a_mu[q] - d_aug[q, f]) / a_sd[q]
     rel = np.array([p in al.relevant[qq] for qq, p in zip(q, ph, strict=True)], dtype=bool)
     return Candidates(q, ph, rel, feats, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant]))
 
@@ -307,6 +337,10 @@ FUSED_SETS: dict[str, tuple[str, ...]] = {
     "fused: query cohort": ("d", "z_q", "d2", "z_q2", "log_n"),
     "fused: query cohort + expansion": ("d", "z_q", "d2", "z_q2", "log_n", "d_exp", "z_exp", "d2_exp", "z2_exp"),
 }
+
+
+# With --fuse and --dba K: expansion plus the distances to the database-side augmented faces.
+DBA_SET = FUSED_SETS["fused: query cohort + expansion"] + ("d_dba", "z_dba", "d2_dba", "z2_dba")
 
 
 def design(c: Candidates, names: tuple[str, ...]) -> np.ndarray:
@@ -419,7 +453,8 @@ def sample_all(
                     al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
                     fuse = getattr(args, "fuse", None)
                     p2 = PARAMS2.get(fuse) if fuse else None
-                    albums.append(candidates(al, params, own, getattr(args, "expansion_z", EXPANSION_Z), p2))
+                    z = getattr(args, "expansion_z", EXPANSION_Z)
+                    albums.append(candidates(al, params, own, z, p2, dba=getattr(args, "dba", 0)))
                 out[(family, kind, half)] = albums
                 print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
@@ -506,6 +541,8 @@ def study(args: argparse.Namespace) -> dict:
     if getattr(args, "fuse", None):
         sets |= FUSED_SETS
         own_name, full_name = "fused: query cohort", "fused: query cohort + expansion"
+        if getattr(args, "dba", 0):
+            sets["fused: + expansion + database-side augmentation"] = DBA_SET
     if args.expansion == "matches":
         # Expand with the selfie's own matches: fit that model first, then sample again with it.
         names = sets[own_name]
@@ -568,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expansion-z", type=float, default=EXPANSION_Z)
     ap.add_argument("--expansion-p", type=float, default=0.5, help="with --expansion matches: own P a hit needs")
     ap.add_argument("--fuse", help="a second embedder whose cache holds the same faces (identity_cache --also)")
+    ap.add_argument(
+        "--dba", type=int, default=0, help="with --fuse: also score against faces augmented by K neighbours"
+    )
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
     print(json.dumps(study(args), indent=1))
