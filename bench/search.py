@@ -365,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    # As in the API (api/main.py): inference on one thread, also for the selfies planted from here.
+    from photomatch.faces import torch_thread
+
+    torch_thread.enabled = True
     from photomatch import ann
 
     ann.M = args.m or ann.M

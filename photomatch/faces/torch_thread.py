@@ -1,14 +1,18 @@
-"""CPU inference on one thread of its own, whichever thread asks for it.
+"""CPU inference on one thread of its own, for processes that serve requests from many threads.
 
 torch's CPU kernels parallelise through OpenMP, and libgomp keeps a team of worker threads per
 thread that starts a parallel region. Once a long-lived thread other than the caller has run torch
 (a process that warmed its engine up in its main thread, as the search benchmark did), libgomp
 stops spin-waiting between parallel regions and every small convolution pays a futex wake-up: a
 selfie's detection and embedding from the API's request threads took 73 ms against 50 ms
-(`uv run python bench/torch_threads.py`, 2 cores). Running every CPU inference call on this one
-thread keeps one team, so each call runs at that speed whatever ran before; concurrent callers
-queue here, where they would otherwise have fought over the same cores. Other devices are called
-directly.
+(`uv run python bench/torch_threads.py`, 2 cores). With `enabled`, every CPU inference call runs
+on this one thread, so there is one team and each call runs at that speed whatever ran before;
+concurrent callers queue here, where they would otherwise have fought over the same cores.
+
+The API turns it on (api/main.py). A face worker's solo pool runs every task on its main thread,
+already one team, and measured slower with it (`bench/ingest.py`: 1.14-1.21 photos/s against
+1.22-1.25, its Pillow decoding and thumbnails too), so it stays off there. Other devices are
+always called directly. torch is imported at the first call, so turning this on imports nothing.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 THREAD_NAME = "photomatch-torch"
-# Off only to measure what it saves (bench/torch_threads.py): then every caller runs torch itself.
-enabled = True
+# Off: every caller runs torch itself (a worker's solo pool). The API sets it (api/main.py).
+enabled = False
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
@@ -55,6 +60,8 @@ def on_torch_thread(method: Callable[..., R]) -> Callable[..., R]:
     def run(self: OnDevice, *args: Any, **kwargs: Any) -> R:
         if not enabled or self.device.type != "cpu" or threading.current_thread().name.startswith(THREAD_NAME):
             return method(self, *args, **kwargs)
+        import torch
+
         threads = torch.get_num_threads()
 
         def call() -> R:
