@@ -46,28 +46,28 @@ def enqueue_processing(session: Session, photo_ids: Sequence[uuid.UUID], *, sett
     return sent
 
 
-def enqueue_thumbnails(session: Session, photo_ids: Sequence[uuid.UUID], *, settings: Settings | None = None) -> int:
-    """Queue thumbnail rendering alone (photos whose thumbnail task was lost); returns tasks deferred."""
+def _enqueue_batches(session: Session, task: str, photo_ids: Sequence[uuid.UUID], settings: Settings | None) -> int:
+    """Defer `task` over the photos in batches of Settings.process_batch_size; returns tasks deferred."""
     s = settings or get_settings()
     sent = 0
-    for batch in batches(list(photo_ids), s.process_batch_size):
-        defer(session, THUMBNAILS_TASK, [[str(i) for i in batch]], settings=settings)
+    for batch in batches(list(dict.fromkeys(photo_ids)), s.process_batch_size):
+        defer(session, task, [[str(i) for i in batch]], settings=settings)
         sent += 1
     return sent
+
+
+def enqueue_thumbnails(session: Session, photo_ids: Sequence[uuid.UUID], *, settings: Settings | None = None) -> int:
+    """Queue thumbnail rendering alone (photos whose thumbnail task was lost); returns tasks deferred."""
+    return _enqueue_batches(session, THUMBNAILS_TASK, photo_ids, settings)
 
 
 def enqueue_second_embedding(
     session: Session, photo_ids: Sequence[uuid.UUID], *, settings: Settings | None = None
 ) -> int:
     """Queue the second embedder's vectors for done photos' faces, batched; returns the tasks deferred."""
-    s = settings or get_settings()
-    ids = list(dict.fromkeys(photo_ids))
-    sent = 0
-    for batch in batches(ids, s.process_batch_size):
-        defer(session, SECOND_EMBEDDING_TASK, [[str(i) for i in batch]], settings=settings)
-        sent += 1
-    if ids:
-        log.info("photos.enqueue.second_embedding", photos=len(ids), tasks=sent)
+    sent = _enqueue_batches(session, SECOND_EMBEDDING_TASK, photo_ids, settings)
+    if sent:
+        log.info("photos.enqueue.second_embedding", photos=len(set(photo_ids)), tasks=sent)
     return sent
 
 

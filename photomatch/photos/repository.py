@@ -315,23 +315,31 @@ def events_without_second(session: Session, embedder: str) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def photos_missing_second(session: Session, event_id: uuid.UUID | None, limit: int | None) -> list[uuid.UUID]:
-    """Done photos (of one event, or of any) with a face that lacks its event's second vector.
+def _missing_second(event_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    # Faces of done photos whose event has a second embedder they lack, read through the partial
+    # index on faces without a second vector, which stays small: faces processed under a second
+    # embedder are never in it.
+    where = [
+        Face.second_model.is_(None),
+        Event.id == Face.event_id,
+        Event.second_embedder.is_not(None),
+        Photo.id == Face.photo_id,
+        Photo.event_id == Face.event_id,
+        Photo.status == PhotoStatus.DONE,
+    ]
+    return where if event_id is None else [*where, Face.event_id == event_id]
 
-    Read through the partial index on faces without a second vector, which stays small: faces
-    processed under a second embedder are never in it.
-    """
-    stmt = (
-        select(Face.photo_id)
-        .join(Event, Event.id == Face.event_id)
-        .join(Photo, and_(Photo.id == Face.photo_id, Photo.event_id == Face.event_id))
-        .where(Face.second_model.is_(None), Event.second_embedder.is_not(None), Photo.status == PhotoStatus.DONE)
-        .distinct()
-        .limit(limit)
-    )
-    if event_id is not None:
-        stmt = stmt.where(Face.event_id == event_id)
+
+def photos_missing_second(session: Session, event_id: uuid.UUID | None, limit: int | None) -> list[uuid.UUID]:
+    """Done photos (of one event, or of any) with a face that lacks its event's second vector."""
+    stmt = select(Face.photo_id).where(*_missing_second(event_id)).distinct().limit(limit)
     return list(session.scalars(stmt))
+
+
+def count_photos_missing_second(session: Session, event_id: uuid.UUID) -> int:
+    """How many of the event's done photos still have a face without its second vector."""
+    stmt = select(func.count(func.distinct(Face.photo_id))).where(*_missing_second(event_id))
+    return int(session.scalar(stmt) or 0)
 
 
 def faces_missing_second(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:

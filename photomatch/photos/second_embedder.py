@@ -77,7 +77,7 @@ def remaining(session: Session, event: Event) -> int:
     """Done photos of the event that still have a face without its second vector (0 without one)."""
     if not event.second_embedder:
         return 0
-    return len(repository.photos_missing_second(session, event.id, limit=None))
+    return repository.count_photos_missing_second(session, event.id)
 
 
 def requeue_missing(session: Session, *, limit: int = 10_000, settings: Settings | None = None) -> list[uuid.UUID]:
