@@ -23,7 +23,8 @@ holds a second vector (a copy of its first, same size and work), scans read its 
 HTTP selfies are embedded by both models, as in the product.
 
 Prints one JSON object with the same keys every run. The data is reused while the sizes and the
-second model match (--rebuild regenerates it).
+second model match (--rebuild regenerates it; other --sizes than the stored ones need --rebuild,
+since they would drop a database that takes ~15 min to build).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def database(sizes: list[int], seed: int, rebuild: bool) -> tuple[str, dict[str,
     db_url = url.replace("/postgres?", f"/{DB}?", 1)
     second = get_settings().second_embedder or None
     state = json.loads(marker.read_text()) if marker.is_file() else {}
+    if state and not rebuild and state.get("sizes") != sizes:
+        # A 1M-face event and its index take ~15 min to rebuild: never drop them by surprise.
+        held = sorted(set(state["sizes"]))
+        raise SystemExit(f"the stored database holds events of {held} faces, not {sorted(set(sizes))}; pass --rebuild")
     if rebuild or state.get("sizes") != sizes or state.get("second") != second:
         with psycopg.connect(conninfo(url, "postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
