@@ -32,6 +32,7 @@ from bench.make_album import generate_crowd
 from bench.metrics import average_precision
 from bench.search_data import FaceSet, analyze_images, engine_fingerprint, faces_of
 from photomatch.config import Settings, get_settings
+from photomatch.faces.types import Face
 from photomatch.search.calibration import CANDIDATE_RADIUS, calibration_for
 from photomatch.search.ranking import (
     Candidates,
@@ -155,6 +156,15 @@ class Searches:
     within_radius: int = 0
 
 
+def query_face(album: Album, selfie: str, settings: Settings) -> Face:
+    """The face search would take from this selfie (its path in the album's truth), as the API does;
+    QueryRejected if it would refuse it."""
+    i = album.selfies.names.index(Path(selfie).name)
+    return pick_query_face(
+        faces_of(album.selfies, i), min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness
+    )
+
+
 def search_album(album: Album, settings: Settings) -> Searches:
     """Search every selfie whose person is in the album, as the API would."""
     out = Searches()
@@ -168,13 +178,8 @@ def search_album(album: Album, settings: Settings) -> Searches:
         if not relevant:
             continue
         out.selfies += 1
-        i = album.selfies.names.index(Path(rel).name)
         try:
-            face = pick_query_face(
-                faces_of(album.selfies, i),
-                min_size=settings.search_min_face_px,
-                min_sharpness=settings.search_min_sharpness,
-            )
+            face = query_face(album, rel, settings)
         except QueryRejected as e:
             out.refused[e.reason] = out.refused.get(e.reason, 0) + 1
             continue

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.metrics import average_precision
-from bench.search_accuracy import OUT, album_embeddings, album_scan, family_dirs, load
-from bench.search_data import faces_of
+from bench.search_accuracy import OUT, album_embeddings, album_scan, family_dirs, load, query_face
 from photomatch.config import get_settings
 from photomatch.faces.types import Detection
 from photomatch.search.calibration import calibration_for
-from photomatch.search.ranking import Query, QueryRejected, Tiers, pick_query_face, rank_photos
+from photomatch.search.ranking import Query, QueryRejected, Tiers, rank_photos
 
 YAW_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 9.0)
 ROLL_BUCKETS = (0.0, 10.0, 20.0, 90.0)
@@ -56,13 +54,8 @@ def searched(family: str) -> list[dict[str, Any]]:
         relevant = set(album.truth["identities"].get(identity, []))
         if not relevant:
             continue
-        i = album.selfies.names.index(Path(rel).name)
         try:
-            face = pick_query_face(
-                faces_of(album.selfies, i),
-                min_size=settings.search_min_face_px,
-                min_sharpness=settings.search_min_sharpness,
-            )
+            face = query_face(album, rel, settings)
         except QueryRejected:
             continue
         # The cache keeps boxes, not landmarks: detect again and take the same face.
