@@ -12,11 +12,17 @@ score. Printed per family: recall at precision 0.99 and 0.95, mAP, and what a th
 the fitting half (for pooled precision 0.99, and for a 0.5-precision second tier) gives on the other.
 
     uv run python bench/search_study.py [--albums 3] [--targets 250] [--photos 400]
-        [--fuse sface-2021dec-int8bq [--dba K]]
+        [--fuse sface-2021dec-int8bq [--dba K] [--rivals] [--wccn SHRINK]] [--seed N]
 
---fuse adds the second embedder's features (its cache must hold the same faces); --dba K also
-scores each candidate against its face averaged with the K nearest faces of other photos
-(database-side augmentation), to see whether a person's other appearances separate relatives.
+--fuse adds the second embedder's features (its cache must hold the same faces). Three studies of
+whether relatives can be set apart, each adding features to the fused models:
+- --dba K scores each candidate against its face averaged with the K nearest faces of other photos
+  (database-side augmentation): do a person's other appearances separate relatives?
+- --rivals adds the candidate face's own nearest faces of other photos (1st and 3rd distances) and
+  how many of them are closer to it than the expanded query: a relative's own appearances should be.
+- --wccn SHRINK adds distances after within-class covariance normalisation of each model, fitted on
+  the fitting half's people (selfies and album faces of every family; covariance shrunk towards the
+  identity by SHRINK), and decides the tiers with them.
 """
 
 from __future__ import annotations
@@ -225,6 +231,39 @@ def augmented(al: Album, k: int) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
+def _project(x: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+    y = (x.astype(np.float64) - mu) @ w
+    return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+
+
+def wccn_fit(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per model: the mean and the within-class whitening of the fitting half's faces (selfies and
+    album faces of every family), shrunk by args.wccn towards the identity."""
+    xs: list[list[np.ndarray]] = [[], []]
+    ys: list[np.ndarray] = []
+    for family in args.families:
+        faces = Faces.load(family, args.fuse)
+        ok = np.isfinite(faces.album[:, 0]) & np.isfinite(faces.selfie[:, 0])
+        ok &= np.array([half_of(str(i)) == 0 for i in faces.identity])
+        for k, (sel, alb) in enumerate(((faces.selfie, faces.album), (faces.selfie2, faces.album2))):
+            assert sel is not None and alb is not None
+            xs[k] += [sel[ok], alb[ok]]
+        ys += [faces.identity[ok]] * 2
+    y = np.concatenate(ys)
+    out = []
+    for k in range(2):
+        x = np.concatenate(xs[k]).astype(np.float64)
+        sw = np.zeros((x.shape[1], x.shape[1]))
+        for c in np.unique(y):
+            xc = x[y == c] - x[y == c].mean(axis=0)
+            sw += xc.T @ xc
+        sw /= len(x)
+        sw = (1 - args.wccn) * sw + args.wccn * np.trace(sw) / len(sw) * np.eye(len(sw))
+        e, v = np.linalg.eigh(sw)
+        out.append((x.mean(axis=0), v @ np.diag(e**-0.5) @ v.T))
+    return out
+
+
 def _expanded(q: np.ndarray, emb: np.ndarray, hits: list[list[int]]) -> np.ndarray:
     """Each query plus its hits' vectors, renormalised."""
     out = q.astype(np.float64).copy()
@@ -241,6 +280,8 @@ def candidates(
     expansion_z: float = EXPANSION_Z,
     params2: CohortParams | None = None,
     dba: int = 0,
+    rivals: bool = False,
+    wccn: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Candidates:
     """The album's candidates with every feature any feature set uses.
 
@@ -260,6 +301,14 @@ def candidates(
         d2 = _dist(al.q_emb2, al.emb2)
         m2, s2 = cohort_stats(_scanned(d, d2), p2)
         full["d2"], full["z_q2"] = d2, (m2[:, None] - d2) / s2[:, None]
+    if fused and wccn is not None:
+        # Within-class covariance normalisation fitted on the other half's people, per model; its
+        # cohort from the faces the first model's scan returns, as a search would see them.
+        no_prior = CohortParams(prior_weight=0.0)
+        for model, qe, ae, (mu0, w0) in (("", al.q_emb, al.emb, wccn[0]), ("2", al.q_emb2, al.emb2, wccn[1])):
+            dw = _dist(_project(qe, mu0, w0), _project(ae, mu0, w0))
+            w_mu, w_sd = cohort_stats(_scanned(d, dw), no_prior)
+            full[f"dw{model}"], full[f"zw{model}"] = dw, (w_mu[:, None] - dw) / w_sd[:, None]
     pick = full["z_q"] + full["z_q2"] if fused else -d
     rows = []
     for qi in range(len(d)):
@@ -316,6 +365,17 @@ def candidates(
             a_mu, a_sd = cohort_stats(d_aug, p)
             feats[f"d{model}_dba"] = d_aug[q, f]
             feats[f"z{model}_dba"] = (a_mu[q] - d_aug[q, f]) / a_sd[q]
+    if fused and rivals:
+        # Rivals: does the candidate face have closer company than the (expanded) query? A relative's
+        # own other appearances sit nearer to it than the selfie does; a true match's are the hits.
+        for model, emb, dq in (("", al.emb, _dist(_expanded(al.q_emb, al.emb, hits), al.emb)), ("2", al.emb2, d2_exp)):
+            dd_all = _dist(emb, emb)
+            dd_all = np.where(al.photo[:, None] == al.photo[None, :], np.inf, dd_all)
+            nn = np.sort(dd_all, axis=1)[:, :3]
+            feats[f"nn1{model}"] = nn[f, 0]
+            feats[f"nn3{model}"] = nn[f, 2]
+            closer = (dd_all[f] < dq[q, f][:, None]).sum(axis=1)
+            feats[f"log_closer{model}"] = np.log1p(closer)
     rel = np.array([p in al.relevant[qq] for qq, p in zip(q, ph, strict=True)], dtype=bool)
     return Candidates(q, ph, rel, feats, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant]))
 
@@ -436,6 +496,7 @@ def sample_all(
     """Candidates of every (family, album kind, half, album), and the selfie refusal rate per family."""
     out: dict = {}
     refusals: dict[str, float] = {}
+    wccn = wccn_fit(args) if getattr(args, "wccn", 0) else None
     for family in args.families:
         try:
             faces = Faces.load(family, getattr(args, "fuse", None))
@@ -454,7 +515,8 @@ def sample_all(
                     fuse = getattr(args, "fuse", None)
                     p2 = PARAMS2.get(fuse) if fuse else None
                     z = getattr(args, "expansion_z", EXPANSION_Z)
-                    albums.append(candidates(al, params, own, z, p2, dba=getattr(args, "dba", 0)))
+                    extra = {"dba": getattr(args, "dba", 0), "rivals": getattr(args, "rivals", False), "wccn": wccn}
+                    albums.append(candidates(al, params, own, z, p2, **extra))
                 out[(family, kind, half)] = albums
                 print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
@@ -543,6 +605,24 @@ def study(args: argparse.Namespace) -> dict:
         own_name, full_name = "fused: query cohort", "fused: query cohort + expansion"
         if getattr(args, "dba", 0):
             sets["fused: + expansion + database-side augmentation"] = DBA_SET
+        if getattr(args, "wccn", 0):
+            whitened = ("dw", "zw", "dw2", "zw2")
+            sets["fused: + expansion + wccn"] = FUSED_SETS["fused: query cohort + expansion"] + whitened
+            sets["fused: query cohort + wccn"] = FUSED_SETS["fused: query cohort"] + whitened
+            own_name, full_name = "fused: query cohort + wccn", "fused: + expansion + wccn"
+        if getattr(args, "rivals", False):
+            sets["fused: + expansion + rivals"] = FUSED_SETS["fused: query cohort + expansion"] + (
+                "nn1",
+                "nn3",
+                "log_closer",
+                "nn12",
+                "nn32",
+                "log_closer2",
+            )
+            sets["fused: + expansion + rival counts"] = FUSED_SETS["fused: query cohort + expansion"] + (
+                "log_closer",
+                "log_closer2",
+            )
     if args.expansion == "matches":
         # Expand with the selfie's own matches: fit that model first, then sample again with it.
         names = sets[own_name]
@@ -608,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--dba", type=int, default=0, help="with --fuse: also score against faces augmented by K neighbours"
     )
+    ap.add_argument("--rivals", action="store_true", help="with --fuse: features of the candidate's own nearest faces")
+    ap.add_argument("--wccn", type=float, default=0.0, help="with --fuse: add whitened distances, shrunk by this")
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
     print(json.dumps(study(args), indent=1))
