@@ -23,6 +23,8 @@ whether relatives can be set apart, each adding features to the fused models:
 - --wccn SHRINK adds distances after within-class covariance normalisation of each model, fitted on
   the fitting half's people (selfies and album faces of every family; covariance shrunk towards the
   identity by SHRINK), and decides the tiers with them.
+--possible-every P also holds every kind of album's possible band (each family's crowds and parties,
+on the fitting half) at precision P or better, beside the pooled --possible-precision.
 """
 
 from __future__ import annotations
@@ -647,6 +649,12 @@ def study(args: argparse.Namespace) -> dict:
         prob = predict(x, w)
         t_match = threshold_for_precision(prob, rel, args.match_precision)
         t_possible = band_threshold(prob, rel, t_match, args.possible_precision)
+        if args.possible_every:
+            # And every kind of album's band at least this precise, not only all of them pooled: a
+            # family party's second tier must not be mostly relatives because crowds' are precise.
+            for cs in fit_groups:
+                xg, rg, _ = _concat(cs, names)
+                t_possible = max(t_possible, band_threshold(predict(xg, w), rg, t_match, args.possible_every))
         res: dict = {
             "features": list(names),
             "weights": [round(float(v), 5) for v in w],
@@ -690,6 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rivals", action="store_true", help="with --fuse: features of the candidate's own nearest faces")
     ap.add_argument("--wccn", type=float, default=0.0, help="with --fuse: add whitened distances, shrunk by this")
+    ap.add_argument(
+        "--possible-every", type=float, default=None, help="and each album kind's possible band at least this precise"
+    )
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
     args = ap.parse_args(argv)
     print(json.dumps(study(args), indent=1))
