@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import DateTime, MetaData, create_engine
+from sqlalchemy import DateTime, Enum, MetaData, create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -33,6 +34,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     # Every timestamp is timestamptz: workers, API and database may sit in different time zones.
     type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def checked_enum(members: type[enum.StrEnum], name: str) -> Enum:
+    """A status column's type: a checked varchar of the members' values rather than a native enum, so
+    adding a status later is a plain constraint swap instead of ALTER TYPE."""
+    return Enum(
+        members,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda ms: [m.value for m in ms],
+    )
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -24,16 +24,22 @@ from api.schemas.photos import (
     PresignedUpload,
     PresignRequest,
     PresignResult,
+    RejectedImportItem,
+    RejectedImportPage,
     RetryRequest,
     RetryResult,
     StatusResult,
     UploadResult,
 )
 from photomatch.db import commit
-from photomatch.photos import ingest, service
+from photomatch.photos import imports, ingest, service
 from photomatch.photos.ingest import IngestResult, Outcome, PhotoError
 
 router = APIRouter(prefix="/events/{slug}", tags=["photos"])
+
+# One page of a listing (failed photos, rejected imports).
+PageLimit = Annotated[int, Query(ge=1, le=1000)]
+PageOffset = Annotated[int, Query(ge=0, le=100_000_000)]
 
 
 def _commit(session: Session) -> bool:
@@ -108,8 +114,12 @@ def commit_uploads(
 def import_prefix(
     event: OwnedEvent, session: DbSession, storage: StorageDep, settings: SettingsDep, body: ImportRequest
 ) -> ImportResult:
-    """Import every JPEG, PNG and WebP object under a prefix of the storage bucket (copied by workers)."""
-    found, tasks = ingest.start_import(session, storage, event, body.prefix, settings=settings)
+    """Import every JPEG, PNG and WebP object under a prefix of the storage bucket (copied by workers).
+
+    Status counts the objects still `importing`; those that could not be imported are listed at
+    `/imports/rejected`. Importing the prefix again retries them.
+    """
+    found, tasks = imports.start_import(session, storage, event, body.prefix, settings=settings)
     if not _commit(session):
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the task queue is unavailable; try again")
     return ImportResult(prefix=body.prefix, found=found, tasks=tasks)
@@ -126,12 +136,24 @@ def event_status(event: OwnedEvent, session: DbSession, settings: SettingsDep) -
 def failed_photos(
     event: OwnedEvent,
     session: DbSession,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
 ) -> FailedPage:
     """Failed photos with their reasons, most recent first."""
     total, photos = service.list_failed(session, event, limit=limit, offset=offset)
     return FailedPage(total=total, photos=[FailedItem.model_validate(p) for p in photos])
+
+
+@router.get("/imports/rejected")
+def rejected_imports(
+    event: OwnedEvent,
+    session: DbSession,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+) -> RejectedImportPage:
+    """Objects of imported prefixes that were not imported, with the reason, most recent first."""
+    total, items = imports.list_rejected(session, event, limit=limit, offset=offset)
+    return RejectedImportPage(total=total, objects=[RejectedImportItem.model_validate(i) for i in items])
 
 
 @router.post("/photos/retry")

@@ -111,6 +111,8 @@ class StatusResult(BaseModel):
     second_embedding_pending: int = Field(
         0, description="done photos still being given the event's second embedder's vectors (event fuse)"
     )
+    importing: int = Field(0, description="objects of imported prefixes still to be copied in (part of remaining)")
+    import_rejected: int = Field(0, description="objects of imported prefixes that were not imported")
 
 
 class FailedItem(BaseModel):
@@ -130,6 +132,23 @@ class FailedPage(BaseModel):
 
     total: int
     photos: list[FailedItem]
+
+
+class RejectedImportItem(BaseModel):
+    """An object of an imported prefix that was not imported, and why."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    reason: str
+    rejected_at: datetime
+
+
+class RejectedImportPage(BaseModel):
+    """One page of rejected import objects."""
+
+    total: int
+    objects: list[RejectedImportItem]
 
 
 class RetryRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""Service and ingest subcommands: api, worker, beat, flower, db, photographer, event, upload, run."""
+"""Service and ingest subcommands: api, worker, beat, flower, db, photographer, event, upload, import, run."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import os
 import sys
 from typing import Any
 
-from photomatch.cli import stack, status, upload
+from photomatch.cli import imports, stack, status, upload
 from photomatch.cli.argv import beat_argv, flower_argv, flower_env, worker_argv
 from photomatch.cli.errors import CliError
 from photomatch.queue import QUEUES
 
 
 def register(sub: Any) -> None:
-    """Add the service, account, event, upload and run subcommands."""
+    """Add the service, account, event, upload, import and run subcommands."""
     p = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
     p.add_argument("--host", default=None, help="default: PHOTOMATCH_API_HOST (127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="default: PHOTOMATCH_API_PORT (8000)")
@@ -83,6 +83,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_event_fuse)
 
     upload.register(sub)
+    imports.register(sub)
     status.register(sub)
     stack.register(sub)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -39,11 +39,15 @@ def format_status(st: dict[str, Any]) -> str:
     """One line: counts per status, faces, rate and ETA."""
     counts = ", ".join(f"{n} {name}" for name, n in st["counts"].items())
     line = f"{st['event']}: {st['total']} photos ({counts}); {st['faces']} faces"
+    if st.get("importing"):
+        line += f"; {st['importing']} objects still importing"
     if st["remaining"]:
         eta = "unknown" if st["eta_seconds"] is None else f"{st['eta_seconds']:.0f}s"
         line += f"; {st['photos_per_second']:.2f} photos/s, ETA {eta}"
     if st.get("second_embedding_pending"):
         line += f"; {st['second_embedding_pending']} photos still getting the second model's vectors"
+    if st.get("import_rejected"):
+        line += f"; {st['import_rejected']} objects not imported"
     return line
 
 
@@ -56,19 +60,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     with ApiClient(creds) as client:
         st = fetch_status(client, args.event)
         if args.wait and st["remaining"]:
-            st = _wait(client, args.event, st, args.timeout)
-    print(format_status(st))
+            st = wait(client, args.event, st, args.timeout)
+    return finish(st, creds.api_url, args.event, waited=args.wait, out=sys.stdout)
+
+
+def finish(st: dict[str, Any], api_url: str, slug: str, *, waited: bool, out: TextIO) -> int:
+    """Print the status line and where failures are listed; the exit code: 1 if photos failed, objects
+    were not imported, or a wait ended with work remaining."""
+    print(format_status(st), file=out)
     if st["counts"].get("failed"):
-        print(f"list the failures: GET {creds.api_url}/events/{args.event}/photos/failed", file=sys.stderr)
-    return 1 if st["counts"].get("failed") or (args.wait and st["remaining"]) else 0
+        print(f"list the failures: GET {api_url}/events/{slug}/photos/failed", file=sys.stderr)
+    if st.get("import_rejected"):
+        print(f"list the objects not imported: GET {api_url}/events/{slug}/imports/rejected", file=sys.stderr)
+    return 1 if st["counts"].get("failed") or st.get("import_rejected") or (waited and st["remaining"]) else 0
 
 
-def _wait(client: ApiClient, slug: str, st: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+def wait(client: ApiClient, slug: str, st: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """Poll the status with a progress bar until nothing remains (or `timeout` seconds pass)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     with tqdm(total=st["total"], desc="processing", unit="photo", file=sys.stderr) as bar:
         while True:
-            bar.total = st["total"]
-            bar.n = st["total"] - st["remaining"]
+            # Objects still importing will be photos: the bar counts them from the start.
+            bar.total = st["total"] + st.get("importing", 0)
+            bar.n = bar.total - st["remaining"]
             bar.set_postfix(faces=st["faces"], failed=st["counts"].get("failed", 0))
             bar.refresh()
             if not st["remaining"] or (deadline is not None and time.monotonic() > deadline):

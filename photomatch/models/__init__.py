@@ -3,8 +3,20 @@
 from photomatch.models.api_key import ApiKey
 from photomatch.models.event import Event
 from photomatch.models.face import Face
+from photomatch.models.import_item import ImportItem, ImportStatus
 from photomatch.models.photo import Photo, PhotoStatus
 from photomatch.models.photographer import Photographer
 from photomatch.models.tombstone import TOMBSTONE_RADIUS, FaceTombstone
 
-__all__ = ["TOMBSTONE_RADIUS", "ApiKey", "Event", "Face", "FaceTombstone", "Photo", "PhotoStatus", "Photographer"]
+__all__ = [
+    "TOMBSTONE_RADIUS",
+    "ApiKey",
+    "Event",
+    "Face",
+    "FaceTombstone",
+    "ImportItem",
+    "ImportStatus",
+    "Photo",
+    "PhotoStatus",
+    "Photographer",
+]

@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from photomatch.db import Base
+from photomatch.db import Base, checked_enum
 
 
 class PhotoStatus(enum.StrEnum):
@@ -51,16 +51,7 @@ class Photo(Base):
     captured_at: Mapped[datetime | None]
 
     status: Mapped[PhotoStatus] = mapped_column(
-        Enum(
-            PhotoStatus,
-            name="status",
-            # A checked varchar rather than a native enum: adding a status later is a plain
-            # constraint swap instead of ALTER TYPE.
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda members: [m.value for m in members],
-        ),
+        checked_enum(PhotoStatus, "status"),
         default=PhotoStatus.UPLOADED,
         server_default=PhotoStatus.UPLOADED.value,
     )

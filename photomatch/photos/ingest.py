@@ -1,4 +1,5 @@
-"""Photo ingest: streamed uploads, presigned upload + commit, and imports from a storage prefix.
+"""Photo ingest: streamed uploads, presigned upload + commit, and the copy of one imported object
+(the imports themselves: photomatch.photos.imports).
 
 Each file is streamed to storage while it is hashed, then gets a photo row (status uploaded); a file
 the event already has is a duplicate, a file that is not an image is rejected. Everything here only
@@ -30,7 +31,7 @@ from photomatch.photos.files import (
     sniff,
     type_from_name,
 )
-from photomatch.photos.queue import enqueue_import, enqueue_processing
+from photomatch.photos.queue import enqueue_processing
 from photomatch.storage import ObjectNotFound, Storage
 
 log = get_logger(__name__)
@@ -265,17 +266,6 @@ def import_object(
         return _store(session, storage, event, stream, name, s)
 
 
-def import_objects(
-    session: Session, storage: Storage, event_id: uuid.UUID, keys: Sequence[str], *, settings: Settings | None = None
-) -> list[IngestResult]:
-    """Import each of `keys` into the event (see `import_object`); nothing if the event is gone."""
-    event = repository.get_event(session, event_id)
-    if event is None:
-        log.warning("photos.import.event_missing", event_id=event_id)
-        return []
-    return [import_object(session, storage, event, key, settings=settings) for key in keys]
-
-
 # --- what the doors call: ingest, then queue what was created once the transaction commits ---
 
 
@@ -313,26 +303,3 @@ def commit_uploads(
     """Register (key, filename) pairs uploaded with presigned URLs and queue the new photos."""
     results = [commit_upload(session, storage, event, key, filename=name, settings=settings) for key, name in items]
     return _queued(session, results, settings)
-
-
-def import_batch(
-    session: Session, storage: Storage, event_id: uuid.UUID, keys: Sequence[str], *, settings: Settings | None = None
-) -> list[IngestResult]:
-    """Import objects into an event (the import task's work) and queue the new photos."""
-    return _queued(session, import_objects(session, storage, event_id, keys, settings=settings), settings)
-
-
-class NothingToImport(PhotoError):
-    """The prefix holds no JPEG, PNG or WebP object."""
-
-    status = 404
-
-
-def start_import(
-    session: Session, storage: Storage, event: Event, prefix: str, *, settings: Settings | None = None
-) -> tuple[int, int]:
-    """Queue the import of every image under `prefix` into the event; returns (objects found, tasks)."""
-    keys = importable_keys(storage, prefix)
-    if not keys:
-        raise NothingToImport("nothing_to_import", f"no JPEG, PNG or WebP objects under {prefix!r}")
-    return len(keys), enqueue_import(session, event.id, keys, settings=settings)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from photomatch.config import Settings, get_settings
 from photomatch.logs import get_logger
 from photomatch.models import Event, PhotoStatus
-from photomatch.photos import repository, second_embedder
+from photomatch.photos import imports, repository, second_embedder
 from photomatch.photos.queue import enqueue_processing, enqueue_thumbnails
 
 log = get_logger(__name__)
@@ -37,6 +37,9 @@ class EventStatus:
     window_seconds: int
     # Done photos still owed their event's second vector (`photomatch event fuse`); 0 otherwise.
     second_embedding_pending: int = 0
+    # Objects of imported prefixes still to copy (counted in `remaining`), and those rejected.
+    importing: int = 0
+    import_rejected: int = 0
 
 
 def event_status(session: Session, event: Event, *, window_seconds: int | None = None) -> EventStatus:
@@ -49,7 +52,8 @@ def event_status(session: Session, event: Event, *, window_seconds: int | None =
     window = window_seconds or get_settings().status_window_seconds
     counts, faces = repository.status_counts(session, event.id)
     finished, started, now = repository.recent_throughput(session, event.id, window)
-    remaining = counts[PhotoStatus.UPLOADED] + counts[PhotoStatus.PROCESSING]
+    imported = imports.progress(session, event)
+    remaining = counts[PhotoStatus.UPLOADED] + counts[PhotoStatus.PROCESSING] + imported.importing
     rate = 0.0
     if finished and started is not None:
         elapsed = min(max((now - started).total_seconds(), 1e-3), float(window))
@@ -64,6 +68,8 @@ def event_status(session: Session, event: Event, *, window_seconds: int | None =
         eta_seconds=None if eta is None else round(eta, 1),
         window_seconds=window,
         second_embedding_pending=second_embedder.remaining(session, event),
+        importing=imported.importing,
+        import_rejected=imported.rejected,
     )
 
 

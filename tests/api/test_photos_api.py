@@ -156,6 +156,11 @@ def test_import_queues_the_images_under_a_prefix(
     assert response.json() == {"prefix": "imports/party/", "found": 3, "tasks": 1}
     [(task, (event_id, keys))] = queued(api_settings.redis_url, "cpu")
     assert task == "cpu.photos.import" and keys == [f"imports/party/{i}.jpg" for i in range(3)]
+    # Recorded before any worker ran: status counts them as still to come.
+    status = api_client.get(f"/events/{event_slug}/status", headers=auth).json()
+    assert (status["importing"], status["remaining"], status["import_rejected"]) == (3, 3, 0)
+    rejected = api_client.get(f"/events/{event_slug}/imports/rejected", headers=auth).json()
+    assert rejected == {"total": 0, "objects": []}
 
     bad = api_client.post(f"/events/{event_slug}/import", json={"prefix": "events/"}, headers=auth)
     assert bad.status_code == 400 and "outside 'events/'" in bad.json()["detail"]

@@ -187,3 +187,30 @@ def test_the_bad_input_corpus_goes_through_the_cli_without_a_crash(
     assert len(_photos(fresh_db, slug)) == uploaded
     assert "Traceback" not in captured.err
     assert captured.err.count("\n") >= rejected  # each rejected file is named with its reason
+
+
+def test_import_starts_an_import_of_a_storage_prefix_and_says_how_to_follow_it(
+    live_api: str, api_key: str, album: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No worker runs here: the import is recorded and queued, and status counts it as still to come."""
+    auth = {"X-API-Key": api_key}
+    slug = httpx.post(f"{live_api}/events", json={"name": "Card"}, headers=auth).json()["slug"]
+    # live_api's local storage lives in tmp_path/data/storage: a prefix there is a folder.
+    shutil.copytree(album / "day1", tmp_path / "data" / "storage" / "imports" / "card-1")
+    base = ["--event", slug, "--api", live_api, "--key", api_key]
+    assert main(["import", "imports/card-1/", *base]) == 0
+    out = capsys.readouterr().out
+    assert f"4 images found under 'imports/card-1/': importing into event '{slug}'" in out
+    assert f"photomatch status {slug} --wait" in out
+    assert main(["status", slug, "--api", live_api, "--key", api_key]) == 0
+    assert "0 photos (0 uploaded, 0 processing, 0 done, 0 failed); 0 faces; 4 objects still importing" in (
+        capsys.readouterr().out
+    )
+    assert main(["import", "imports/card-1/", *base, "--wait", "--timeout", "0.5"]) == 1  # nothing copies them
+
+    assert main(["import", "imports/none/", *base]) == 2
+    assert "no JPEG, PNG or WebP objects under 'imports/none/'" in capsys.readouterr().err
+    assert main(["import", "events/", *base]) == 2
+    assert "outside 'events/'" in capsys.readouterr().err
+    assert main(["import", "imports/card-1/", "--event", "nope", "--api", live_api, "--key", api_key]) == 2
+    assert "no event 'nope'" in capsys.readouterr().err

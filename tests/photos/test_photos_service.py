@@ -191,7 +191,7 @@ def test_import_copies_every_image_under_a_prefix(db_session: Session, s3_storag
 
     keys = photo_ingest.importable_keys(s3_storage, "imports/party/")
     assert keys == sorted(sources)
-    results = photo_ingest.import_objects(db_session, s3_storage, event.id, keys)
+    results = [photo_ingest.import_object(db_session, s3_storage, event, key) for key in keys]
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.CREATED]
     for result, (key, data) in zip(results, sorted(sources.items()), strict=True):
         row = photo(db_session, result.photo_id)
@@ -200,7 +200,7 @@ def test_import_copies_every_image_under_a_prefix(db_session: Session, s3_storag
         assert s3_storage.get_bytes(row.storage_key) == data and s3_storage.exists(key)
         assert row.original_filename == key.rsplit("/", 1)[1]
 
-    again = photo_ingest.import_objects(db_session, s3_storage, event.id, keys)
+    again = [photo_ingest.import_object(db_session, s3_storage, event, key) for key in keys]
     assert [r.outcome for r in again] == [Outcome.DUPLICATE, Outcome.DUPLICATE]
     assert len(list(s3_storage.list_keys(f"events/{event.id}/"))) == 2
 

@@ -251,25 +251,43 @@ def test_a_corrupt_file_fails_with_a_reason_and_the_others_are_unaffected(
     assert status["counts"]["failed"] == 2 and status["counts"]["done"] == 3
 
 
-def test_import_from_a_storage_prefix_runs_through_the_cpu_queue(
+def test_an_import_whose_message_redis_lost_is_sent_again_and_every_object_accounted_for(
     client: TestClient, worker: CeleryWorker, settings: Settings, album: list[Path]
 ) -> None:
+    """A prefix of three photos and a text file named like one: the import is recorded in Postgres, so
+    when Redis loses its message the reconciler sends it again; the photos are processed, the text file
+    is listed as not imported with its reason, and the sources stay where they were."""
+    from photomatch.queue import RECONCILE_TASK, producer
+
     slug = new_event(client, "Imported")
     assert settings.storage_dir is not None
     folder = settings.storage_dir / "imports" / "card-1"
     folder.mkdir(parents=True)
     for p in album[:3]:
         (folder / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
-    response = client.post(f"/events/{slug}/import", json={"prefix": "imports/card-1/"})
-    assert response.status_code == 202 and response.json()["found"] == 3
+    (folder / "notes.jpg").write_text("not a photo")
+    worker.stop()
+    try:
+        response = client.post(f"/events/{slug}/import", json={"prefix": "imports/card-1/"})
+        assert response.status_code == 202 and response.json()["found"] == 4
+        status = client.get(f"/events/{slug}/status").json()
+        assert (status["importing"], status["remaining"], status["total"]) == (4, 4, 0)
+        queues = redis.Redis.from_url(settings.redis_url)
+        assert queues.llen("cpu") == 1
+        queues.delete("cpu")  # Redis loses the import task
+    finally:
+        worker.start()
+    time.sleep(3)
+    assert client.get(f"/events/{slug}/status").json()["importing"] == 4  # nothing left to deliver
 
-    def imported() -> bool:
-        return bool(client.get(f"/events/{slug}/status").json()["total"] == 3)
-
-    wait_until(imported, 60, worker, "the import task")
+    producer(settings).send_task(RECONCILE_TASK, kwargs={"older_than_seconds": 0})
     status = wait_processed(client, slug, worker)
-    assert status["counts"]["done"] == 3
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{p.parent.name}-{p.name}" for p in album[:3])
+    assert status["counts"]["done"] == 3 and (status["importing"], status["import_rejected"]) == (0, 1)
+    rejected = client.get(f"/events/{slug}/imports/rejected").json()
+    assert rejected["total"] == 1 and rejected["objects"][0]["key"] == "imports/card-1/notes.jpg"
+    assert rejected["objects"][0]["reason"].startswith("unsupported_format: ")
+    expected = sorted([f"{p.parent.name}-{p.name}" for p in album[:3]] + ["notes.jpg"])
+    assert sorted(p.name for p in folder.iterdir()) == expected
 
 
 def test_a_photo_whose_message_redis_lost_is_picked_up_by_the_reconciler(

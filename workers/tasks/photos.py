@@ -23,7 +23,7 @@ from photomatch.events import lifecycle
 from photomatch.faces.types import Analyzer, DeviceOutOfMemory
 from photomatch.logs import get_logger
 from photomatch.metrics import timed
-from photomatch.photos import ingest, orphans, processing, second_embedder, service
+from photomatch.photos import imports, ingest, orphans, processing, second_embedder, service
 from photomatch.queue import (
     CPU_QUEUE,
     FACES_QUEUE,
@@ -137,7 +137,7 @@ def make_thumbnails(photo_ids: list[str]) -> dict[str, Any]:
 def import_photos(event_id: str, keys: list[str]) -> dict[str, Any]:
     """Copy objects under an import prefix into an event and queue the new photos."""
     with session_scope() as session:
-        results = ingest.import_batch(session, _storage(), uuid.UUID(event_id), keys)
+        results = imports.import_batch(session, _storage(), uuid.UUID(event_id), keys)
     counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in ingest.Outcome}
     log.info("photos.import.batch_done", event_id=event_id, **counts)
     return counts
@@ -145,7 +145,8 @@ def import_photos(event_id: str, keys: list[str]) -> dict[str, Any]:
 
 @app.task(name=RECONCILE_TASK, **RETRY)
 def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
-    """Re-queue photos stuck in uploaded/processing past the bound (beat runs this periodically)."""
+    """Re-queue photos stuck in uploaded/processing, and import items left pending, past the bound (beat runs
+    this periodically)."""
     settings = get_settings()
     bound = settings.reconcile_after_seconds if older_than_seconds is None else older_than_seconds
     # Uploaded photos behind a face-queue backlog are waiting, not lost; re-queueing them every
@@ -162,11 +163,19 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
         )
         # Faces still owed their event's second vector while the face queue is empty lost their message.
         second = second_embedder.requeue_missing(session) if faces_backlog == 0 else []
+        # So did import items left pending while the cpu queue is empty.
+        imported = (
+            imports.requeue_lost(session, older_than_seconds=bound, max_attempts=settings.max_processing_attempts)
+            if cpu_backlog == 0
+            else imports.ImportReconcileResult(0, 0)
+        )
     return {
         "requeued": len(result.requeued),
         "failed": len(result.failed),
         "thumbnails": len(result.thumbnails),
         "second_embedding": len(second),
+        "imports_requeued": imported.requeued,
+        "imports_rejected": imported.rejected,
         "faces_backlog": faces_backlog,
     }
 

@@ -27,9 +27,11 @@ export function duration(seconds) {
 function renderStatus(st) {
   const c = st.counts;
   const finished = c.done + c.failed;
+  // Objects of an imported storage prefix not yet copied in: photos to come, part of `remaining`.
+  const importing = st.importing || 0;
   const box = $("processing");
   Object.assign(box.dataset, { total: st.total, done: c.done, failed: c.failed, remaining: st.remaining });
-  $("proc-bar").max = Math.max(1, st.total);
+  $("proc-bar").max = Math.max(1, st.total + importing);
   $("proc-bar").value = finished;
   $("st-done").textContent = c.done;
   $("st-failed").textContent = c.failed;
@@ -38,10 +40,12 @@ function renderStatus(st) {
   $("st-rate").textContent = st.photos_per_second > 0 ? `${st.photos_per_second.toFixed(1)}/s` : "–";
   $("st-eta").textContent = st.remaining === 0 ? "–" : duration(st.eta_seconds);
   let text;
-  if (st.total === 0) text = "No photos yet.";
+  if (st.total === 0 && importing === 0) text = "No photos yet.";
   else if (st.remaining === 0)
     text = `All ${st.total} photos processed: ${c.done} done, ${c.failed} failed, ${st.faces} faces found.`;
-  else text = `Processing: ${finished} of ${st.total} finished.`;
+  else text = `Processing: ${finished} of ${st.total + importing} finished.`;
+  if (importing) text += ` ${importing} still being imported from storage.`;
+  if (st.import_rejected) text += ` ${st.import_rejected} files in storage could not be imported.`;
   $("proc-state").textContent = text;
   if (c.failed !== lastFailed) {
     lastFailed = c.failed;
