@@ -458,3 +458,54 @@ def test_attendee_consents_before_the_selfie_and_can_remove_their_face(
     page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
     page.wait_for_selector("#step-results:not([hidden]), #message:not([hidden])", timeout=60_000)
     assert page.is_hidden("#matches-section"), page.inner_text("#matches-count")
+
+
+# --- the photographer imports from the bucket (last: it adds photos to the module's database) ---
+
+
+def test_photographer_imports_a_prefix_and_sees_what_was_not_imported(
+    browser: Any, base_url: str, api_key: str, album: Path, settings: Settings, worker: CeleryWorker
+) -> None:
+    assert settings.storage_dir is not None
+    folder = settings.storage_dir / "imports" / "browser-card"
+    folder.mkdir(parents=True)
+    photos = sorted((album / "album").glob("*.jpg"))[:2]
+    for p in photos:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "notes.jpg").write_text("not a photo")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{base_url}/app")
+        page.fill("#api-key", api_key)
+        page.click("#signin-form button[type=submit]")
+        page.wait_for_selector("#workspace:not([hidden])")
+        page.fill("#event-name", "Imported from the bucket")
+        page.click("#create-form button[type=submit]")
+        page.wait_for_selector("#event:not([hidden])")
+
+        page.fill("#import-prefix", "events/")
+        page.click("#import-form button[type=submit]")
+        page.wait_for_selector("#import-msg.error:not([hidden])")
+        assert "outside 'events/'" in page.inner_text("#import-msg")
+
+        page.fill("#import-prefix", "imports/browser-card/")
+        page.click("#import-form button[type=submit]")
+        page.wait_for_selector("#import-msg.info:not([hidden])")
+        assert page.inner_text("#import-msg") == "Importing 3 photos from imports/browser-card/…"
+        page.wait_for_selector('#processing[data-total="2"][data-remaining="0"]', timeout=PROCESS_TIMEOUT_MS)
+        page.wait_for_selector("#import-msg", state="hidden")  # copied in: the note has served
+        page.wait_for_selector("#rejected:not([hidden])", timeout=10_000)
+        rows = page.eval_on_selector_all("#rejected-rows tr", "rs => rs.map(r => r.innerText)")
+        assert len(rows) == 1 and "imports/browser-card/notes.jpg" in rows[0] and "unsupported_format" in rows[0]
+        assert page.inner_text("#proc-state").endswith("1 file in storage could not be imported.")
+        shoot(page, "11-photographer-import")
+        assert not errors, errors
+    except Exception:
+        shoot(page, "photographer-import-failure")
+        print(f"worker log:\n{worker.tail()}")
+        raise
+    finally:
+        context.close()

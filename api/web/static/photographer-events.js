@@ -35,6 +35,8 @@ export function selectEvent(slug) {
   $("event-retention").textContent = ev.retention_until;
   $("site-url").textContent = location.origin;
   $("failed").hidden = true;
+  $("rejected").hidden = true;
+  $("import-msg").hidden = true;
   showShare(ev);
   restart();
 }

@@ -2,6 +2,7 @@
 import { api } from "./photographer-api.js";
 import { $ } from "./photographer-dom.js";
 import { loadFailed } from "./photographer-failures.js";
+import { importsSettled, loadRejected } from "./photographer-imports.js";
 import { state } from "./photographer-state.js";
 
 const POLL_BUSY_MS = 2000;
@@ -9,6 +10,7 @@ const POLL_IDLE_MS = 10000;
 
 let pollTimer = 0;
 let lastFailed = -1;
+let lastRejected = -1;
 let uploadsActive = () => 0;
 
 // How many uploads are still queued or sending (uploads.js): the page polls fast meanwhile.
@@ -45,11 +47,17 @@ function renderStatus(st) {
     text = `All ${st.total} photos processed: ${c.done} done, ${c.failed} failed, ${st.faces} faces found.`;
   else text = `Processing: ${finished} of ${st.total + importing} finished.`;
   if (importing) text += ` ${importing} still being imported from storage.`;
-  if (st.import_rejected) text += ` ${st.import_rejected} files in storage could not be imported.`;
+  else importsSettled();
+  const rejected = st.import_rejected || 0;
+  if (rejected) text += ` ${rejected} file${rejected === 1 ? "" : "s"} in storage could not be imported.`;
   $("proc-state").textContent = text;
   if (c.failed !== lastFailed) {
     lastFailed = c.failed;
     loadFailed(lastFailed);
+  }
+  if (rejected !== lastRejected) {
+    lastRejected = rejected;
+    loadRejected(lastRejected);
   }
 }
 
@@ -73,6 +81,7 @@ export async function poll() {
 // Forget what was shown (another event, or failures retried) and poll again.
 export function restart() {
   lastFailed = -1;
+  lastRejected = -1;
   poll();
 }
 

@@ -1,10 +1,12 @@
 // The photographer page: sign in with an API key, create and pick events, upload photos (files or
-// folders, with per-file progress), watch processing, retry failures and share the attendee link.
+// folders, with per-file progress) or import them from the bucket, watch processing, retry failures
+// and share the attendee link.
 // ES modules, one per concern, loaded by the browser as they are (no build step).
 import { whenUnauthorized } from "./photographer-api.js";
 import { initDropzone } from "./photographer-dropzone.js";
 import { initEvents } from "./photographer-events.js";
 import { initRetry } from "./photographer-failures.js";
+import { initImports } from "./photographer-imports.js";
 import { countUploadsWith, initProgress, restart } from "./photographer-progress.js";
 import { initSession, signIn, signOut } from "./photographer-session.js";
 import { initShare } from "./photographer-share.js";
@@ -18,6 +20,7 @@ initEvents();
 initShare();
 initProgress();
 initRetry(restart);
+initImports(restart);
 initUploads();
 initDropzone();
 
