@@ -20,6 +20,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,15 +197,43 @@ def wait_thumbnails(db: sa.Engine, count: int, timeout: float, worker: CeleryWor
         time.sleep(0.3)
 
 
+@contextmanager
+def desktop_page(browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh desktop browser context's page, and the page errors it raises (closed afterwards)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page, errors
+    finally:
+        context.close()
+
+
+def sign_in(page: Any, api_key: str) -> None:
+    page.fill("#api-key", api_key)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#workspace:not([hidden])")
+
+
+def create_event_on(page: Any, name: str) -> None:
+    page.fill("#event-name", name)
+    page.click("#create-form button[type=submit]")
+    page.wait_for_selector("#event:not([hidden])")
+
+
 @pytest.fixture(scope="module")
 def photographer_run(
     browser: Any, base_url: str, api_key: str, album: Path, worker: CeleryWorker, db: sa.Engine
 ) -> Iterator[PhotographerRun]:
     """Sign in, create an event, upload the album with the file input, wait until it is processed."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with desktop_page(browser) as (page, errors):
+        yield from _photographer_run(page, errors, base_url, api_key, album, worker, db)
+
+
+def _photographer_run(
+    page: Any, errors: list[str], base_url: str, api_key: str, album: Path, worker: CeleryWorker, db: sa.Engine
+) -> Iterator[PhotographerRun]:
     try:
         page.goto(f"{base_url}/app")
         page.wait_for_selector("#signin:not([hidden])")
@@ -212,13 +241,9 @@ def photographer_run(
         page.fill("#api-key", "not-a-key")
         page.click("#signin-form button[type=submit]")
         page.wait_for_selector("#signin-error:not([hidden])")
-        page.fill("#api-key", api_key)
-        page.click("#signin-form button[type=submit]")
-        page.wait_for_selector("#workspace:not([hidden])")
+        sign_in(page, api_key)
 
-        page.fill("#event-name", "Browser test wedding")
-        page.click("#create-form button[type=submit]")
-        page.wait_for_selector("#event:not([hidden])")
+        create_event_on(page, "Browser test wedding")
         assert page.inner_text("#event-title") == "Browser test wedding"
         slug = page.evaluate("decodeURIComponent(location.hash.slice(1))")
         code = page.inner_text("#event-code")
@@ -267,8 +292,6 @@ def photographer_run(
         shoot(page, "photographer-failure")
         print(f"worker log:\n{worker.tail()}")
         raise
-    finally:
-        context.close()
 
 
 def test_photographer_uploads_an_album_and_watches_it_process(photographer_run: PhotographerRun, album: Path) -> None:
@@ -473,39 +496,30 @@ def test_photographer_imports_a_prefix_and_sees_what_was_not_imported(
     for p in photos:
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "notes.jpg").write_text("not a photo")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(f"{base_url}/app")
-        page.fill("#api-key", api_key)
-        page.click("#signin-form button[type=submit]")
-        page.wait_for_selector("#workspace:not([hidden])")
-        page.fill("#event-name", "Imported from the bucket")
-        page.click("#create-form button[type=submit]")
-        page.wait_for_selector("#event:not([hidden])")
+    with desktop_page(browser) as (page, errors):
+        try:
+            page.goto(f"{base_url}/app")
+            sign_in(page, api_key)
+            create_event_on(page, "Imported from the bucket")
 
-        page.fill("#import-prefix", "events/")
-        page.click("#import-form button[type=submit]")
-        page.wait_for_selector("#import-msg.error:not([hidden])")
-        assert "outside 'events/'" in page.inner_text("#import-msg")
+            page.fill("#import-prefix", "events/")
+            page.click("#import-form button[type=submit]")
+            page.wait_for_selector("#import-msg.error:not([hidden])")
+            assert "outside 'events/'" in page.inner_text("#import-msg")
 
-        page.fill("#import-prefix", "imports/browser-card/")
-        page.click("#import-form button[type=submit]")
-        page.wait_for_selector("#import-msg.info:not([hidden])")
-        assert page.inner_text("#import-msg") == "Importing 3 photos from imports/browser-card/…"
-        page.wait_for_selector('#processing[data-total="2"][data-remaining="0"]', timeout=PROCESS_TIMEOUT_MS)
-        page.wait_for_selector("#import-msg", state="hidden")  # copied in: the note has served
-        page.wait_for_selector("#rejected:not([hidden])", timeout=10_000)
-        rows = page.eval_on_selector_all("#rejected-rows tr", "rs => rs.map(r => r.innerText)")
-        assert len(rows) == 1 and "imports/browser-card/notes.jpg" in rows[0] and "unsupported_format" in rows[0]
-        assert page.inner_text("#proc-state").endswith("1 file in storage could not be imported.")
-        shoot(page, "11-photographer-import")
-        assert not errors, errors
-    except Exception:
-        shoot(page, "photographer-import-failure")
-        print(f"worker log:\n{worker.tail()}")
-        raise
-    finally:
-        context.close()
+            page.fill("#import-prefix", "imports/browser-card/")
+            page.click("#import-form button[type=submit]")
+            page.wait_for_selector("#import-msg.info:not([hidden])")
+            assert page.inner_text("#import-msg") == "Importing 3 photos from imports/browser-card/…"
+            page.wait_for_selector('#processing[data-total="2"][data-remaining="0"]', timeout=PROCESS_TIMEOUT_MS)
+            page.wait_for_selector("#import-msg", state="hidden")  # copied in: the note has served
+            page.wait_for_selector("#rejected:not([hidden])", timeout=10_000)
+            rows = page.eval_on_selector_all("#rejected-rows tr", "rs => rs.map(r => r.innerText)")
+            assert len(rows) == 1 and "imports/browser-card/notes.jpg" in rows[0] and "unsupported_format" in rows[0]
+            assert page.inner_text("#proc-state").endswith("1 file in storage could not be imported.")
+            shoot(page, "11-photographer-import")
+            assert not errors, errors
+        except Exception:
+            shoot(page, "photographer-import-failure")
+            print(f"worker log:\n{worker.tail()}")
+            raise
