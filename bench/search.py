@@ -17,10 +17,14 @@ own code (photomatch.ann), timed. Then, per event:
   every measured event (8 photos near the selfie), so that searches find matches and expand.
 
     uv run python bench/search.py [--sizes 10000,100000,1000000] [--queries 100] [--http-queries 40]
+        [--churn N]
 
 With a second embedder (Settings.second_embedder, on by default) events fuse it: each face also
 holds a second vector (a copy of its first, same size and work), scans read its distances, and the
 HTTP selfies are embedded by both models, as in the product.
+
+--churn N first plants and deletes the HTTP run's photos N times, as N earlier runs did, and reports
+the dead face rows left: whether deleted faces' index entries slow the scans.
 
 Prints one JSON object with the same keys every run. The data is reused while the sizes and the
 second model match (--rebuild regenerates it; other --sizes than the stored ones need --rebuild,
@@ -238,21 +242,58 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
     return out
 
 
+def lfw_selfies(n: int, rng: np.random.Generator) -> list[bytes] | str:
+    """`n` real dev-lfw images to search with, or why there are none."""
+    from bench.identity_cache import labelled_images
+
+    lfw = get_settings().dev_lfw_dir
+    if not (lfw / "MANIFEST.md").is_file():
+        return f"dev-lfw not found at {lfw}"
+    images = labelled_images(lfw)
+    return [images[i][1].read_bytes() for i in rng.permutation(len(images))[:n]]
+
+
+def churn(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """Plant and delete the HTTP run's photos `args.churn` times first, as that many earlier runs did,
+    to see whether the deleted faces' index entries slow the scans; and how many dead rows are left."""
+    if not args.churn:
+        return {"cycles": 0}
+    rng = np.random.default_rng(args.seed)
+    selfies = lfw_selfies(args.http_queries or 40, rng)  # as many as an HTTP run plants (40 by default)
+    if isinstance(selfies, str):
+        return {"skipped": selfies}
+    background = len(sizes) - len(args.sizes)
+    events = [event_uuid(e) for e in range(background, len(sizes))]
+    t0 = time.perf_counter()
+    for _ in range(args.churn):
+        unplant(settings, plant(settings, selfies, events, rng))
+    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT n_dead_tup, last_autovacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'faces'"
+        ).fetchone()
+    assert row is not None
+    return {
+        "cycles": args.churn,
+        "faces_deleted": args.churn * len(events) * len(selfies) * PLANTED_PER_SELFIE,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "dead_faces_left": int(row[0]),
+        "autovacuumed": bool(row[1]),
+    }
+
+
 def http(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
     """POST real dev-lfw selfies to each event's search through the API app; p50/p95/p99 end to end."""
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from bench.identity_cache import labelled_images
 
-    lfw = get_settings().dev_lfw_dir
     if not args.http_queries:
         return {"skipped": "--http-queries 0"}
-    if not (lfw / "MANIFEST.md").is_file():
-        return {"skipped": f"dev-lfw not found at {lfw}"}
-    images = labelled_images(lfw)
     rng = np.random.default_rng(args.seed)
-    selfies = [images[i][1].read_bytes() for i in rng.permutation(len(images))[: args.http_queries]]
+    selfies = lfw_selfies(args.http_queries, rng)
+    if isinstance(selfies, str):
+        return {"skipped": selfies}
     out: dict[str, Any] = {}
     background = len(sizes) - len(args.sizes)
     planted = plant(settings, selfies, [event_uuid(e) for e in range(background, len(sizes))], rng)
@@ -364,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--churn", type=int, default=0, help="plant and delete the HTTP photos this many times first")
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -412,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "hnsw": {"m": ann.M, "ef_construction": ann.EF_CONSTRUCTION, "iterative_scan": ann.ITERATIVE_SCAN},
         "indexes": build_indexes(settings, sizes, to_index),
     }
+    out["churn"] = churn(settings, sizes, args)
     out["scans"] = scans(settings, data, sizes, args)
     out["http"] = http(settings, sizes, args)
     print(json.dumps(out, indent=1))
