@@ -509,10 +509,10 @@ def test_photographer_imports_a_prefix_and_sees_what_was_not_imported(
 
             page.fill("#import-prefix", "imports/browser-card/")
             page.click("#import-form button[type=submit]")
-            page.wait_for_selector("#import-msg.info:not([hidden])")
-            assert page.inner_text("#import-msg") == "Importing 3 photos from imports/browser-card/…"
+            page.wait_for_selector("#import-msg.info:not([hidden])")  # "Importing 3 files…", then:
             page.wait_for_selector('#processing[data-total="2"][data-remaining="0"]', timeout=PROCESS_TIMEOUT_MS)
-            page.wait_for_selector("#import-msg", state="hidden")  # copied in: the note has served
+            wait_js(page, "t => document.getElementById('import-msg').textContent === t",
+                    "Import from imports/browser-card/ finished (3 files).")  # fmt: skip
             page.wait_for_selector("#rejected:not([hidden])", timeout=10_000)
             rows = page.eval_on_selector_all("#rejected-rows tr", "rs => rs.map(r => r.innerText)")
             assert len(rows) == 1 and "imports/browser-card/notes.jpg" in rows[0] and "unsupported_format" in rows[0]

@@ -1,6 +1,7 @@
 // The photographer's events: the list, creating one, and selecting one (from the URL's #slug).
 import { api } from "./photographer-api.js";
 import { $, el, showError } from "./photographer-dom.js";
+import { forgetImport } from "./photographer-imports.js";
 import { restart } from "./photographer-progress.js";
 import { showShare } from "./photographer-share.js";
 import { state } from "./photographer-state.js";
@@ -35,8 +36,7 @@ export function selectEvent(slug) {
   $("event-retention").textContent = ev.retention_until;
   $("site-url").textContent = location.origin;
   $("failed").hidden = true;
-  $("rejected").hidden = true;
-  $("import-msg").hidden = true;
+  forgetImport();
   showShare(ev);
   restart();
 }

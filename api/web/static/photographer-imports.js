@@ -3,6 +3,8 @@ import { api } from "./photographer-api.js";
 import { $, el } from "./photographer-dom.js";
 import { state } from "./photographer-state.js";
 
+let started = null; // the import this page started and has not yet seen finish: {found, prefix}
+
 function say(text, isError = false) {
   const msg = $("import-msg");
   msg.textContent = text;
@@ -18,12 +20,14 @@ export function initImports(onStarted) {
     const ev = state.current;
     const prefix = $("import-prefix").value.trim();
     if (!ev) return;
+    started = null;
     if (!prefix) return say("Type the prefix the album is under, e.g. imports/anna-ben-wedding/.", true);
     const button = $("import-form").querySelector("button");
     button.disabled = true;
     try {
       const res = await (await api(`/events/${ev.slug}/import`, { method: "POST", json: { prefix } })).json();
-      say(`Importing ${res.found} photo${res.found === 1 ? "" : "s"} from ${res.prefix}…`);
+      started = { found: res.found, prefix: res.prefix };
+      say(`Importing ${res.found} file${res.found === 1 ? "" : "s"} from ${res.prefix}…`);
       onStarted();
     } catch (err) {
       say(err.message, true);
@@ -33,9 +37,18 @@ export function initImports(onStarted) {
   });
 }
 
-// Every object of the started imports is copied in: the "Importing…" note has served (errors stay).
+// Another event was selected: its page starts with no import note.
+export function forgetImport() {
+  started = null;
+  say("");
+  $("rejected").hidden = true;
+}
+
+// Nothing is left to copy: the import this page started has finished (its rejects are listed below).
 export function importsSettled() {
-  if ($("import-msg").classList.contains("info")) say("");
+  if (!started) return;
+  say(`Import from ${started.prefix} finished (${started.found} file${started.found === 1 ? "" : "s"}).`);
+  started = null;
 }
 
 // Load the table of objects not imported; `count` is the number the status just reported.
