@@ -64,10 +64,14 @@ def album_scan(photos: FaceSet, limit: int) -> Knn:
     quality = face_quality(photos.probability, photos.size, photos.sharpness)
     names = [photos.names[i] for i in photos.image]
 
-    def knn(query: np.ndarray, second: np.ndarray | None = None) -> Neighbours:
+    def knn(query: np.ndarray, second: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
         q = query.astype(np.float16).astype(np.float32)
         d = np.linalg.norm(emb - q[None, :], axis=1).astype(np.float64)
-        order = np.argsort(d, kind="stable")[:limit]
+        if among is None:
+            order = np.argsort(d, kind="stable")[:limit]
+        else:  # only these faces, as the product re-measures a scan's faces from an expanded query
+            rows = np.asarray(among, dtype=np.int64)
+            order = rows[np.argsort(d[rows], kind="stable")]
         near = order[d[order] <= CANDIDATE_RADIUS]
         d2 = None
         if second is not None and emb2 is not None:  # the second model's distance of the same rows only

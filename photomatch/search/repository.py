@@ -11,12 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pgvector import HalfVector
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import String, bindparam, case, cast, delete, func, insert, select, text, update
+from sqlalchemy import BigInteger, String, any_, bindparam, case, cast, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from photomatch import ann
 from photomatch.models import Face, FaceTombstone, Photo, PhotoStatus
@@ -77,6 +80,7 @@ def scan_event(
     indexed_limit: int | None = None,
     ef_search: int = 600,
     second: tuple[str, np.ndarray] | None = None,
+    among: Sequence[int] | np.ndarray | None = None,
 ) -> Scan:
     """The `limit` faces of `event_id` (by `model`, in done photos) nearest to `query`, in one scan.
 
@@ -91,7 +95,12 @@ def scan_event(
 
     `second` (a second model and the query's vector by it) adds each returned face's distance by
     that model, computed for those `limit` faces only (an outer query), never used to order.
+
+    `among` (face ids) measures only those faces, exactly, by primary key: the re-measure of a
+    previous scan's faces from an expanded query. `event_faces` then counts them.
     """
+    if among is not None:
+        exact, limit = True, len(among)
     index = None if exact else ann.event_index(session, event_id, model)
     if index and indexed_limit:
         limit = min(limit, indexed_limit)
@@ -113,6 +122,7 @@ def scan_event(
         # face row with a stale event_id could not bring in another event's photo.
         .join(Photo, (Photo.id == Face.photo_id) & (Photo.event_id == Face.event_id))
         .where(Face.event_id == event_id, Face.model == model, Photo.status == PhotoStatus.DONE)
+        .where(*([] if among is None else [Face.id == any_(_ids_param(among))]))
         # The index yields faces in distance order; a second sort key would make Postgres sort them all.
         .order_by(*((distance,) if index else (distance, Face.id)))
         .limit(limit)
@@ -158,6 +168,12 @@ def scan_event(
         near_second=None if second is None else _nan_for_none([r.second_distance for r in within]),
         nearest_second=None if second is None else _nan_for_none([r.second_distance for r in rows]),
     )
+
+
+def _ids_param(ids: Sequence[int] | np.ndarray) -> BindParameter[Any]:
+    """Face ids as one bigint[] parameter (a thousand separate parameters would slow the planner)."""
+    array: Any = ARRAY(BigInteger)
+    return bindparam("among_ids", value=[int(i) for i in ids], type_=array)
 
 
 def _nan_for_none(values: list[float | None]) -> np.ndarray:

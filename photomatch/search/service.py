@@ -206,7 +206,7 @@ class SearchResult:
 def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], settings: Settings) -> Knn:
     """The ranking's scan of this event's faces in Postgres; remembers each candidate face's box."""
 
-    def knn(query: np.ndarray, second: np.ndarray | None = None) -> Neighbours:
+    def knn(query: np.ndarray, second: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
         by_second = None if second is None or not event.second_embedder else (event.second_embedder, second)
         scan = repository.scan_event(
             session,
@@ -218,6 +218,7 @@ def event_knn(session: Session, event: Event, boxes: dict[int, list[float]], set
             indexed_limit=settings.search_index_max_candidates,
             ef_search=settings.search_index_ef_search,
             second=by_second,
+            among=among,
         )
         rows = scan.near
         for face_id, box in zip(rows.face, rows.box, strict=True):

@@ -200,3 +200,29 @@ def test_the_scan_brings_each_faces_second_model_distance(engine: Engine) -> Non
         # A model name the faces were not made by gives no distances at all.
         other = repository.scan_event(session, big.id, MODEL, q1, radius=2.0, limit=50, second=("other", q2))
         assert other.nearest_second is not None and np.isnan(other.nearest_second).all()
+
+
+def test_a_re_measure_reads_exactly_the_faces_asked_for_and_only_the_events_own(engine: Engine) -> None:
+    """Expansion re-measures the first scan's faces by id (`among`): exact distances to the new query,
+    in distance order, without walking the event's index, and never a face of another event."""
+    with Session(engine) as session:
+        big, big_emb = album(session, "big", 400, seed=8)
+        other, _ = album(session, "other", 400, seed=9)
+        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        first = scan(session, big, big_emb[5], limit=100)
+        stranger = session.scalars(sa.select(Face.id).where(Face.event_id == other.id).limit(1)).one()
+        ids = session.scalars(sa.select(Face.id).where(Face.event_id == big.id).order_by(Face.id)).all()
+        row_of = {face_id: i for i, face_id in enumerate(ids)}
+        expanded = big_emb[5] + big_emb[6]
+        expanded /= np.linalg.norm(expanded)
+
+        plans = Plans(engine)
+        among = np.append(first.nearest_face, stranger)
+        again = repository.scan_event(session, big.id, MODEL, expanded, radius=2.0, limit=50, among=among)
+        session.rollback()
+        plans.close()
+        assert ann.index_name(big.id, MODEL) not in plans.seen[0], plans.seen[0]
+        assert sorted(again.nearest_face.tolist()) == sorted(first.nearest_face.tolist())  # all asked, not 50
+        expected = [np.linalg.norm(big_emb[row_of[f]] - expanded) for f in again.nearest_face]
+        np.testing.assert_allclose(again.nearest, expected, atol=2e-3)  # halfvec precision
+        assert np.all(np.diff(again.nearest) >= 0) and again.event_faces == len(first.nearest_face)

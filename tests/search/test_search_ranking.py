@@ -109,9 +109,9 @@ def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> tupl
     e = np.array(emb, dtype=np.float32)
     photos = [f"p{i}" for i in range(len(e))]
 
-    def knn(q: np.ndarray) -> Neighbours:
+    def knn(q: np.ndarray, _s: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
         d = np.linalg.norm(e - q[None, :], axis=1).astype(np.float64)
-        order = np.argsort(d)[:100]
+        order = np.argsort(d)[:100] if among is None else np.asarray(among)[np.argsort(d[np.asarray(among)])]
         near = order[d[order] <= CANDIDATE_RADIUS]
         c = Candidates(near, [photos[i] for i in near], d[near], np.ones(len(near)))
         return Neighbours(c, d[order], order, len(e))
@@ -197,9 +197,9 @@ def fused_event(first: list[float], second: list[float], q1: np.ndarray, q2: np.
     e1, e2 = vectors_at(q1, first, 10), vectors_at(q2, second, 11)
     photos = [f"p{i}" for i in range(len(e1))]
 
-    def knn(q: np.ndarray, s: np.ndarray | None = None) -> Neighbours:
+    def knn(q: np.ndarray, s: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
         d = np.linalg.norm(e1 - q[None, :], axis=1).astype(np.float64)
-        order = np.argsort(d)[:2000]
+        order = np.argsort(d)[:2000] if among is None else np.asarray(among)[np.argsort(d[np.asarray(among)])]
         near = order[d[order] <= CANDIDATE_RADIUS]
         d2 = np.linalg.norm(e2 - s[None, :], axis=1).astype(np.float64) if s is not None and with_second else None
         c = Candidates(near, [photos[i] for i in near], d[near], np.ones(len(near)), None if d2 is None else d2[near])
