@@ -40,15 +40,19 @@ def format_status(st: dict[str, Any]) -> str:
     counts = ", ".join(f"{n} {name}" for name, n in st["counts"].items())
     line = f"{st['event']}: {st['total']} photos ({counts}); {st['faces']} faces"
     if st.get("importing"):
-        line += f"; {st['importing']} objects still importing"
+        line += f"; {_objects(st['importing'])} still importing"
     if st["remaining"]:
         eta = "unknown" if st["eta_seconds"] is None else f"{st['eta_seconds']:.0f}s"
         line += f"; {st['photos_per_second']:.2f} photos/s, ETA {eta}"
     if st.get("second_embedding_pending"):
         line += f"; {st['second_embedding_pending']} photos still getting the second model's vectors"
     if st.get("import_rejected"):
-        line += f"; {st['import_rejected']} objects not imported"
+        line += f"; {_objects(st['import_rejected'])} not imported"
     return line
+
+
+def _objects(n: int) -> str:
+    return f"{n} object{'' if n == 1 else 's'}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

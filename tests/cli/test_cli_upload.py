@@ -214,3 +214,13 @@ def test_import_starts_an_import_of_a_storage_prefix_and_says_how_to_follow_it(
     assert "outside 'events/'" in capsys.readouterr().err
     assert main(["import", "imports/card-1/", "--event", "nope", "--api", live_api, "--key", api_key]) == 2
     assert "no event 'nope'" in capsys.readouterr().err
+
+
+def test_the_status_line_counts_imports_in_words() -> None:
+    from photomatch.cli.status import format_status
+
+    st = {"event": "e", "total": 2, "counts": {"done": 2}, "faces": 5, "remaining": 1, "eta_seconds": None,
+          "photos_per_second": 0.0, "importing": 1, "import_rejected": 2}  # fmt: skip
+    assert format_status(st) == (
+        "e: 2 photos (2 done); 5 faces; 1 object still importing; 0.00 photos/s, ETA unknown; 2 objects not imported"
+    )
