@@ -267,8 +267,7 @@ def churn(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dic
     t0 = time.perf_counter()
     for _ in range(args.churn):
         unplant(settings, plant(settings, selfies, events, rng))
-    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(conninfo(settings.database_url, DB)) as conn:
         row = conn.execute(
             "SELECT n_dead_tup, last_autovacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'faces'"
         ).fetchone()
