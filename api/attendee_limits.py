@@ -13,7 +13,8 @@ from api.deps import resources
 from photomatch.events.service import get_event, get_event_by_access_code, normalize_access_code
 from photomatch.models import Event
 from photomatch.ratelimit import RateLimiter
-from photomatch.search.service import InvalidCredentials, check_access
+from photomatch.search.access import check_access
+from photomatch.search.errors import InvalidCredentials
 
 
 def client_of(request: Request) -> str:

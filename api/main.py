@@ -15,6 +15,7 @@ from api.routes import events, files, health, metrics, pages, photos, search
 from photomatch.config import Settings, get_settings
 from photomatch.faces import torch_thread
 from photomatch.logs import get_logger
+from photomatch.search.calibration import require_calibrated
 
 log = get_logger(__name__)
 
@@ -36,7 +37,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new API application for `settings` (default: the process settings)."""
+    """A new API application for `settings` (default: the process settings).
+
+    NotCalibrated when search has no calibration for the site's detector and embedders: the API
+    would otherwise answer every search with another engine's thresholds.
+    """
+    require_calibrated(settings or get_settings())
     app = FastAPI(
         title="photomatch",
         summary="Find a person's event photos from one selfie.",

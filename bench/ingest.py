@@ -195,7 +195,7 @@ def main() -> None:
             time.sleep(0.2)
 
     threading.Thread(target=sample, daemon=True).start()
-    from photomatch.cli import main as cli
+    from cli import main as cli
 
     started = time.monotonic()
     try:

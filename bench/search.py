@@ -164,12 +164,13 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
     from photomatch.db import make_engine, make_session_factory
     from photomatch.models import Event
     from photomatch.search import repository
-    from photomatch.search.calibration import CANDIDATE_RADIUS
+    from photomatch.search.calibration import site_calibrations
+    from photomatch.search.event_scan import event_embeddings, event_knn
     from photomatch.search.ranking import Query, rank_photos
-    from photomatch.search.service import event_embeddings, event_knn
 
     engine = make_engine(settings.database_url, pool_size=1)
     limit = settings.search_max_candidates
+    cals = site_calibrations(settings)
     out: dict[str, Any] = {}
     rng = np.random.default_rng(args.seed + 1)
     background = len(sizes) - len(args.sizes)
@@ -192,7 +193,7 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
                     eid,
                     MODEL,
                     q,
-                    radius=CANDIDATE_RADIUS,
+                    radius=cals.search.candidate_radius,
                     limit=limit,
                     exact=exact,
                     indexed_limit=settings.search_index_max_candidates,
@@ -220,12 +221,12 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
                     row[f"id_recall_at_{at}"] = round(float(np.mean(by_id)), 4)
 
             row["scans_fused_with"] = fused
-            knn, embeddings = event_knn(session, event, {}, settings), event_embeddings(session, event)
+            knn, embeddings = event_knn(session, event, settings, cals), event_embeddings(session, event)
             service_ms, expanded, matched = [], [], []
             for q in queries:
                 # Fused events: the synthetic second vectors are copies of the first, so is the query's.
                 query = Query(q, q, event.second_embedder) if event.second_embedder else q
-                ms, ranked = timed(rank_photos, query, knn, embeddings)
+                ms, ranked = timed(rank_photos, query, knn, embeddings, None, cals)
                 session.rollback()
                 service_ms.append(ms)
                 expanded.append(ranked.expanded_with > 0)

@@ -33,7 +33,7 @@ from bench.metrics import average_precision
 from bench.search_data import FaceSet, analyze_images, engine_fingerprint, faces_of
 from photomatch.config import Settings, get_settings
 from photomatch.faces.types import Face
-from photomatch.search.calibration import CANDIDATE_RADIUS, calibration_for
+from photomatch.search.calibration import site_calibrations
 from photomatch.search.ranking import (
     Candidates,
     Embeddings,
@@ -57,7 +57,7 @@ def family_dirs(settings: Settings) -> dict[str, Path]:
     return {"dev-faces": settings.dev_faces_dir, "dev-lfw": settings.dev_lfw_dir, "dev-fiw": settings.dev_fiw_dir}
 
 
-def album_scan(photos: FaceSet, limit: int) -> Knn:
+def album_scan(photos: FaceSet, limit: int, radius: float) -> Knn:
     """The repository's scan over an album's cached faces (halfvec-rounded, like Postgres holds them)."""
     emb = photos.embedding.astype(np.float16).astype(np.float32)
     emb2 = None if photos.second_embedding is None else photos.second_embedding.astype(np.float16).astype(np.float32)
@@ -72,7 +72,7 @@ def album_scan(photos: FaceSet, limit: int) -> Knn:
         else:  # only these faces, as the product re-measures a scan's faces from an expanded query
             rows = np.asarray(among, dtype=np.int64)
             order = rows[np.argsort(d[rows], kind="stable")]
-        near = order[d[order] <= CANDIDATE_RADIUS]
+        near = order[d[order] <= radius]
         d2 = None
         if second is not None and emb2 is not None:  # the second model's distance of the same rows only
             q2 = second.astype(np.float16).astype(np.float32)
@@ -172,10 +172,11 @@ def query_face(album: Album, selfie: str, settings: Settings) -> Face:
 def search_album(album: Album, settings: Settings) -> Searches:
     """Search every selfie whose person is in the album, as the API would."""
     out = Searches()
-    knn = album_scan(album.photos, settings.search_max_candidates)
+    cals = site_calibrations(settings)
+    knn = album_scan(album.photos, settings.search_max_candidates, cals.search.candidate_radius)
     embeddings = album_embeddings(album.photos)
     fuse = album.photos.second_embedding is not None and bool(settings.second_embedder)
-    tiers = Tiers().resolved(calibration_for(settings.second_embedder if fuse else None))
+    tiers = Tiers().resolved(cals.for_models(settings.embedder, settings.second_embedder if fuse else None))
     everything = Tiers(match=tiers.match, possible=1e-12)  # every candidate, to draw the curves
     for identity, rel in sorted(album.truth["selfies"].items()):
         relevant = set(album.truth["identities"].get(identity, []))
@@ -187,7 +188,7 @@ def search_album(album: Album, settings: Settings) -> Searches:
         except QueryRejected as e:
             out.refused[e.reason] = out.refused.get(e.reason, 0) + 1
             continue
-        ranked = rank_photos(Query.of(face, fuse=fuse), knn, embeddings, everything)
+        ranked = rank_photos(Query.of(face, fuse=fuse), knn, embeddings, everything, cals)
         shown = {h.photo for h in ranked.matches} | {h.photo for h in ranked.possible if h.confidence >= tiers.possible}
         hits = ranked.matches + ranked.possible
         out.total_relevant += len(relevant)

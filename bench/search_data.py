@@ -136,7 +136,7 @@ def faces_of(faces: FaceSet, i: int) -> list[Face]:
                 det,
                 sharpness=float(faces.sharpness[r]),
                 embedding=faces.embedding[r],
-                model="cached",
+                model=None,  # the configured embedder's (the cache is keyed by it)
                 second_embedding=second,
                 second_model=faces.second_model if second is not None else None,
             )

@@ -23,7 +23,7 @@ from bench.metrics import average_precision
 from bench.search_accuracy import OUT, album_embeddings, album_scan, family_dirs, load, query_face
 from photomatch.config import get_settings
 from photomatch.faces.types import Detection
-from photomatch.search.calibration import calibration_for
+from photomatch.search.calibration import site_calibrations
 from photomatch.search.ranking import Query, QueryRejected, Tiers, rank_photos
 
 YAW_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 9.0)
@@ -46,8 +46,10 @@ def searched(family: str) -> list[dict[str, Any]]:
 
     settings = get_settings()
     album = load(family, family_dirs(settings)[family], "crowd", 0, lambda m: print(m, file=sys.stderr))
-    knn, embeddings = album_scan(album.photos, settings.search_max_candidates), album_embeddings(album.photos)
-    tiers = Tiers().resolved(calibration_for(settings.second_embedder))
+    cals = site_calibrations(settings)
+    knn = album_scan(album.photos, settings.search_max_candidates, cals.search.candidate_radius)
+    embeddings = album_embeddings(album.photos)
+    tiers = Tiers().resolved(cals.for_models(settings.embedder, settings.second_embedder))
     engine = get_engine(settings=settings)
     rows = []
     for identity, rel in sorted(album.truth["selfies"].items()):

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     # On a GPU, JPEGs are decoded by nvJPEG on the device (photomatch.faces.decode).
     decode_on_device: bool = True
+    # The face detector (photomatch.faces.detection). Search is calibrated per detector and embedders
+    # (search_calibration_file): every process refuses to start on a combination that has no calibration.
+    detector: Literal["mtcnn"] = "mtcnn"
     embedder: str = "dlib-resnet-v1"
     # A second embedder for the same faces, fused with the first in search (README "Two embedders");
     # recorded on each event at creation, so an event's faces all carry the same pair. "" for none.
@@ -201,11 +204,13 @@ class Settings(BaseSettings):
     rate_limit_site_code_failures: str = "1000/hour"
 
     # --- selfie search (photomatch.search) ---
-    # Each photo gets a calibrated probability that it shows the selfie's person
-    # (photomatch.search.calibration, fitted with `uv run python bench/search_study.py` on albums of
-    # every dev family and checked on albums of unseen people: README "Search"). The tiers are
-    # minimum probabilities; None means the calibrated value (matches at pooled precision 0.99, a
-    # possible tier whose band is at least 0.55 precise). Another embedder needs its own study.
+    # Each photo gets a calibrated probability that it shows the selfie's person, by the models of a
+    # calibration file (photomatch.search.calibration; None: the one that ships, fitted by
+    # `uv run python bench/calibrate.py` on albums of every dev family and checked on albums of unseen
+    # people: README "Search"). Another detector or embedder needs its own file.
+    search_calibration_file: Path | None = None
+    # The tiers are minimum probabilities; None means the calibrated value (matches at pooled
+    # precision 0.99, a possible tier whose band is at least 0.55 precise).
     search_match_probability: float | None = None
     search_possible_probability: float | None = None
     # Per-request thresholds (API) must stay within these bounds.

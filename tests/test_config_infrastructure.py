@@ -61,8 +61,8 @@ def test_production_refuses_placeholder_database_and_s3_passwords() -> None:
 
 
 def test_flower_always_gets_a_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from photomatch.cli.argv import flower_env
-    from photomatch.cli.errors import CliError
+    from cli.argv import flower_env
+    from cli.errors import CliError
     from photomatch.config import get_settings
 
     monkeypatch.setenv("PHOTOMATCH_DATA_DIR", str(tmp_path))

@@ -64,6 +64,20 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
 
 
 @worker_init.connect
+def _refuse_uncalibrated(**_: Any) -> None:
+    """A worker whose engine search has no calibration for stops before it embeds a photo: its
+    vectors would be ranked with another engine's thresholds."""
+    from photomatch.config import get_settings
+    from photomatch.search.calibration import NotCalibrated, require_calibrated
+
+    try:
+        require_calibrated(get_settings())
+    except NotCalibrated as e:
+        log.error("workers.not_calibrated", detail=str(e))
+        raise SystemExit(f"photomatch worker: {e}") from None
+
+
+@worker_init.connect
 def _serve_metrics(**_: Any) -> None:
     """With worker_metrics_port set, the worker's main process serves the metrics of it and its pool."""
     from prometheus_client import start_http_server

@@ -24,7 +24,7 @@ from api import attendee_limits
 from api.deps import DbSession
 from photomatch.events.service import normalize_access_code
 from photomatch.ratelimit import RateLimited
-from photomatch.search.service import InvalidCredentials
+from photomatch.search.errors import InvalidCredentials
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_DIR = WEB_DIR / "static"

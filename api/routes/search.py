@@ -1,7 +1,7 @@
-"""Attendee routes: selfie search and zip download (access code or link token), and the link + QR code.
+"""Attendee routes: selfie search, opt-out and zip download (access code or link token), and the link + QR code.
 
-Nothing here is rate limited yet: a deployment should put a limit per client IP in front of
-POST /events/{slug}/search (it costs a face-engine run) and of wrong access codes.
+Searches, opt-outs and wrong codes are rate limited per client address and per event
+(api/attendee_limits.py, Settings.rate_limit_*).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -29,8 +29,12 @@ from photomatch.logs import get_logger
 from photomatch.metrics import SEARCH_SECONDS
 from photomatch.models import Event
 from photomatch.search import optout, service
+from photomatch.search.access import require_consent
 from photomatch.search.archive import stream_zip
-from photomatch.search.service import InvalidThresholds, UnusableSelfie
+from photomatch.search.calibration import site_calibrations
+from photomatch.search.errors import InvalidThresholds, SearchError, UnusableSelfie
+from photomatch.search.selfie import engine_for
+from photomatch.search.thresholds import resolve_thresholds
 from photomatch.search.tokens import link_expiry, make_token
 from photomatch.storage import Storage, content_disposition
 
@@ -41,6 +45,13 @@ router = APIRouter(prefix="/events/{slug}", tags=["search"])
 # Room for the form fields and multipart framing around the selfie itself.
 _FORM_OVERHEAD = 64 * 1024
 _frozen = threading.Event()
+
+
+class NoPhotos(SearchError):
+    """A zip was asked for with no photo of this event."""
+
+    reason = "no_photos"
+    status = 404
 
 
 def _freeze_long_lived_objects() -> None:
@@ -88,7 +99,7 @@ _SEARCH_BODY: dict[str, Any] = {
 def _opened_with_consent(request: Request, session: Session, slug: str, form: MemoryForm) -> Event:
     """The event the form's code or token opens, once the attendee has consented to the biometric comparison."""
     event = attendee_limits.open_event(request, session, slug, form.first("code"), form.first("token"))
-    service.require_consent(form.first("consent"))
+    require_consent(form.first("consent"))
     return event
 
 
@@ -109,7 +120,8 @@ def _search(
     event = _opened_with_consent(request, session, slug, form)
     match = _float_field(form, "match_threshold")
     possible = _float_field(form, "possible_threshold")
-    service.resolve_thresholds(settings, match, possible)  # before the engine runs
+    calibration = site_calibrations(settings).for_models(event.embedder, event.second_embedder)
+    resolve_thresholds(settings, match, possible, calibration)  # before the engine runs
     selfie = form.file("selfie")
     if selfie is None or not selfie.data:
         raise UnusableSelfie("missing_selfie", "Take or choose a selfie to search with.")
@@ -119,7 +131,7 @@ def _search(
         event,
         selfie.data,
         settings=settings,
-        engine=service.engine_for(event, settings),
+        engine=engine_for(event, settings),
         match_threshold=match,
         possible_threshold=possible,
     )
@@ -177,7 +189,7 @@ def _opt_out(request: Request, slug: str, form: MemoryForm, session: Session, se
     selfie = form.file("selfie")
     if selfie is None or not selfie.data:
         raise UnusableSelfie("missing_selfie", "Take or choose a selfie of yourself.")
-    engine = service.engine_for(event, settings)
+    engine = engine_for(event, settings)
     result = optout.opt_out(session, event, selfie.data, settings=settings, engine=engine)
     return OptOutResponse(faces=result.faces, photos=result.photos)
 
@@ -218,7 +230,7 @@ def download_zip(
     event = attendee_limits.open_event(request, session, slug, code, token)
     entries = service.archive_entries(session, event, photo_ids)
     if not entries:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "none of these photos belong to this event")
+        raise NoPhotos("None of these photos belong to this event.")
     log.info("search.download.zip", event_id=event.id, photos=len(entries))
     headers = {"Content-Disposition": content_disposition(f"{event.slug}-photos.zip")}
     return StreamingResponse(stream_zip(storage, entries), media_type="application/zip", headers=headers)

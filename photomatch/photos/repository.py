@@ -309,9 +309,9 @@ def set_second_embedder(session: Session, event_id: uuid.UUID, model: str) -> No
     session.execute(update(Event).where(Event.id == event_id).values(second_embedder=model))
 
 
-def events_without_second(session: Session, embedder: str) -> list[Event]:
-    """Events embedding with `embedder` and no second embedder, oldest first."""
-    stmt = select(Event).where(Event.embedder == embedder, Event.second_embedder.is_(None)).order_by(Event.created_at)
+def events_without_second(session: Session) -> list[Event]:
+    """Events with no second embedder, oldest first."""
+    stmt = select(Event).where(Event.second_embedder.is_(None)).order_by(Event.created_at)
     return list(session.scalars(stmt))
 
 

@@ -30,7 +30,7 @@ from photomatch.logs import get_logger
 from photomatch.models import Event
 from photomatch.photos import repository
 from photomatch.photos.queue import enqueue_second_embedding
-from photomatch.search.calibration import CALIBRATED_FIRST, FUSED
+from photomatch.search.calibration import site_calibrations
 from photomatch.storage import ObjectNotFound, Storage
 
 log = get_logger(__name__)
@@ -52,12 +52,12 @@ def add_second_embedder(
     model = model or s.second_embedder
     if not model:
         raise SecondEmbedderError("no second embedder given, and the site has none (PHOTOMATCH_SECOND_EMBEDDER)")
-    if model not in FUSED:
-        known = ", ".join(sorted(FUSED))
-        raise SecondEmbedderError(f"no fused calibration for {model!r}: it cannot be searched (calibrated: {known})")
-    if event.embedder != CALIBRATED_FIRST:
+    cals = site_calibrations(s)
+    if not cals.fuses(event.embedder, model):
+        known = ", ".join("+".join(c.embedders) for c in cals.calibrations if c.fused)
         raise SecondEmbedderError(
-            f"event {event.slug} embeds with {event.embedder}; fused calibrations are fitted for {CALIBRATED_FIRST}"
+            f"no fused calibration for {model!r} with event {event.slug}'s {event.embedder}: "
+            f"it cannot be searched (calibrated: {known})"
         )
     if event.second_embedder not in (None, model):
         raise SecondEmbedderError(f"event {event.slug} already fuses {event.second_embedder}")
@@ -68,9 +68,15 @@ def add_second_embedder(
     return len(ids)
 
 
-def events_to_fuse(session: Session) -> list[Event]:
-    """Events that could gain a second embedder: those of the calibrated first model without one."""
-    return repository.events_without_second(session, CALIBRATED_FIRST)
+def events_to_fuse(session: Session, settings: Settings | None = None) -> list[Event]:
+    """Events that could gain the site's second embedder: those of a first model calibrated with it, without one."""
+    s = settings or get_settings()
+    cals = site_calibrations(s)
+    return [
+        e
+        for e in repository.events_without_second(session)
+        if s.second_embedder and cals.fuses(e.embedder, s.second_embedder)
+    ]
 
 
 def remaining(session: Session, event: Event) -> int:

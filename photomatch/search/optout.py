@@ -17,9 +17,11 @@ from photomatch.faces.types import Analyzer
 from photomatch.logs import get_logger
 from photomatch.models import Event
 from photomatch.search import repository
-from photomatch.search.calibration import calibration_for
+from photomatch.search.calibration import site_calibrations
+from photomatch.search.event_scan import event_embeddings, event_knn, query_for
 from photomatch.search.ranking import rank_photos
-from photomatch.search.service import event_embeddings, event_knn, query_for, resolve_thresholds, selfie_face
+from photomatch.search.selfie import selfie_face
+from photomatch.search.thresholds import resolve_thresholds
 
 log = get_logger(__name__)
 
@@ -39,9 +41,10 @@ def opt_out(
     if engine.model_name != event.embedder:
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
     face = selfie_face(selfie, engine, settings)
-    knn = event_knn(session, event, {}, settings)
-    tiers = resolve_thresholds(settings, None, None, calibration_for(event.second_embedder, event.embedder))
-    ranked = rank_photos(query_for(face, event), knn, event_embeddings(session, event), tiers)
+    cals = site_calibrations(settings)
+    knn = event_knn(session, event, settings, cals)
+    tiers = resolve_thresholds(settings, None, None, cals.for_models(event.embedder, event.second_embedder))
+    ranked = rank_photos(query_for(face, event, cals), knn, event_embeddings(session, event), tiers, cals)
     face_ids = [h.face for h in ranked.matches + ranked.possible if h.confidence >= settings.optout_probability]
     removed = repository.remove_faces(session, event.id, face_ids)
     log.info("search.optout.done", event_id=event.id, faces=sum(removed.values()), photos=len(removed))

@@ -15,7 +15,6 @@ confident hit would pull that stranger's look-alikes in with it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,15 +23,18 @@ import numpy as np
 
 from photomatch.errors import UserError
 from photomatch.faces.types import Face
-from photomatch.search.calibration import (
-    COHORT,
-    EXPANSION_HITS,
-    EXPANSION_PROBABILITY,
-    SINGLE,
-    Calibration,
-    calibration_for,
-)
+from photomatch.search.calibration import Calibration, CalibrationSet, SearchParams, load_calibrations
 from photomatch.search.cohort import CohortParams, cohort_stats
+from photomatch.search.scoring import (
+    Features,
+    best_face_per_photo,
+    expanded,
+    expansion_hits,
+    photo_choice_key,
+    query_features,
+    with_expansion,
+    without_expansion,
+)
 
 # --- the query face -----------------------------------------------------------------------------
 
@@ -95,6 +97,7 @@ class Candidates:
     quality: np.ndarray  # (n,) face_quality of each face
     # (n,) the same faces' distances to the query's second vector, when fused (NaN: none stored)
     second_distance: np.ndarray | None = None
+    box: np.ndarray | None = None  # (n, 4) each face's box in its photo, when the scan read them
 
     def __len__(self) -> int:
         return len(self.face)
@@ -138,6 +141,8 @@ class Query:
     vector: np.ndarray
     second: np.ndarray | None = None
     second_model: str | None = None
+    # The model that made `vector` (None: the calibration file's first embedder).
+    model: str | None = None
 
     @classmethod
     def of(cls, face: Face, fuse: bool = True) -> Query:
@@ -145,8 +150,8 @@ class Query:
         if face.embedding is None:
             raise ValueError("the face has no embedding")
         if fuse and face.second_embedding is not None:
-            return cls(np.asarray(face.embedding), np.asarray(face.second_embedding), face.second_model)
-        return cls(np.asarray(face.embedding))
+            return cls(np.asarray(face.embedding), np.asarray(face.second_embedding), face.second_model, face.model)
+        return cls(np.asarray(face.embedding), model=face.model)
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ class PhotoHit:
     quality: float
     confidence: float  # calibrated P(the photo shows the person), with expansion
     own_evidence: float  # the same from the selfie alone; decides the matches tier
+    box: tuple[float, ...] | None = None  # the face's box in its photo, when the scan read it
 
 
 @dataclass
@@ -192,16 +198,10 @@ class Ranked:
 def closest_per_photo(c: Candidates, score: np.ndarray | None = None) -> np.ndarray:
     """Indices into `c` of each photo's best face (a person appears once per photo): the closest, or
     the highest `score` when given (fused: both models' cohort z-scores together)."""
-    key = -c.distance if score is None else np.asarray(score, dtype=np.float64)
-    best: dict[Hashable, int] = {}
-    for i, photo in enumerate(c.photo):
-        j = best.get(photo)
-        if j is None or (key[i], c.quality[i]) > (key[j], c.quality[j]):
-            best[photo] = i
-    return np.array(sorted(best.values()), dtype=np.int64)
+    return best_face_per_photo(c.photo, -c.distance if score is None else np.asarray(score, np.float64), c.quality)
 
 
-def cohort_of(nearest: np.ndarray, params: CohortParams = COHORT) -> tuple[float, float]:
+def cohort_of(nearest: np.ndarray, params: CohortParams) -> tuple[float, float]:
     """Mean and spread of a query's impostor cohort, from its distances to the event's nearest faces."""
     d = np.asarray(nearest, dtype=np.float64)
     mu, sd = cohort_stats(d[np.isfinite(d)][None, :], params)
@@ -209,37 +209,28 @@ def cohort_of(nearest: np.ndarray, params: CohortParams = COHORT) -> tuple[float
 
 
 def expand_query(
-    query: np.ndarray, c: Candidates, own: np.ndarray, embeddings: Embeddings, second: np.ndarray | None = None
+    query: np.ndarray,
+    c: Candidates,
+    own: np.ndarray,
+    embeddings: Embeddings,
+    second: np.ndarray | None = None,
+    params: SearchParams | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray | None]:
-    """The selfie plus its likely hits (own-evidence probability >= EXPANSION_PROBABILITY, one per photo,
-    best first, at most EXPANSION_HITS), re-normalised; the second vector expanded with the same hits.
-
-    Fixed by the calibration, not by the request's thresholds: a looser request must not pull
-    strangers into the query itself.
-    """
-    chosen: list[int] = []
-    seen: set[Hashable] = set()
-    for i in np.argsort(-own, kind="stable"):
-        if own[i] < EXPANSION_PROBABILITY or len(chosen) >= EXPANSION_HITS:
-            break
-        # A person appears once per photo: a second face of the same photo is someone else.
-        if c.photo[i] in seen:
-            continue
-        seen.add(c.photo[i])
-        chosen.append(int(i))
+    """The selfie plus its likely hits (photomatch.search.scoring.expansion_hits), re-normalised; the
+    second vector expanded with the same hits."""
+    p = params or SearchParams()
+    chosen = expansion_hits(own, c.photo, p.expansion_probability, p.expansion_hits)
     if not chosen:
         return query, 0, second
-
-    def plus_hits(q: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        v = q.astype(np.float64) + vectors.astype(np.float64).sum(axis=0)
-        return (v / np.linalg.norm(v)).astype(np.float32)
-
-    expanded = plus_hits(query, embeddings(c.face[chosen]))
-    expanded2 = None if second is None else plus_hits(second, embeddings(c.face[chosen], True))
-    return expanded, len(chosen), expanded2
+    ids = c.face[chosen]
+    return (
+        expanded(query, embeddings(ids)),
+        len(chosen),
+        None if second is None else expanded(second, embeddings(ids, True)),
+    )
 
 
-def _fusable(query: Query, first: Neighbours) -> bool:
+def _fusable(query: Query, first: Neighbours, cal: Calibration) -> bool:
     """Fuse only when every candidate, and the cohort, has the second model's distance."""
     c = first.candidates
     return (
@@ -247,7 +238,7 @@ def _fusable(query: Query, first: Neighbours) -> bool:
         and c.second_distance is not None
         and first.nearest_second is not None
         and bool(np.isfinite(c.second_distance).all())
-        and int(np.isfinite(first.nearest_second).sum()) >= min(len(first.nearest), COHORT.rank_hi)
+        and int(np.isfinite(first.nearest_second).sum()) >= min(len(first.nearest), cal.cohort.rank_hi)
     )
 
 
@@ -260,54 +251,81 @@ def _from_scan(faces: np.ndarray, scan_faces: np.ndarray, scan_d: np.ndarray) ->
     return np.array([found.get(int(f), farthest) for f in faces], dtype=np.float64)
 
 
-def rank_photos(query: np.ndarray | Query, knn: Knn, embeddings: Embeddings, tiers: Tiers | None = None) -> Ranked:
+def _features(first: Neighbours, cal: Calibration) -> Features:
+    """The selfie's own features of every candidate of the first scan."""
+    c = first.candidates
+    if not cal.fused:
+        return query_features(c.distance, cohort_of(first.nearest, cal.cohort), first.event_faces)
+    assert c.second_distance is not None and first.nearest_second is not None and cal.second_cohort
+    return query_features(
+        c.distance,
+        cohort_of(first.nearest, cal.cohort),
+        first.event_faces,
+        c.second_distance,
+        cohort_of(first.nearest_second, cal.second_cohort),
+    )
+
+
+def _expanded_features(f: Features, c: Candidates, nxt: Neighbours, cal: Calibration) -> Features:
+    """`f` plus the candidates' features from the expanded query's re-measure `nxt`."""
+    d_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest)
+    if not cal.fused:
+        return with_expansion(f, d_exp, cohort_of(nxt.nearest, cal.cohort))
+    assert nxt.nearest_second is not None and cal.second_cohort
+    d2_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest_second)
+    return with_expansion(
+        f, d_exp, cohort_of(nxt.nearest, cal.cohort), d2_exp, cohort_of(nxt.nearest_second, cal.second_cohort)
+    )
+
+
+def rank_photos(
+    query: np.ndarray | Query,
+    knn: Knn,
+    embeddings: Embeddings,
+    tiers: Tiers | None = None,
+    calibrations: CalibrationSet | None = None,
+) -> Ranked:
     """Score every candidate photo of the event, then split them into tiers, most likely first.
 
-    A Query with a second vector is searched with both models fused (its model's calibration),
-    provided the event's faces carry that model's vectors; otherwise with the first model alone.
+    A Query with a second vector is searched with both models fused (that pair's calibration),
+    provided the pair is calibrated and the event's faces carry the second model's vectors;
+    otherwise with the first model alone. NotCalibrated if the first model has no calibration.
     """
+    cals = calibrations or load_calibrations()
     q = query if isinstance(query, Query) else Query(np.asarray(query))
+    model = q.model or cals.calibrations[0].embedders[0]
     vector = np.asarray(q.vector, dtype=np.float32)
     second = None if q.second is None else np.asarray(q.second, dtype=np.float32)
     first = knn(vector, second) if second is not None else knn(vector)
-    cal = calibration_for(q.second_model) if _fusable(q, first) else SINGLE
-    fused = cal.second_cohort is not None
-    second = second if fused else None
+    cal = cals.for_models(model, q.second_model)
+    if cal.fused and not _fusable(q, first, cal):
+        cal = cals.for_models(model)
+    second = second if cal.fused else None
     tiers = (tiers or Tiers()).resolved(cal)
     c = first.candidates
-    log_n = math.log(max(1, first.event_faces))
-    mu, sd = cohort_of(first.nearest, cal.cohort)
-    cols = {"d": c.distance, "z_q": (mu - c.distance) / sd, "log_n": np.full(len(c), log_n)}
-    if fused:
-        assert c.second_distance is not None and first.nearest_second is not None and cal.second_cohort
-        mu2, sd2 = cohort_of(first.nearest_second, cal.second_cohort)
-        cols |= {"d2": c.second_distance, "z_q2": (mu2 - c.second_distance) / sd2}
-    own_all = cal.own.probabilities(cols)
-    expanded, n_hits, expanded2 = expand_query(vector, c, own_all, embeddings, second)
+    f = _features(first, cal)
+    own_all = cal.own.probabilities(f)
+    expanded_q, n_hits, expanded2 = expand_query(vector, c, own_all, embeddings, second, cals.search)
     if n_hits:
         # The expanded query sits between the selfie and its hits: its nearest faces are among the
         # selfie's nearest, so those are re-measured (by id) rather than the event scanned again.
         # Its cohort is ranks 10-100 of them; at 1M faces this halves the search's database time.
-        nxt = knn(expanded, expanded2, first.nearest_face)
-        mu_e, sd_e = cohort_of(nxt.nearest, cal.cohort)
-        d_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest)
-        cols |= {"d_exp": d_exp, "z_exp": (mu_e - d_exp) / sd_e}
-        if fused:
-            assert nxt.nearest_second is not None and cal.second_cohort
-            mu2e, sd2e = cohort_of(nxt.nearest_second, cal.second_cohort)
-            d2_exp = _from_scan(c.face, nxt.nearest_face, nxt.nearest_second)
-            cols |= {"d2_exp": d2_exp, "z2_exp": (mu2e - d2_exp) / sd2e}
+        f = _expanded_features(f, c, knn(expanded_q, expanded2, first.nearest_face), cal)
     else:
-        cols |= {"d_exp": cols["d"], "z_exp": cols["z_q"]}
-        if fused:
-            cols |= {"d2_exp": cols["d2"], "z2_exp": cols["z_q2"]}
-    best = closest_per_photo(c, cols["z_q"] + cols["z_q2"] if fused else None)
-    columns = {k: v[best] for k, v in cols.items()}
-    own = own_all[best]
-    full = cal.full.probabilities(columns)
+        f = without_expansion(f)
+    best = closest_per_photo(c, photo_choice_key(f))
+    full = cal.full.probabilities(f.take(best))
     hits = [
-        PhotoHit(c.photo[i], int(c.face[i]), float(c.distance[i]), float(c.quality[i]), float(p), float(o))
-        for i, p, o in zip(best, full, own, strict=True)
+        PhotoHit(
+            c.photo[i],
+            int(c.face[i]),
+            float(c.distance[i]),
+            float(c.quality[i]),
+            float(p),
+            float(o),
+            None if c.box is None else tuple(round(float(v), 1) for v in c.box[i]),
+        )
+        for i, p, o in zip(best, full, own_all[best], strict=True)
     ]
     hits.sort(key=lambda h: (-h.confidence, -h.quality, h.distance, str(h.photo)))
     assert tiers.match is not None and tiers.possible is not None
@@ -318,6 +336,6 @@ def rank_photos(query: np.ndarray | Query, knn: Knn, embeddings: Embeddings, tie
         possible=possible,
         expanded_with=n_hits,
         event_faces=first.event_faces,
-        fused_with=q.second_model if fused else None,
+        fused_with=q.second_model if cal.fused else None,
         tiers=tiers,
     )

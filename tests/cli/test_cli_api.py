@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from photomatch.cli.services import cmd_api
+from cli.services import cmd_api
 from photomatch.config import get_settings
 
 

@@ -13,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from photomatch.cli.credentials import CREDENTIALS_FILE
+from cli.credentials import CREDENTIALS_FILE
 
 
 def photomatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a subprocess, as `photomatch ...` would."""
     return subprocess.run(
-        [sys.executable, "-m", "photomatch.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from api.main import create_app
+from cli import main
 from photomatch.accounts.service import create_photographer
-from photomatch.cli import main
 from photomatch.config import Settings
 from photomatch.models import Event, Photo
 
@@ -217,7 +217,7 @@ def test_import_starts_an_import_of_a_storage_prefix_and_says_how_to_follow_it(
 
 
 def test_the_status_line_counts_imports_in_words() -> None:
-    from photomatch.cli.status import format_status
+    from cli.status import format_status
 
     st = {"event": "e", "total": 2, "counts": {"done": 2}, "faces": 5, "remaining": 1, "eta_seconds": None,
           "photos_per_second": 0.0, "importing": 1, "import_rejected": 2}  # fmt: skip

@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 
 def _start(data_dir: Path, api_port: int, flower_port: int, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "photomatch.cli", "run", "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "cli", "run", "--data-dir", str(data_dir)]
     argv += ["--api-port", str(api_port), "--flower-port", str(flower_port)]
     # Only the variables that matter: the stack must not pick up the test session's services.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOMATCH_")}
@@ -71,7 +71,7 @@ def _child(proc: subprocess.Popen[bytes], name: str) -> psutil.Process:
     """The supervisor's direct child running `photomatch <name>` (the worker execs celery in place)."""
     for child in psutil.Process(proc.pid).children():
         cmd = " ".join(child.cmdline())
-        if f"photomatch.cli {name}" in cmd or f" {name} " in f" {cmd} " and "celery" in cmd:
+        if f"cli {name}" in cmd or f" {name} " in f" {cmd} " and "celery" in cmd:
             return child
     raise AssertionError(f"no {name} child: {[c.cmdline() for c in psutil.Process(proc.pid).children()]}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "photomatch", *args], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=300, check=False
     )
 
 

@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 
 from photomatch.faces.types import Detection, Face
-from photomatch.search.calibration import (
-    CANDIDATE_RADIUS,
-    EXPANSION_PROBABILITY,
-    MATCH_PROBABILITY,
-    OWN_EVIDENCE,
-    POSSIBLE_PROBABILITY,
-    WITH_EXPANSION,
-)
+from photomatch.search.calibration import NotCalibrated, load_calibrations
 from photomatch.search.cohort import CohortParams, cohort_stats
 from photomatch.search.ranking import (
     Candidates,
@@ -29,6 +22,14 @@ from photomatch.search.ranking import (
     pick_query_face,
     rank_photos,
 )
+from photomatch.search.scoring import Features
+
+# The calibration that ships (photomatch/search/calibration.json): dlib's net alone, and fused with SFace.
+CALS = load_calibrations()
+SINGLE = CALS.for_models("dlib-resnet-v1")
+CANDIDATE_RADIUS = CALS.search.candidate_radius
+EXPANSION_PROBABILITY = CALS.search.expansion_probability
+MATCH_PROBABILITY, POSSIBLE_PROBABILITY = SINGLE.match, SINGLE.possible
 
 
 def face(box: tuple[float, float, float, float], p: float = 0.99, sharp: float = 200.0) -> Face:
@@ -165,9 +166,9 @@ def test_query_expansion_takes_one_likely_hit_per_photo() -> None:
 
 
 def test_the_models_give_probabilities_that_fall_with_distance() -> None:
-    for model in (OWN_EVIDENCE, WITH_EXPANSION):
-        d = np.array([0.0, 0.3, 0.4, 0.5, 0.8])
-        x = {name: np.zeros(5) for name in model.features} | {"log_n": np.full(5, np.log(1000)), "d": d, "d_exp": d}
+    d = np.array([0.0, 0.3, 0.4, 0.5, 0.8])
+    x = Features(d=d, z_q=np.zeros(5), log_n=np.full(5, np.log(1000)), d_exp=d, z_exp=np.zeros(5))
+    for model in (SINGLE.own, SINGLE.full):
         values = model.probabilities(x).tolist()
         assert all(0.0 <= v <= 1.0 for v in values)
         assert values == sorted(values, reverse=True)
@@ -274,13 +275,21 @@ def test_an_event_is_searched_fused_only_where_its_pair_of_models_is_calibrated(
 ) -> None:
     from types import SimpleNamespace
 
-    from photomatch.search.calibration import SINGLE, calibration_for
-    from photomatch.search.service import query_for
+    from photomatch.search.event_scan import query_for
 
     rng = np.random.default_rng(3)
     det = Detection((0.0, 0.0, 100.0, 100.0), ((30.0, 40.0),) * 5, 0.99)
     face = Face(det, 50.0, unit(rng.standard_normal(128)), embedder, unit(rng.standard_normal(128)), second)
     event = SimpleNamespace(embedder=embedder, second_embedder=second)
-    query = query_for(face, event)  # type: ignore[arg-type]
+    query = query_for(face, event, CALS)  # type: ignore[arg-type]
     assert (query.second is not None, query.second_model is not None) == (fused, fused)
-    assert (calibration_for(second, embedder) is not SINGLE) == fused
+    assert CALS.fuses(embedder, second) == fused
+
+
+def test_a_first_model_without_a_calibration_is_refused_rather_than_ranked_with_another_models_numbers() -> None:
+    with pytest.raises(NotCalibrated, match="facenet-vggface2"):
+        CALS.for_models("facenet-vggface2", "sface-2021dec-int8bq")
+    q = unit(np.random.default_rng(8).standard_normal(128))
+    knn, embeddings = event([0.2], np.random.default_rng(9).uniform(0.65, 0.95, 40), q)
+    with pytest.raises(NotCalibrated):
+        rank_photos(Query(q, model="facenet-vggface2"), knn, embeddings)

@@ -350,7 +350,7 @@ def test_an_event_made_before_the_second_embedder_gains_it_in_place(
     worker.stop()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "photomatch.cli", "event", "fuse", slug],
+            [sys.executable, "-m", "cli", "event", "fuse", slug],
             env={**os.environ, **env},
             capture_output=True,
             text=True,

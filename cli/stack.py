@@ -24,8 +24,8 @@ from typing import IO, Any
 
 import httpx
 
-from photomatch.cli.argv import beat_argv, flower_argv, flower_env
-from photomatch.cli.errors import CliError
+from cli.argv import beat_argv, flower_argv, flower_env
+from cli.errors import CliError, refuse_uncalibrated
 from photomatch.config import Settings, get_settings
 
 DEFAULT_EMAIL = "photographer@photomatch.local"
@@ -151,8 +151,8 @@ def _apply_overrides(args: argparse.Namespace) -> Settings:
 
 def _bootstrap(db_url: str, settings: Settings, api_url: str) -> tuple[str, dict[str, str]]:
     """Ensure a default photographer with a saved API key and a `demo` event; return (key, demo info)."""
+    from cli import credentials
     from photomatch.accounts.service import authenticate, create_api_key, create_photographer, get_photographer_by_email
-    from photomatch.cli import credentials
     from photomatch.db import make_engine, make_session_factory, session_scope
     from photomatch.events.service import create_event, get_event
 
@@ -239,6 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from photomatch.migrate import upgrade
 
     settings = _apply_overrides(args)
+    refuse_uncalibrated(settings)
     host, api_port, flower_port = settings.api_host, settings.api_port, settings.flower_port
     for what, port in (("API", api_port), ("Flower", flower_port)):
         if not _port_free(host, port):
@@ -273,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "PYTHONUNBUFFERED": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
-        cli = [sys.executable, "-m", "photomatch.cli"]
+        cli = [sys.executable, "-m", "cli"]
         flower_auth = {"FLOWER_BASIC_AUTH": flower_env(os.environ)["FLOWER_BASIC_AUTH"]}
         # Stop order is list order: intake (API) first, the worker last so it can finish its batch.
         children = [

@@ -7,8 +7,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from photomatch.cli import faces, services
-from photomatch.cli.errors import CliError
+from cli import faces, services
+from cli.errors import CliError
 
 # Each module adds its subcommands; a subcommand's handler returns the process exit code.
 _MODULES = [faces, services]

@@ -20,8 +20,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from photomatch.cli.client import ApiClient, ApiError
-from photomatch.cli.errors import CliError
+from cli.client import ApiClient, ApiError
+from cli.errors import CliError
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def run_upload(client: ApiClient, slug: str, paths: list[Path], *, jobs: int = 4
 
 def cmd_upload(args: argparse.Namespace) -> int:
     """Upload photos to an event; exit 1 if any file was rejected."""
-    from photomatch.cli import credentials
+    from cli import credentials
     from photomatch.config import get_settings
 
     if args.jobs < 1:

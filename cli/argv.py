@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from photomatch.cli.errors import CliError
+from cli.errors import CliError
 from photomatch.config import get_settings, is_placeholder_secret
 from photomatch.queue import FACES_QUEUE, QUEUES
 
@@ -59,7 +59,7 @@ def flower_env(environ: Mapping[str, str]) -> dict[str, str]:
     it. Production must bring its own (`user:password[,user2:password2]`); development gets one
     generated into data_dir (`photomatch run` prints it).
     """
-    from photomatch.cli.credentials import flower_basic_auth
+    from cli.credentials import flower_basic_auth
 
     settings = get_settings()
     given = environ.get("FLOWER_BASIC_AUTH", "").strip()

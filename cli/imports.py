@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from photomatch.cli.client import ApiClient, ApiError
-from photomatch.cli.errors import CliError
-from photomatch.cli.status import fetch_status, finish, wait
+from cli.client import ApiClient, ApiError
+from cli.errors import CliError
+from cli.status import fetch_status, finish, wait
 
 
 def register(sub: Any) -> None:
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Start the import; with --wait, follow it. Exit 1 if objects were rejected or photos failed."""
-    from photomatch.cli import credentials
+    from cli import credentials
     from photomatch.config import get_settings
 
     creds = credentials.resolve(get_settings(), args.api, args.key)

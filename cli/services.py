@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
-from photomatch.cli import imports, stack, status, upload
-from photomatch.cli.argv import beat_argv, flower_argv, flower_env, worker_argv
-from photomatch.cli.errors import CliError
+from cli import imports, stack, status, upload
+from cli.argv import beat_argv, flower_argv, flower_env, worker_argv
+from cli.errors import CliError, refuse_uncalibrated
 from photomatch.queue import QUEUES
 
 
@@ -109,6 +109,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from photomatch.logs import configure_logging
 
     settings = _settings()
+    refuse_uncalibrated(settings)
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "api.main:create_app",
@@ -126,6 +127,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the chosen queues."""
+    refuse_uncalibrated(_settings())
     return _exec(worker_argv(args.queues, args.pool, args.concurrency, args.name, args.loglevel))
 
 
@@ -155,8 +157,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_photographer_create(args: argparse.Namespace) -> int:
     """Create a photographer; print (and save) the API key."""
+    from cli import credentials
     from photomatch.accounts.service import AccountError, create_photographer
-    from photomatch.cli import credentials
     from photomatch.db import session_scope
 
     settings = _settings()
@@ -224,12 +226,12 @@ def cmd_photographer_revoke_key(args: argparse.Namespace) -> int:
 
 def cmd_event_create(args: argparse.Namespace) -> int:
     """Create an event over the API (--api) or directly in the database."""
-    from photomatch.cli import credentials
+    from cli import credentials
 
     settings = _settings()
     creds = credentials.resolve(settings, args.api, args.key)
     if args.api:
-        from photomatch.cli.client import ApiClient
+        from cli.client import ApiClient
 
         with ApiClient(creds) as client:
             event = client.create_event(args.name, slug=args.slug, retention_days=args.retention_days)

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from photomatch.cli.credentials import Credentials
-from photomatch.cli.errors import CliError
+from cli.credentials import Credentials
+from cli.errors import CliError
 
 log = logging.getLogger(__name__)
 

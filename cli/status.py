@@ -9,8 +9,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from photomatch.cli.client import ApiClient, ApiError
-from photomatch.cli.errors import CliError
+from cli.client import ApiClient, ApiError
+from cli.errors import CliError
 
 _POLL_SECONDS = 1.0
 
@@ -57,7 +57,7 @@ def _objects(n: int) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the status; with --wait, show a progress bar until done. Exit 1 if photos failed (or --wait timed out)."""
-    from photomatch.cli import credentials
+    from cli import credentials
     from photomatch.config import get_settings
 
     creds = credentials.resolve(get_settings(), args.api, args.key)

@@ -67,7 +67,7 @@ def cmd_faces(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print {distance, threshold, same_person, model} for the largest face in each image."""
-    from photomatch.cli.errors import CliError
+    from cli.errors import CliError
     from photomatch.faces.engine import distance, get_engine
 
     engine = get_engine()

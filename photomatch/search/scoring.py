@@ -1,0 +1,147 @@
+"""The search score's features, defined once: what search runs and what the calibration study fits on.
+
+A candidate is (a selfie, one face of the event). Its features, named as the calibrated models in
+photomatch.search.calibration read them:
+
+- d: its distance to the selfie (L2 of unit vectors);
+- z_q: (mean - d) / sd of the selfie's impostor cohort in this event (photomatch.search.cohort);
+- log_n: log of the number of faces in the event: a crowd has more look-alikes;
+- d_exp, z_exp: the same, measured from the selfie expanded with its likely hits;
+- d2, z_q2, d2_exp, z2_exp: the same by the second embedder, when both are fused.
+
+Every function here is plain numpy and broadcasts: search passes one selfie's candidates (1-D
+arrays, scalar cohorts), the study passes every selfie of an album at once (2-D arrays, per-row
+cohorts), and both get the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Features:
+    """The features of some candidates: typed columns of one shape (None: not computed)."""
+
+    d: np.ndarray
+    z_q: np.ndarray
+    log_n: np.ndarray
+    d2: np.ndarray | None = None
+    z_q2: np.ndarray | None = None
+    d_exp: np.ndarray | None = None
+    z_exp: np.ndarray | None = None
+    d2_exp: np.ndarray | None = None
+    z2_exp: np.ndarray | None = None
+
+    NAMES: ClassVar[tuple[str, ...]] = ("d", "z_q", "log_n", "d2", "z_q2", "d_exp", "z_exp", "d2_exp", "z2_exp")
+
+    @property
+    def fused(self) -> bool:
+        """Whether the second model's features are here."""
+        return self.d2 is not None
+
+    def column(self, name: str) -> np.ndarray:
+        """One feature's column; KeyError for an unknown or uncomputed name."""
+        value = getattr(self, name, None) if name in self.NAMES else None
+        if value is None:
+            raise KeyError(f"feature {name!r} is not computed for these candidates")
+        return value
+
+    def take(self, index: np.ndarray | tuple[np.ndarray, ...]) -> Features:
+        """The same features of the candidates at `index` (numpy indexing)."""
+        return replace(self, **{f.name: v[index] for f in fields(self) if (v := getattr(self, f.name)) is not None})
+
+
+def z_score(distance: np.ndarray, mean: np.ndarray | float, sd: np.ndarray | float) -> np.ndarray:
+    """How many cohort spreads a distance lies below the cohort's mean: high is a likely match."""
+    return (mean - distance) / sd
+
+
+def event_size(event_faces: int, like: np.ndarray) -> np.ndarray:
+    """log_n: the log of the event's face count, as a column shaped like `like`."""
+    return np.full(np.shape(like), math.log(max(1, event_faces)))
+
+
+def query_features(
+    d: np.ndarray,
+    cohort: tuple[np.ndarray | float, np.ndarray | float],
+    event_faces: int,
+    d2: np.ndarray | None = None,
+    cohort2: tuple[np.ndarray | float, np.ndarray | float] | None = None,
+) -> Features:
+    """The selfie's own features (before expansion); the second model's when `d2` and `cohort2` are given."""
+    second = {}
+    if d2 is not None and cohort2 is not None:
+        second = {"d2": d2, "z_q2": z_score(d2, *cohort2)}
+    return Features(d=d, z_q=z_score(d, *cohort), log_n=event_size(event_faces, d), **second)
+
+
+def with_expansion(
+    f: Features,
+    d_exp: np.ndarray,
+    cohort: tuple[np.ndarray | float, np.ndarray | float],
+    d2_exp: np.ndarray | None = None,
+    cohort2: tuple[np.ndarray | float, np.ndarray | float] | None = None,
+) -> Features:
+    """`f` plus the features measured from the expanded query (the second model's when fused)."""
+    second = {}
+    if f.fused and d2_exp is not None and cohort2 is not None:
+        second = {"d2_exp": d2_exp, "z2_exp": z_score(d2_exp, *cohort2)}
+    return replace(f, d_exp=d_exp, z_exp=z_score(d_exp, *cohort), **second)
+
+
+def without_expansion(f: Features) -> Features:
+    """`f` where nothing expanded the query: the expanded features are the selfie's own."""
+    return replace(f, d_exp=f.d, z_exp=f.z_q, d2_exp=f.d2, z2_exp=f.z_q2)
+
+
+def photo_choice_key(f: Features) -> np.ndarray:
+    """Which of a photo's faces stands for it (higher is better): the closest, or, fused, the one both
+    models together find most unusual for the event (the sum of their cohort z-scores)."""
+    if f.fused:
+        assert f.z_q2 is not None
+        return f.z_q + f.z_q2
+    return -f.d
+
+
+def best_face_per_photo(photo: Sequence[Hashable], key: np.ndarray, quality: np.ndarray | None = None) -> np.ndarray:
+    """Indices of each photo's best face by `key` (a person appears once per photo), ties to the
+    higher `quality`; sorted."""
+    q = np.zeros(len(photo)) if quality is None else quality
+    best: dict[Hashable, int] = {}
+    for i, p in enumerate(photo):
+        j = best.get(p)
+        if j is None or (key[i], q[i]) > (key[j], q[j]):
+            best[p] = i
+    return np.array(sorted(best.values()), dtype=np.int64)
+
+
+def expansion_hits(own: np.ndarray, photo: Sequence[Hashable], at_least: float, most: int) -> list[int]:
+    """Which candidates expand the query: own-evidence probability >= `at_least`, one per photo, best
+    first, at most `most`.
+
+    Fixed by the calibration, not by a request's thresholds: a looser request must not pull
+    strangers into the query itself.
+    """
+    chosen: list[int] = []
+    seen: set[Hashable] = set()
+    for i in np.argsort(-own, kind="stable"):
+        if own[i] < at_least or len(chosen) >= most:
+            break
+        # A person appears once per photo: a second face of the same photo is someone else.
+        if photo[i] in seen:
+            continue
+        seen.add(photo[i])
+        chosen.append(int(i))
+    return chosen
+
+
+def expanded(query: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """The query plus its hits' vectors, back on the unit sphere."""
+    v = np.asarray(query, dtype=np.float64) + np.asarray(hits, dtype=np.float64).reshape(-1, len(query)).sum(axis=0)
+    return (v / np.linalg.norm(v)).astype(np.float32)
