@@ -101,7 +101,7 @@ def accuracy_by_quality(albums: int) -> dict[str, Any]:
                 if half != 1 or kind != "crowd":
                     continue
                 for c in cs:
-                    qv = np.nan_to_num(c.features[feature], nan=100.0)
+                    qv = np.nan_to_num(c.column(feature), nan=100.0)
                     sel = (qv >= lo) & (qv < hi)
                     if not sel.any():
                         continue

@@ -39,7 +39,10 @@ import numpy as np
 
 from bench.identity_cache import OUT as CACHE_DIR
 from bench.metrics import average_precision
+from photomatch.search import scoring
+from photomatch.search.calibration import SearchParams
 from photomatch.search.cohort import CohortParams, cohort_stats
+from photomatch.search.scoring import Features
 
 FAMILIES = ("dev-faces", "dev-lfw", "dev-fiw")
 
@@ -178,7 +181,9 @@ def sample_album(
 
 # --- features of a (selfie, photo) candidate -------------------------------------------------------
 
-CANDIDATE_RADIUS = 0.6  # the product never looks further than this
+# The product's search constants (candidate radius, expansion) are the study's defaults; the scan
+# limit is the product's setting. Both are written into the calibration file the study fits.
+SEARCH = SearchParams()
 EXPANSION_Z = 6.0  # --expansion z: the z a hit needs to expand the query
 
 
@@ -188,31 +193,41 @@ def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Candidates:
-    """Per (query, photo) within CANDIDATE_RADIUS: its best face's features and whether it is the person."""
+    """Per (query, photo) within the candidate radius: its best face's features and whether it is the person."""
 
     query: np.ndarray
     photo: np.ndarray
     relevant: np.ndarray
-    features: dict[str, np.ndarray]
+    features: Features  # what search computes (photomatch.search.scoring)
+    extra: dict[str, np.ndarray]  # the studies' own features, which search does not compute
     total_relevant: int
     relevant_of: np.ndarray  # per query: how many photos show the person
 
-
-# Cohort statistics per model: distances of different embedders live on different scales.
-# SFace cohorts at ranks 10-100 of crowded dev-lfw albums (1,960 faces): means 1.207 +- 0.015, spreads
-# 0.0195 +- 0.0024 (dlib-resnet-v1 on the same album: 0.449 +- 0.017, 0.0157).
-PARAMS2 = {"sface-2021dec-int8bq": CohortParams(prior_mean=1.21, prior_sd=0.02)}
+    def column(self, name: str) -> np.ndarray:
+        """A feature's column, search's or a study's."""
+        return self.features.column(name) if name in Features.NAMES else self.extra[name]
 
 
-SCAN_LIMIT = 2000  # Settings.search_max_candidates: the faces one scan returns, by the first model
+# The second embedder's impostor-cohort prior, on its own distance scale: SFace cohorts at ranks
+# 10-100 of crowded dev-lfw albums (1,960 faces): means 1.207 +- 0.015, spreads 0.0195 +- 0.0024
+# (dlib-resnet-v1 on the same album: 0.449 +- 0.017, 0.0157, CohortParams' defaults).
+SECOND_COHORT = {"sface-2021dec-int8bq": CohortParams(prior_mean=1.21, prior_sd=0.02)}
+
+
+def scan_limit() -> int:
+    """The faces one scan returns, by the first model (Settings.search_max_candidates)."""
+    from photomatch.config import get_settings
+
+    return get_settings().search_max_candidates
 
 
 def _scanned(by: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """`values` of each row's SCAN_LIMIT nearest faces by `by`: the second model's distances a search
+    """`values` of each row's scan_limit() nearest faces by `by`: the second model's distances a search
     sees (it reads them for the first model's nearest faces only)."""
-    if by.shape[1] <= SCAN_LIMIT:
+    limit = scan_limit()
+    if by.shape[1] <= limit:
         return values
-    top = np.argpartition(by, SCAN_LIMIT - 1, axis=1)[:, :SCAN_LIMIT]
+    top = np.argpartition(by, limit - 1, axis=1)[:, :limit]
     return np.take_along_axis(values, top, axis=1)
 
 
@@ -266,13 +281,15 @@ def wccn_fit(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _expanded(q: np.ndarray, emb: np.ndarray, hits: list[list[int]]) -> np.ndarray:
-    """Each query plus its hits' vectors, renormalised."""
-    out = q.astype(np.float64).copy()
-    for qi, js in enumerate(hits):
-        for j in js:
-            out[qi] += emb[j]
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+def _expanded_all(q: np.ndarray, emb: np.ndarray, hits: list[list[int]]) -> np.ndarray:
+    """Each query expanded with its hits, as search expands one (photomatch.search.scoring.expanded)."""
+    return np.stack([scoring.expanded(q[qi], emb[js]) for qi, js in enumerate(hits)])
+
+
+def _cohort(d: np.ndarray, params: CohortParams, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's cohort mean and spread, shaped to broadcast over its row (or picked for `rows`)."""
+    mu, sd = cohort_stats(d, params)
+    return (mu[:, None], sd[:, None]) if rows is None else (mu[rows], sd[rows])
 
 
 def candidates(
@@ -287,99 +304,95 @@ def candidates(
 ) -> Candidates:
     """The album's candidates with every feature any feature set uses.
 
-    Expansion takes the selfie's matches by the own-evidence model `own` (its features, weights and
-    match threshold) when given, else the faces EXPANSION_Z spreads closer than the cohort (the
-    first pass, which fits that model). With a second model's vectors (al.emb2), each photo's face
-    is the one both models together find closest (the sum of the two cohort z-scores), and the
-    second model's distance and z are features too.
+    Search's features come from photomatch.search.scoring, over every selfie at once. Expansion
+    takes the selfie's matches by the own-evidence model `own` (its features, weights and match
+    threshold) when given, else the faces EXPANSION_Z spreads closer than the cohort (the first
+    pass, which fits that model).
     """
     fused = al.emb2 is not None and al.q_emb2 is not None
+    p2 = params2 or params
+    n_faces = len(al.emb)
     d = _dist(al.q_emb, al.emb)
-    q_mu, q_sd = cohort_stats(d, params)
     f_mu, f_sd = cohort_stats(_dist(al.emb, al.emb), params, same_photo=al.photo[:, None] == al.photo[None, :])
-    full = {"d": d, "z_q": (q_mu[:, None] - d) / q_sd[:, None], "log_n": np.full(d.shape, np.log(len(al.emb)))}
-    if fused:
-        p2 = params2 or params
-        d2 = _dist(al.q_emb2, al.emb2)
-        m2, s2 = cohort_stats(_scanned(d, d2), p2)
-        full["d2"], full["z_q2"] = d2, (m2[:, None] - d2) / s2[:, None]
+    d2 = _dist(al.q_emb2, al.emb2) if fused else None
+    full = scoring.query_features(
+        d, _cohort(d, params), n_faces, d2, None if d2 is None else _cohort(_scanned(d, d2), p2)
+    )
+    extra_full: dict[str, np.ndarray] = {}
     if fused and wccn is not None:
         # Within-class covariance normalisation fitted on the other half's people, per model; its
         # cohort from the faces the first model's scan returns, as a search would see them.
         no_prior = CohortParams(prior_weight=0.0)
         for model, qe, ae, (mu0, w0) in (("", al.q_emb, al.emb, wccn[0]), ("2", al.q_emb2, al.emb2, wccn[1])):
             dw = _dist(_project(qe, mu0, w0), _project(ae, mu0, w0))
-            w_mu, w_sd = cohort_stats(_scanned(d, dw), no_prior)
-            full[f"dw{model}"], full[f"zw{model}"] = dw, (w_mu[:, None] - dw) / w_sd[:, None]
-    pick = full["z_q"] + full["z_q2"] if fused else -d
+            extra_full[f"dw{model}"], extra_full[f"zw{model}"] = (
+                dw,
+                scoring.z_score(dw, *_cohort(_scanned(d, dw), no_prior)),
+            )
+    pick = scoring.photo_choice_key(full)
     rows = []
     for qi in range(len(d)):
-        best: dict[int, int] = {}
-        for j in np.flatnonzero(d[qi] <= CANDIDATE_RADIUS):
-            p = int(al.photo[j])
-            if p not in best or pick[qi, j] > pick[qi, best[p]]:
-                best[p] = int(j)
-        rows += [(qi, p, j) for p, j in best.items()]
+        within = np.flatnonzero(d[qi] <= SEARCH.candidate_radius)
+        rows += [
+            (qi, int(al.photo[j]), int(j))
+            for j in within[scoring.best_face_per_photo(al.photo[within], pick[qi, within])]
+        ]
     q = np.array([r[0] for r in rows], dtype=np.int64)
     ph = np.array([r[1] for r in rows], dtype=np.int64)
     f = np.array([r[2] for r in rows], dtype=np.int64)
-    dd = d[q, f]
-    feats = {k: v[q, f] for k, v in full.items()}
-    feats |= {
-        "z_f": (f_mu[f] - dd) / f_sd[f],
+    feats = full.take((q, f))
+    dd = feats.d
+    extra = {k: v[q, f] for k, v in extra_full.items()}
+    q_mu = cohort_stats(d, params)[0]
+    extra |= {
+        "z_f": scoring.z_score(dd, f_mu[f], f_sd[f]),
         "mu_q": q_mu[q],
         "selfie_size": al.q_quality[q, 1],
         "selfie_sharpness": al.q_quality[q, 2],
     }
-    feats["z_sym"] = 0.5 * (feats["z_q"] + feats["z_f"])
-    feats["log_size"] = np.log(np.clip(al.quality[f, 1], 10, 400))
-    feats["log_sharp"] = np.log(np.clip(np.nan_to_num(al.quality[f, 2], nan=100.0), 1, 1000))
-    # Expansion: the selfie plus its confident hits (one per photo, best first, at most 10),
-    # re-measured against every candidate.
+    extra["z_sym"] = 0.5 * (feats.z_q + extra["z_f"])
+    extra["log_size"] = np.log(np.clip(al.quality[f, 1], 10, 400))
+    extra["log_sharp"] = np.log(np.clip(np.nan_to_num(al.quality[f, 2], nan=100.0), 1, 1000))
+    # Expansion: the selfie plus its likely hits, chosen and added as search does.
     if own is None:
-        confident, limit = full["z_q"], expansion_z
+        confident, limit = full.z_q, expansion_z
     else:
         names, w, limit = own
-        confident = predict(np.stack([full[n] for n in names] + [np.ones(d.shape)], axis=-1), w)
-    hits: list[list[int]] = []
-    for qi in range(len(d)):
-        seen: set[int] = set()
-        hits.append([])
-        for j in np.argsort(-confident[qi]):
-            if confident[qi, j] < limit or len(seen) >= 10:
-                break
-            if int(al.photo[j]) not in seen:
-                seen.add(int(al.photo[j]))
-                hits[-1].append(int(j))
-    d_exp = _dist(_expanded(al.q_emb, al.emb, hits), al.emb)
-    e_mu, e_sd = cohort_stats(d_exp, params)
-    feats["d_exp"] = d_exp[q, f]
-    feats["z_exp"] = (e_mu[q] - feats["d_exp"]) / e_sd[q]
+        confident = predict(np.stack([full.column(n) for n in names] + [np.ones(d.shape)], axis=-1), w)
+    hits = [scoring.expansion_hits(confident[qi], al.photo, limit, SEARCH.expansion_hits) for qi in range(len(d))]
+    d_exp = _dist(_expanded_all(al.q_emb, al.emb, hits), al.emb)
+    d2_exp = None
     if fused:
-        d2_exp = _dist(_expanded(al.q_emb2, al.emb2, hits), al.emb2)
-        e2_mu, e2_sd = cohort_stats(_scanned(d_exp, d2_exp), params2 or params)
-        feats["d2_exp"] = d2_exp[q, f]
-        feats["z2_exp"] = (e2_mu[q] - feats["d2_exp"]) / e2_sd[q]
+        d2_exp = _dist(_expanded_all(al.q_emb2, al.emb2, hits), al.emb2)
+    feats = scoring.with_expansion(
+        feats,
+        d_exp[q, f],
+        _cohort(d_exp, params, q),
+        None if d2_exp is None else d2_exp[q, f],
+        None if d2_exp is None else _cohort(_scanned(d_exp, d2_exp), p2, q),
+    )
     if fused and dba:
         aug, aug2 = augmented(al, dba)
-        for model, query, album, p in (("", al.q_emb, aug, params), ("2", al.q_emb2, aug2, params2 or params)):
+        for model, query, album, p in (("", al.q_emb, aug, params), ("2", al.q_emb2, aug2, p2)):
             d_aug = _dist(query, album)
-            a_mu, a_sd = cohort_stats(d_aug, p)
-            feats[f"d{model}_dba"] = d_aug[q, f]
-            feats[f"z{model}_dba"] = (a_mu[q] - d_aug[q, f]) / a_sd[q]
+            extra[f"d{model}_dba"] = d_aug[q, f]
+            extra[f"z{model}_dba"] = scoring.z_score(d_aug[q, f], *_cohort(d_aug, p, q))
     if fused and rivals:
+        assert d2_exp is not None
         # Rivals: does the candidate face have closer company than the (expanded) query? A relative's
         # own other appearances sit nearer to it than the selfie does; a true match's are the hits.
-        for model, emb, dq in (("", al.emb, _dist(_expanded(al.q_emb, al.emb, hits), al.emb)), ("2", al.emb2, d2_exp)):
+        for model, emb, dq in (("", al.emb, d_exp), ("2", al.emb2, d2_exp)):
             dd_all = _dist(emb, emb)
             dd_all = np.where(al.photo[:, None] == al.photo[None, :], np.inf, dd_all)
             nn = np.sort(dd_all, axis=1)[:, :3]
-            feats[f"nn1{model}"] = nn[f, 0]
-            feats[f"nn3{model}"] = nn[f, 2]
+            extra[f"nn1{model}"] = nn[f, 0]
+            extra[f"nn3{model}"] = nn[f, 2]
             closer = (dd_all[f] < dq[q, f][:, None]).sum(axis=1)
-            feats[f"log_closer{model}"] = np.log1p(closer)
+            extra[f"log_closer{model}"] = np.log1p(closer)
     rel = np.array([p in al.relevant[qq] for qq, p in zip(q, ph, strict=True)], dtype=bool)
-    return Candidates(q, ph, rel, feats, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant]))
+    return Candidates(
+        q, ph, rel, feats, extra, sum(len(r) for r in al.relevant), np.array([len(r) for r in al.relevant])
+    )
 
 
 # Feature sets compared: each is a calibrated logistic model of P(the photo shows the person).
@@ -407,7 +420,7 @@ DBA_SET = FUSED_SETS["fused: query cohort + expansion"] + ("d_dba", "z_dba", "d2
 
 def design(c: Candidates, names: tuple[str, ...]) -> np.ndarray:
     """The model's inputs for every candidate: the features, then a constant."""
-    return np.stack([c.features[n] for n in names] + [np.ones(len(c.query))], axis=1)
+    return np.stack([c.column(n) for n in names] + [np.ones(len(c.query))], axis=1)
 
 
 # --- measures -----------------------------------------------------------------------------------
@@ -515,7 +528,7 @@ def sample_all(
                     rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
                     al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
                     fuse = getattr(args, "fuse", None)
-                    p2 = PARAMS2.get(fuse) if fuse else None
+                    p2 = SECOND_COHORT.get(fuse) if fuse else None
                     z = getattr(args, "expansion_z", EXPANSION_Z)
                     extra = {"dba": getattr(args, "dba", 0), "rivals": getattr(args, "rivals", False), "wccn": wccn}
                     albums.append(candidates(al, params, own, z, p2, **extra))
@@ -678,8 +691,8 @@ def study(args: argparse.Namespace) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def parser() -> argparse.ArgumentParser:
+    """The study's arguments (bench/calibrate.py fits with their defaults)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
     ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
@@ -691,7 +704,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--match-precision", type=float, default=0.99, help="pooled precision the match tier is fitted for")
     ap.add_argument("--possible-precision", type=float, default=0.55, help="precision of the second tier's band")
     ap.add_argument("--expansion-z", type=float, default=EXPANSION_Z)
-    ap.add_argument("--expansion-p", type=float, default=0.5, help="with --expansion matches: own P a hit needs")
+    ap.add_argument(
+        "--expansion-p",
+        type=float,
+        default=SEARCH.expansion_probability,
+        help="with --expansion matches: own P a hit needs",
+    )
     ap.add_argument("--fuse", help="a second embedder whose cache holds the same faces (identity_cache --also)")
     ap.add_argument(
         "--dba", type=int, default=0, help="with --fuse: also score against faces augmented by K neighbours"
@@ -702,7 +720,12 @@ def main(argv: list[str] | None = None) -> int:
         "--possible-every", type=float, default=None, help="and each album kind's possible band at least this precise"
     )
     ap.add_argument("--balanced", action="store_true", help="weigh every (family, album kind) equally in the fit")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parser().parse_args(argv)
     print(json.dumps(study(args), indent=1))
     return 0
 

@@ -1,0 +1,136 @@
+"""Re-fit the search calibration for the configured engine, in one command. JSON out.
+
+After any change to detection, alignment or an embedder, every distance the search calibration was
+fitted on moves. This rebuilds what the fit needs and rewrites the file search loads:
+
+1. the identity caches of dev-faces, dev-lfw and dev-fiw for the configured detector, embedder and
+   second embedder (bench/identity_cache.py; about 25 minutes on 2 cores when missing, else reused);
+2. the study (bench/search_study.py, its defaults) for the first embedder alone and fused with the
+   second: logistic models fitted on albums of one half of the identities, tiers at pooled match
+   precision 0.99 and a possible band at least 0.55 precise;
+3. photomatch/search/calibration.json (or --out): the detector, the embedders, the features, the
+   coefficients, the thresholds, the cohort and search settings, the data and the date.
+
+It prints the unseen half's table per family and album kind for each calibration.
+
+    uv run python bench/calibrate.py [--out FILE] [--seed 0] [--albums 3] [--party-albums 12]
+
+The product refuses to start when the configured detector and embedders have no calibration in the
+file (photomatch.search.calibration.require_calibrated); commit the rewritten file with the engine
+change. bench/search_accuracy.py then measures it through the real pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import identity_cache, search_study
+from photomatch.config import get_settings
+from photomatch.search.calibration import DEFAULT_FILE, Calibration, CalibrationSet, Model
+from photomatch.search.cohort import CohortParams
+
+# The study's feature sets that become the product's two models, alone and fused.
+SETS = {
+    False: (search_study.OWN_EVIDENCE, search_study.WITH_EXPANSION),
+    True: ("fused: query cohort", "fused: query cohort + expansion"),
+}
+
+
+def model_of(fitted: dict[str, Any]) -> Model:
+    """A study's fitted feature set as a product model (the study's last weight is the bias)."""
+    weights = [float(w) for w in fitted["weights"]]
+    return Model(tuple(fitted["features"]), tuple(weights[:-1]), weights[-1])
+
+
+def calibration_of(out: dict[str, Any], embedders: tuple[str, ...], second: CohortParams | None) -> Calibration:
+    """The product calibration from one study run's output."""
+    own_name, full_name = SETS[len(embedders) == 2]
+    own, full = out["feature_sets"][own_name], out["feature_sets"][full_name]
+    return Calibration(
+        embedders=embedders,
+        own=model_of(own),
+        full=model_of(full),
+        match=float(own["thresholds"]["match"]),
+        possible=float(full["thresholds"]["possible"]),
+        cohort=CohortParams(**out["params"]),
+        second_cohort=second,
+        unseen=out["two_models"]["unseen"],
+    )
+
+
+def ensure_caches(second: str) -> dict[str, str]:
+    """The identity caches of every dev family present, built for the current engine where missing."""
+    s = get_settings()
+    caches = {}
+    for d in (s.dev_faces_dir, s.dev_lfw_dir, s.dev_fiw_dir):
+        if not (d / "MANIFEST.md").is_file():
+            print(f"{d}: no MANIFEST.md; this family is left out of the fit", file=sys.stderr)
+            continue
+        limit = identity_cache.DEFAULT_MAX_IMAGES.get(d.name, 0)
+        path = identity_cache.build(d, max_images=limit, also=(second,) if second else ())
+        caches[d.name] = path.name
+    return caches
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_FILE, help="the calibration file to write")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
+    ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
+    args = ap.parse_args(argv)
+    s = get_settings()
+    import torch
+
+    torch.set_num_threads(2)
+    caches = ensure_caches(s.second_embedder)
+    if not caches:
+        print("no dev family found: nothing to fit on (PHOTOMATCH_DEV_*_DIR)", file=sys.stderr)
+        return 2
+    study_argv = ["--seed", str(args.seed), "--albums", str(args.albums), "--party-albums", str(args.party_albums)]
+    study_argv += ["--families", *caches]
+    calibrations = []
+    runs: list[tuple[tuple[str, ...], CohortParams | None]] = [((s.embedder,), None)]
+    if s.second_embedder:
+        second_cohort = search_study.SECOND_COHORT.get(s.second_embedder)
+        if second_cohort is None:
+            print(f"no cohort prior for {s.second_embedder} in bench/search_study.py SECOND_COHORT", file=sys.stderr)
+            return 2
+        runs.append(((s.embedder, s.second_embedder), second_cohort))
+    for embedders, second in runs:
+        fuse = ["--fuse", embedders[1]] if len(embedders) == 2 else []
+        study_args = search_study.parser().parse_args(study_argv + fuse)
+        print(f"fitting {'+'.join(embedders)} ...", file=sys.stderr, flush=True)
+        calibrations.append(calibration_of(search_study.study(study_args), embedders, second))
+    fitted = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "command": "uv run python bench/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "data": {
+            "identity_caches": caches,
+            "half": 0,
+            "crowd_albums": args.albums,
+            "party_albums": args.party_albums,
+            "targets": study_args.targets,
+            "photos": study_args.photos,
+            "seed": args.seed,
+            "match_precision": study_args.match_precision,
+            "possible_precision": study_args.possible_precision,
+            "scan_limit": search_study.scan_limit(),
+        },
+    }
+    cals = CalibrationSet(s.detector, tuple(calibrations), search_study.SEARCH, fitted)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cals.write(args.out)
+    table = {"+".join(c.embedders): {"thresholds": [c.match, c.possible], "unseen": c.unseen} for c in calibrations}
+    print(json.dumps({"written": str(args.out), "detector": s.detector, "calibrations": table}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
