@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.problems import EventNotFound, InvalidApiKey, MissingApiKey
 from photomatch.accounts.service import authenticate
 from photomatch.config import Settings
-from photomatch.db import get_session_factory, make_engine, make_session_factory, session_scope
+from photomatch.db import commit, get_session_factory, make_engine, make_session_factory, session_scope
 from photomatch.embedded import resolve_database_url, resolve_redis_url
 from photomatch.events.service import get_event
 from photomatch.logs import get_logger
@@ -76,8 +78,8 @@ def _session(request: Request) -> Iterator[Session]:
     """One session per request: commit if the route succeeded (then send the tasks it queued), else roll back.
 
     A task that cannot be sent does not fail the request: its rows are committed, and the reconciler
-    queues them once the broker is back. Routes that report whether work was queued commit earlier
-    themselves, with photomatch.db.commit.
+    queues them once the broker is back. Routes that report whether work was queued ask this
+    boundary to commit first (`Work`).
     """
     with session_scope(resources(request).session_factory, raise_after_commit=False) as session:
         yield session
@@ -91,6 +93,23 @@ def get_db(session: Annotated[Session, Depends(_session, scope="function")]) -> 
     Wrapping it in this plain function lets every route write the ordinary `Depends(get_db)`.
     """
     return session
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """The request's transaction, for routes that must report whether the work they queued was sent."""
+
+    session: Session
+
+    def commit(self) -> bool:
+        """Commit now and send the deferred tasks; False if the broker was unreachable (the rows are
+        kept, and the reconciler queues them once it is back)."""
+        return not commit(self.session)
+
+
+def unit_of_work(session: Annotated[Session, Depends(get_db)]) -> UnitOfWork:
+    """The request's transaction as a unit of work."""
+    return UnitOfWork(session)
 
 
 def get_storage_dep(request: Request) -> Storage:
@@ -111,17 +130,11 @@ def current_photographer(
     """The photographer whose API key the request carries; 401 otherwise."""
     raw_key = bearer.credentials if bearer is not None else api_key
     if not raw_key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise MissingApiKey("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     photographer = authenticate(session, raw_key.strip())
     if photographer is None:
         log.info("api.auth.rejected")
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise InvalidApiKey("invalid or revoked API key")
     return photographer
 
 
@@ -133,7 +146,7 @@ def get_owned_event(
     """The event `slug` if it belongs to the caller; 404 otherwise (another's event is not revealed)."""
     event = get_event(session, slug)
     if event is None or event.photographer_id != photographer.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {slug!r}")
+        raise EventNotFound(f"no event {slug!r}")
     return event
 
 
@@ -143,3 +156,4 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 StorageDep = Annotated[Storage, Depends(get_storage_dep)]
 CurrentPhotographer = Annotated[Photographer, Depends(current_photographer)]
 OwnedEvent = Annotated[Event, Depends(get_owned_event)]
+Work = Annotated[UnitOfWork, Depends(unit_of_work)]

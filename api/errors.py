@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photomatch.errors import UserError
 from photomatch.logs import get_logger
@@ -21,6 +24,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": exc.public_message, "reason": exc.reason}, status_code=exc.status, headers=exc.headers
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (an unknown path, a wrong method, a body over a limit) get a
+        # reason too, so every 4xx a client sees has one: the status's name, e.g. not_found.
+        try:
+            reason = HTTPStatus(exc.status_code).name.lower()
+        except ValueError:
+            reason = "http_error"
+        return JSONResponse({"detail": exc.detail, "reason": reason}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from photomatch.db import Transaction
 from photomatch.logs import get_logger
 
 log = get_logger(__name__)
@@ -152,15 +153,17 @@ class IndexRun:
     busy: list[tuple[uuid.UUID, str]]  # being built by another run
 
 
-def index_big_events(session: Session, engine: Engine, *, min_faces: int, build_memory: str) -> IndexRun:
+def index_big_events(transaction: Transaction, engine: Engine, *, min_faces: int, build_memory: str) -> IndexRun:
     """Build the missing index of every event with at least `min_faces` faces of a model, biggest first.
 
-    A build holds a Postgres advisory lock for its (event, model), so two runs (a build can outlast
-    the schedule's interval) never build, or drop, the same index at once.
+    The events are listed in a transaction of the caller's (`transaction`), which ends before any
+    build starts: a concurrent build waits for every open transaction on the table. A build holds a
+    Postgres advisory lock for its (event, model), so two runs (a build can outlast the schedule's
+    interval) never build, or drop, the same index at once.
     """
     run = IndexRun(built=[], busy=[])
-    todo = events_to_index(session, min_faces)
-    session.rollback()  # no transaction stays open while the builds wait for the table's writers
+    with transaction() as session:
+        todo = events_to_index(session, min_faces)
     for event_id, model, faces in todo:
         with engine.connect() as lock:
             lock = lock.execution_options(isolation_level="AUTOCOMMIT")

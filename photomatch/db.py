@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from functools import lru_cache
 
@@ -121,6 +121,10 @@ def rollback(session: Session) -> None:
     """Roll back and forget the after-commit work of the discarded transaction."""
     session.info.pop(_AFTER_COMMIT, None)
     session.rollback()
+
+
+# A unit of work opened by a boundary (a task, a request): commits on success, rolls back on error.
+Transaction = Callable[[], AbstractContextManager[Session]]
 
 
 @contextmanager

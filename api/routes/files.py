@@ -6,10 +6,11 @@ import mimetypes
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from api.deps import SettingsDep, StorageDep
+from api.problems import InvalidLink, NotFound
 from photomatch.storage import InvalidKey, LocalStorage, content_disposition, verify_local_signature
 
 router = APIRouter(tags=["files"])
@@ -26,15 +27,15 @@ def get_file(
 ) -> FileResponse:
     """A stored file, if the link's signature is valid and unexpired."""
     if not verify_local_signature(key, exp, sig, secret_key=settings.secret_key, filename=fn):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this link is invalid or has expired")
+        raise InvalidLink("this link is invalid or has expired")
     if not isinstance(storage, LocalStorage):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "file not found")
+        raise NotFound("file not found")
     try:
         path = storage.path_for(key)
     except InvalidKey:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "file not found") from None
+        raise NotFound("file not found") from None
     if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "file not found")
+        raise NotFound("file not found")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # Cacheable by the browser until the link expires, never by shared caches.
     max_age = max(0, int(exp) - int(time.time()))

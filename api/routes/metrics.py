@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import resources
+from api.problems import MetricsTokenRequired
 from photomatch.metrics import StateCollector, exposition, registry
 from photomatch.photos.service import photo_counts
 from photomatch.queue import QUEUES, queue_backlog
@@ -24,7 +25,7 @@ def metrics(request: Request) -> Response:
     if token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "metrics need the metrics token")
+            raise MetricsTokenRequired("metrics need the metrics token")
 
     def queue_depths() -> dict[str, int]:
         return {q: queue_backlog(q, settings=res.settings) for q in QUEUES}

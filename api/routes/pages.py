@@ -15,13 +15,14 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from api import attendee_limits
 from api.deps import DbSession
+from api.problems import CodeNotFound, NotFound
 from photomatch.events.service import normalize_access_code
 from photomatch.ratelimit import RateLimited
 from photomatch.search.errors import InvalidCredentials
@@ -141,7 +142,7 @@ def resolve_code(
     """The event an attendee's access code opens; 404 if none; 429 after too many codes or wrong codes."""
     event = attendee_limits.lookup_code(request, session, code)
     if event is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No event has this code. Check it and try again.")
+        raise CodeNotFound("No event has this code. Check it and try again.")
     return ResolvedEvent(slug=event.slug, name=event.name, retention_until=event.retention_until)
 
 
@@ -149,7 +150,7 @@ def resolve_code(
 def static_file(name: str, v: str = "") -> FileResponse:
     """A file of api/web/static; cached for a year when requested with the current version."""
     if not _STATIC_NAME.match(name) or not (STATIC_DIR / name).is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+        raise NotFound("not found")
     immutable = v == static_version()
     headers = {
         "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",

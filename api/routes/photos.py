@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, File, HTTPException, Query, UploadFile, status
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Body, File, Query, UploadFile, status
 
-from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep
+from api.deps import DbSession, OwnedEvent, SettingsDep, StorageDep, UnitOfWork, Work
+from api.problems import NoDirectUploads, QueueUnavailable, TooManyFiles
 from api.schemas.photos import (
     MAX_FILES_PER_REQUEST,
     CommitRequest,
@@ -31,7 +31,6 @@ from api.schemas.photos import (
     StatusResult,
     UploadResult,
 )
-from photomatch.db import commit
 from photomatch.photos import imports, ingest, service
 from photomatch.photos.ingest import IngestResult, Outcome, PhotoError
 
@@ -42,13 +41,8 @@ PageLimit = Annotated[int, Query(ge=1, le=1000)]
 PageOffset = Annotated[int, Query(ge=0, le=100_000_000)]
 
 
-def _commit(session: Session) -> bool:
-    """Commit now and send the queued tasks; False if the broker was unreachable (rows are kept)."""
-    return not commit(session)
-
-
-def _upload_result(session: Session, results: list[IngestResult]) -> UploadResult:
-    queued = _commit(session)
+def _upload_result(work: UnitOfWork, results: list[IngestResult]) -> UploadResult:
+    queued = work.commit()
     return UploadResult(
         created=len(ingest.created_ids(results)),
         duplicates=sum(r.outcome == Outcome.DUPLICATE for r in results),
@@ -61,7 +55,7 @@ def _upload_result(session: Session, results: list[IngestResult]) -> UploadResul
 @router.post("/photos")
 def upload_photos(
     event: OwnedEvent,
-    session: DbSession,
+    work: Work,
     storage: StorageDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="one or more JPEG, PNG or WebP files (field `files`)")],
@@ -72,10 +66,12 @@ def upload_photos(
     PNG or WebP is rejected. Either way the other files of the request are unaffected.
     """
     if len(files) > MAX_FILES_PER_REQUEST:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"at most {MAX_FILES_PER_REQUEST} files per request")
+        raise TooManyFiles(f"at most {MAX_FILES_PER_REQUEST} files per request")
     # Starlette has spooled each part to a temporary file; it is read from there in chunks.
-    results = ingest.upload_files(session, storage, event, [(f.file, f.filename) for f in files], settings=settings)
-    return _upload_result(session, results)
+    results = ingest.upload_files(
+        work.session, storage, event, [(f.file, f.filename) for f in files], settings=settings
+    )
+    return _upload_result(work, results)
 
 
 @router.post("/uploads")
@@ -84,10 +80,9 @@ def presign_uploads(
 ) -> PresignResult:
     """Presigned URLs to upload files straight to S3; commit them with POST /events/{slug}/uploads/commit."""
     if not storage.supports_presigned_upload:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
+        raise NoDirectUploads(
             "this server keeps photos in local storage, which has no direct uploads; "
-            f"upload through POST /events/{event.slug}/photos instead",
+            f"upload through POST /events/{event.slug}/photos instead"
         )
     uploads: list[PresignedUpload] = []
     rejected: list[FileResult] = []
@@ -103,25 +98,25 @@ def presign_uploads(
 
 @router.post("/uploads/commit")
 def commit_uploads(
-    event: OwnedEvent, session: DbSession, storage: StorageDep, settings: SettingsDep, body: CommitRequest
+    event: OwnedEvent, work: Work, storage: StorageDep, settings: SettingsDep, body: CommitRequest
 ) -> UploadResult:
     """Register files uploaded with presigned URLs: each is hashed, de-duplicated and queued."""
     items = [(item.key, item.filename) for item in body.uploads]
-    return _upload_result(session, ingest.commit_uploads(session, storage, event, items, settings=settings))
+    return _upload_result(work, ingest.commit_uploads(work.session, storage, event, items, settings=settings))
 
 
 @router.post("/import", status_code=status.HTTP_202_ACCEPTED)
 def import_prefix(
-    event: OwnedEvent, session: DbSession, storage: StorageDep, settings: SettingsDep, body: ImportRequest
+    event: OwnedEvent, work: Work, storage: StorageDep, settings: SettingsDep, body: ImportRequest
 ) -> ImportResult:
     """Import every JPEG, PNG and WebP object under a prefix of the storage bucket (copied by workers).
 
     Status counts the objects still `importing`; those that could not be imported are listed at
     `/imports/rejected`. Importing the prefix again retries them.
     """
-    found, tasks = imports.start_import(session, storage, event, body.prefix, settings=settings)
-    if not _commit(session):
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the task queue is unavailable; try again")
+    found, tasks = imports.start_import(work.session, storage, event, body.prefix, settings=settings)
+    if not work.commit():
+        raise QueueUnavailable("the task queue is unavailable; try again")
     return ImportResult(prefix=body.prefix, found=found, tasks=tasks)
 
 
@@ -159,10 +154,10 @@ def rejected_imports(
 @router.post("/photos/retry")
 def retry_photos(
     event: OwnedEvent,
-    session: DbSession,
+    work: Work,
     settings: SettingsDep,
     body: Annotated[RetryRequest | None, Body()] = None,
 ) -> RetryResult:
     """Put failed photos (all, or the listed ones) back into the queue with a fresh attempt budget."""
-    ids = service.retry_failed(session, event, body.photo_ids if body else None, settings=settings)
-    return RetryResult(retried=len(ids), photo_ids=ids, queued=_commit(session))
+    ids = service.retry_failed(work.session, event, body.photo_ids if body else None, settings=settings)
+    return RetryResult(retried=len(ids), photo_ids=ids, queued=work.commit())

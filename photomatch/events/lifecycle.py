@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from sqlalchemy.orm import Session
 
 from photomatch import ann
+from photomatch.db import Transaction, after_commit
 from photomatch.events import repository
 from photomatch.logs import get_logger
 from photomatch.models import Event
@@ -40,15 +41,17 @@ def delete_objects(storage: Storage, event_id: uuid.UUID) -> int:
     return len(keys)
 
 
-def delete_event(session: Session, storage: Storage, event: Event) -> int:
-    """Delete the event, every row it owns and, after the commit, every object; returns objects deleted."""
+def delete_event(session: Session, storage: Storage, event: Event) -> None:
+    """Delete the event and every row it owns; its objects go once the caller's transaction commits."""
     event_id = event.id
     session.delete(event)
     ann.drop_event_indexes(session, event_id)
-    session.commit()
-    deleted = delete_objects(storage, event_id)
-    log.info("events.deleted", event_id=event_id, objects=deleted)
-    return deleted
+    session.flush()
+
+    def delete_files() -> None:
+        log.info("events.deleted", event_id=event_id, objects=delete_objects(storage, event_id))
+
+    after_commit(session, delete_files)
 
 
 @dataclass
@@ -59,20 +62,32 @@ class RetentionResult:
     photos_purged: list[uuid.UUID] = field(default_factory=list)
 
 
-def enforce_retention(session: Session, storage: Storage, *, today: date, photo_grace_days: int) -> RetentionResult:
-    """Delete the faces of events past their retention date, and their photos `photo_grace_days` later."""
+def enforce_retention(
+    transaction: Transaction, storage: Storage, *, today: date, photo_grace_days: int
+) -> RetentionResult:
+    """Delete the faces of events past their retention date, and their photos `photo_grace_days` later.
+
+    Each event is purged in a transaction of its own from `transaction` (the caller's boundary, which
+    commits or rolls back), so one event's failure leaves the others done; its files go after the commit.
+    """
     result = RetentionResult()
-    for event_id in repository.past_retention_with_faces(session, today):
-        repository.delete_faces(session, event_id)
-        ann.drop_event_indexes(session, event_id)
-        session.commit()
+    photo_cutoff = today - timedelta(days=photo_grace_days)
+    with transaction() as session:
+        faces_due = repository.past_retention_with_faces(session, today)
+        photos_due = repository.past_retention_with_photos(session, photo_cutoff)
+    for event_id in faces_due:
+        with transaction() as session:
+            repository.delete_faces(session, event_id)
+            ann.drop_event_indexes(session, event_id)
         result.faces_purged.append(event_id)
         log.warning("retention.faces_deleted", event_id=event_id)
-    photo_cutoff = today - timedelta(days=photo_grace_days)
-    for event_id in repository.past_retention_with_photos(session, photo_cutoff):
-        repository.delete_photos(session, event_id)
-        session.commit()
-        objects = delete_objects(storage, event_id)
+    for event_id in photos_due:
+        with transaction() as session:
+            repository.delete_photos(session, event_id)
+            after_commit(session, lambda eid=event_id: _log_photos_purged(storage, eid))
         result.photos_purged.append(event_id)
-        log.warning("retention.photos_deleted", event_id=event_id, objects=objects)
     return result
+
+
+def _log_photos_purged(storage: Storage, event_id: uuid.UUID) -> None:
+    log.warning("retention.photos_deleted", event_id=event_id, objects=delete_objects(storage, event_id))

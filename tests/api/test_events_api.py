@@ -73,7 +73,8 @@ def test_another_photographers_event_is_404(api_client: TestClient, make_photogr
     assert api_client.get("/events", headers=bob).json() == []
     known = api_client.post(f"/events/{slug}/photos/known", json={"sha256": []}, headers=bob)
     assert known.status_code == 404
-    assert api_client.get("/events/no-such-event", headers=ann).json() == {"detail": "no event 'no-such-event'"}
+    missing = api_client.get("/events/no-such-event", headers=ann).json()
+    assert missing == {"detail": "no event 'no-such-event'", "reason": "event_not_found"}
 
 
 def test_known_photos_validates_digests(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:

@@ -53,7 +53,7 @@ def test_tampered_links_are_refused(api_client: TestClient, api_settings: Settin
     for bad in tampered:
         r = api_client.get(bad)
         assert r.status_code == 403, bad
-        assert r.json() == {"detail": "this link is invalid or has expired"}
+        assert r.json() == {"detail": "this link is invalid or has expired", "reason": "invalid_link"}
     # A link signed with another secret is refused too.
     foreign = sign_local_url(KEY, 60, secret_key="another-secret-key-of-sufficient-length!!")
     assert api_client.get(foreign).status_code == 403

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
+from photomatch.db import commit
 from photomatch.events.lifecycle import delete_event, enforce_retention
 from photomatch.events.service import create_event
 from photomatch.models import Event, Face, FaceTombstone, Photo
 from photomatch.photos import ingest, repository
 from photomatch.photos.thumbnails import thumbnail_keys
 from photomatch.storage import Storage
+from tests.support.transactions import boundary
 
 TABLES = {"photos": Photo, "faces": Face, "face_tombstones": FaceTombstone}
 
@@ -79,8 +81,11 @@ def test_deleting_an_event_removes_every_row_and_object_it_owns(db_session: Sess
     assert len(list(storage.list_keys(f"events/{doomed.id}/"))) == 6  # 2 originals + 4 thumbnails
 
     doomed_id = doomed.id
-    assert delete_event(db_session, storage, doomed) == 6
+    delete_event(db_session, storage, doomed)
     assert rows(db_session, doomed_id) == {"photos": 0, "faces": 0, "face_tombstones": 0, "events": 0}
+    # The files go only once the boundary commits: a rolled-back deletion keeps them.
+    assert len(list(storage.list_keys(f"events/{doomed_id}/"))) == 6
+    commit(db_session)
     assert list(storage.list_keys(f"events/{doomed_id}/")) == []
     assert rows(db_session, kept.id) == {"photos": 2, "faces": 2, "face_tombstones": 1, "events": 1}
     assert set(storage.list_keys(f"events/{kept.id}/")) == kept_keys
@@ -94,17 +99,20 @@ def test_retention_deletes_faces_on_the_date_and_photos_after_the_grace(db_sessi
         sa.update(Event).where(Event.id == current.id).values(retention_until=today + timedelta(days=100))
     )
 
-    first = enforce_retention(db_session, storage, today=today, photo_grace_days=30)
+    first = enforce_retention(boundary(db_session), storage, today=today, photo_grace_days=30)
     assert first.faces_purged == [expired.id] and first.photos_purged == []
     assert rows(db_session, expired.id) == {"photos": 2, "faces": 0, "face_tombstones": 0, "events": 1}
     assert len(list(storage.list_keys(f"events/{expired.id}/"))) == 6  # the photographer still has the photos
 
-    later = enforce_retention(db_session, storage, today=today + timedelta(days=31), photo_grace_days=30)
+    later = enforce_retention(boundary(db_session), storage, today=today + timedelta(days=31), photo_grace_days=30)
     assert later.photos_purged == [expired.id]
     assert rows(db_session, expired.id) == {"photos": 0, "faces": 0, "face_tombstones": 0, "events": 1}
     assert list(storage.list_keys(f"events/{expired.id}/")) == []
     # The current event was never touched; a rerun finds nothing to do.
     assert rows(db_session, current.id) == {"photos": 2, "faces": 2, "face_tombstones": 1, "events": 1}
     assert (
-        enforce_retention(db_session, storage, today=today + timedelta(days=31), photo_grace_days=30).faces_purged == []
+        enforce_retention(
+            boundary(db_session), storage, today=today + timedelta(days=31), photo_grace_days=30
+        ).faces_purged
+        == []
     )

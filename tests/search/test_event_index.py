@@ -19,11 +19,13 @@ from sqlalchemy.pool import NullPool
 from photomatch import ann
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
+from photomatch.db import commit
 from photomatch.events.lifecycle import delete_event, enforce_retention
 from photomatch.events.service import create_event
 from photomatch.models import Event, Face, Photo
 from photomatch.search import repository
 from photomatch.storage import Storage
+from tests.support.transactions import boundary
 
 MODEL = "dlib-resnet-v1"
 
@@ -92,13 +94,13 @@ def test_a_big_event_is_searched_through_its_own_index_and_a_small_one_exactly(e
     with Session(engine) as session:
         big, big_emb = album(session, "big", 400, seed=1)
         small, _ = album(session, "small", 120, seed=2)
-        run = ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        run = ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
         assert [(e, m) for e, m, _ in run.built] == [(big.id, MODEL)] and run.busy == []
         assert ann.event_index(session, small.id, MODEL) is None
         index = ann.event_index(session, big.id, MODEL)
         assert index is not None and index.name == ann.index_name(big.id, MODEL) and index.faces == 400
         # A second run finds nothing to do.
-        assert ann.index_big_events(session, engine, min_faces=300, build_memory="64MB").built == []
+        assert ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB").built == []
 
         plans = Plans(engine)
         query = big_emb[7] + np.random.default_rng(3).normal(scale=0.01, size=128)
@@ -119,7 +121,7 @@ def test_an_indexed_search_returns_only_the_events_done_photos(engine: Engine) -
     with Session(engine) as session:
         big, big_emb = album(session, "big", 400, seed=4)
         other, other_emb = album(session, "other", 400, seed=4)  # the very same vectors, another event
-        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
         assert ann.event_index(session, other.id, MODEL) is not None
         query = big_emb[0]
         first_photo = session.scalars(sa.select(Face.photo_id).where(Face.event_id == big.id).order_by(Face.id)).first()
@@ -139,10 +141,10 @@ def test_index_builds_skip_an_event_another_run_is_building(engine: Engine) -> N
         key = ann.lock_key(big.id, MODEL)
         with engine.connect() as other_run:
             other_run.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            run = ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+            run = ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
             assert run.built == [] and run.busy == [(big.id, MODEL)]
             other_run.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        assert ann.index_big_events(session, engine, min_faces=300, build_memory="64MB").built != []
+        assert ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB").built != []
 
 
 def test_an_events_index_goes_with_its_faces(engine: Engine, local_storage: Storage) -> None:
@@ -151,7 +153,7 @@ def test_an_events_index_goes_with_its_faces(engine: Engine, local_storage: Stor
         doomed, _ = album(session, "doomed", 300, seed=6)
         expired, _ = album(session, "expired", 300, seed=7)
         kept, _ = album(session, "kept", 300, seed=8)
-        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
 
         def indexes() -> set[str]:
             rows = session.execute(sa.text("SELECT relname FROM pg_class WHERE relname LIKE 'faces_ann_%'"))
@@ -160,12 +162,13 @@ def test_an_events_index_goes_with_its_faces(engine: Engine, local_storage: Stor
 
         assert indexes() == {ann.index_name(e.id, MODEL) for e in (doomed, expired, kept)}
         delete_event(session, storage, doomed)
+        commit(session)
         assert indexes() == {ann.index_name(e.id, MODEL) for e in (expired, kept)}
         session.execute(
             sa.update(Event).where(Event.id == expired.id).values(retention_until=date.today() - timedelta(days=1))
         )
         session.commit()
-        enforce_retention(session, storage, today=date.today(), photo_grace_days=30)
+        enforce_retention(boundary(session), storage, today=date.today(), photo_grace_days=30)
         assert indexes() == {ann.index_name(kept.id, MODEL)}
 
 
@@ -187,7 +190,7 @@ def test_the_scan_brings_each_faces_second_model_distance(engine: Engine) -> Non
         results = [repository.scan_event(
             session, big.id, MODEL, q1, radius=2.0, limit=400, second=(second_model, q2), exact=True
         )]  # fmt: skip
-        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
         results.append(
             repository.scan_event(session, big.id, MODEL, q1, radius=2.0, limit=400, second=(second_model, q2))
         )
@@ -208,7 +211,7 @@ def test_a_re_measure_reads_exactly_the_faces_asked_for_and_only_the_events_own(
     with Session(engine) as session:
         big, big_emb = album(session, "big", 400, seed=8)
         other, _ = album(session, "other", 400, seed=9)
-        ann.index_big_events(session, engine, min_faces=300, build_memory="64MB")
+        ann.index_big_events(boundary(session), engine, min_faces=300, build_memory="64MB")
         first = scan(session, big, big_emb[5], limit=100)
         stranger = session.scalars(sa.select(Face.id).where(Face.event_id == other.id).limit(1)).one()
         ids = session.scalars(sa.select(Face.id).where(Face.event_id == big.id).order_by(Face.id)).all()

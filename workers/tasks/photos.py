@@ -192,8 +192,7 @@ def sweep_orphans() -> dict[str, Any]:
 def enforce_retention() -> dict[str, Any]:
     """Delete the faces, then the photos, of events past their retention date (beat runs this periodically)."""
     settings = get_settings()
-    with session_scope() as session:
-        result = lifecycle.enforce_retention(
-            session, _storage(), today=date.today(), photo_grace_days=settings.retention_photo_grace_days
-        )
+    result = lifecycle.enforce_retention(
+        session_scope, _storage(), today=date.today(), photo_grace_days=settings.retention_photo_grace_days
+    )
     return {"faces_purged": len(result.faces_purged), "photos_purged": len(result.photos_purged)}

@@ -16,11 +16,10 @@ from workers.tasks.photos import RETRY
 def index_events() -> dict[str, Any]:
     """Give every event past `search_index_min_faces` faces its own HNSW index (beat runs this periodically)."""
     settings = get_settings()
-    with session_scope() as session:
-        run = ann.index_big_events(
-            session,
-            get_engine(),
-            min_faces=settings.search_index_min_faces,
-            build_memory=settings.search_index_build_memory,
-        )
+    run = ann.index_big_events(
+        session_scope,
+        get_engine(),
+        min_faces=settings.search_index_min_faces,
+        build_memory=settings.search_index_build_memory,
+    )
     return {"built": [str(e) for e, _, _ in run.built], "busy": [str(e) for e, _ in run.busy]}
