@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -84,10 +85,10 @@ def enforce_retention(
     for event_id in photos_due:
         with transaction() as session:
             repository.delete_photos(session, event_id)
-            after_commit(session, lambda eid=event_id: _log_photos_purged(storage, eid))
+            after_commit(session, partial(_delete_purged_files, storage, event_id))
         result.photos_purged.append(event_id)
     return result
 
 
-def _log_photos_purged(storage: Storage, event_id: uuid.UUID) -> None:
+def _delete_purged_files(storage: Storage, event_id: uuid.UUID) -> None:
     log.warning("retention.photos_deleted", event_id=event_id, objects=delete_objects(storage, event_id))
