@@ -6,9 +6,11 @@ from fastapi import APIRouter, Request, Response, status
 
 from api.deps import CurrentPhotographer, DbSession, OwnedEvent, SettingsDep, StorageDep
 from api.schemas.events import EventCreate, EventOut, KnownQuery, KnownResult
+from photomatch import lifecycle
 from photomatch.config import Settings
-from photomatch.events import lifecycle, service
+from photomatch.events import service
 from photomatch.models import Event
+from photomatch.photos import service as photos
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -58,4 +60,4 @@ def delete_event(event: OwnedEvent, session: DbSession, storage: StorageDep) -> 
 @router.post("/{slug}/photos/known")
 def known_photos(body: KnownQuery, event: OwnedEvent, session: DbSession) -> KnownResult:
     """Which of these SHA-256 digests the event already holds (`photomatch upload` skips those files)."""
-    return KnownResult(known=sorted(service.known_sha256s(session, event, body.sha256)))
+    return KnownResult(known=sorted(photos.known_sha256s(session, event, body.sha256)))

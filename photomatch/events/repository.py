@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from photomatch.models import Event, Face, FaceTombstone, Photo
+from photomatch.models import Event, Face, Photo
 
 
 def add_event(session: Session, event: Event) -> Event:
@@ -46,14 +47,6 @@ def list_for_photographer(session: Session, photographer_id: uuid.UUID) -> list[
     return list(session.scalars(query))
 
 
-def known_sha256s(session: Session, event_id: uuid.UUID, sha256s: list[str]) -> set[str]:
-    """Which of `sha256s` already belong to photos of the event (resumable uploads skip them)."""
-    if not sha256s:
-        return set()
-    query = select(Photo.sha256).where(Photo.event_id == event_id, Photo.sha256.in_(sha256s))
-    return set(session.scalars(query))
-
-
 def past_retention_with_faces(session: Session, before: date) -> list[uuid.UUID]:
     """Events whose retention date is before `before` and that still have face rows."""
     has_faces = exists().where(Face.event_id == Event.id)
@@ -66,13 +59,23 @@ def past_retention_with_photos(session: Session, before: date) -> list[uuid.UUID
     return list(session.scalars(select(Event.id).where(Event.retention_until < before, has_photos)))
 
 
-def delete_faces(session: Session, event_id: uuid.UUID) -> None:
-    """Every face and opt-out tombstone of the event; photos keep no face count."""
-    session.execute(delete(Face).where(Face.event_id == event_id))
-    session.execute(delete(FaceTombstone).where(FaceTombstone.event_id == event_id))
-    session.execute(update(Photo).where(Photo.event_id == event_id).values(face_count=None))
+def get_event(session: Session, event_id: uuid.UUID) -> Event | None:
+    """The event with this id, if any."""
+    return session.get(Event, event_id)
 
 
-def delete_photos(session: Session, event_id: uuid.UUID) -> None:
-    """Every photo of the event (its faces and tombstones cascade)."""
-    session.execute(delete(Photo).where(Photo.event_id == event_id))
+def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
+    """The embedder models fixed by each event: (embedder, second embedder or "")."""
+    rows = session.execute(select(Event.id, Event.embedder, Event.second_embedder).where(Event.id.in_(set(event_ids))))
+    return {event_id: (embedder, second or "") for event_id, embedder, second in rows}
+
+
+def set_second_embedder(session: Session, event_id: uuid.UUID, model: str) -> None:
+    """Record the event's second embedder: photos processed from now on get its vectors too."""
+    session.execute(update(Event).where(Event.id == event_id).values(second_embedder=model))
+
+
+def events_without_second(session: Session) -> list[Event]:
+    """Events with no second embedder, oldest first."""
+    stmt = select(Event).where(Event.second_embedder.is_(None)).order_by(Event.created_at)
+    return list(session.scalars(stmt))

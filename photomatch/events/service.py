@@ -144,8 +144,3 @@ def list_events(session: Session, photographer: Photographer) -> list[Event]:
 def attendee_path(event: Event) -> str:
     """The attendee page of an event, relative to the site root (the code pre-filled)."""
     return f"/e/{event.slug}?code={event.access_code}"
-
-
-def known_sha256s(session: Session, event: Event, sha256s: list[str]) -> set[str]:
-    """The subset of `sha256s` (hex, any case) already uploaded to `event`."""
-    return repository.known_sha256s(session, event.id, sorted({h.lower() for h in sha256s}))

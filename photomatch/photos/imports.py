@@ -18,11 +18,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings
+from photomatch.events import repository as event_rows
 from photomatch.logs import get_logger
 from photomatch.models import Event, ImportStatus
-from photomatch.photos import ingest, repository
+from photomatch.photos import ingest
 from photomatch.photos.ingest import IngestResult, Outcome, PhotoError
 from photomatch.photos.queue import enqueue_import, enqueue_processing
+from photomatch.photos.repository import import_items as import_rows
 from photomatch.storage import Storage
 
 log = get_logger(__name__)
@@ -41,7 +43,7 @@ def start_import(
     keys = ingest.importable_keys(storage, prefix)
     if not keys:
         raise NothingToImport("nothing_to_import", f"no JPEG, PNG or WebP objects under {prefix!r}")
-    repository.record_imports(session, event.id, keys, reset=True)
+    import_rows.record_imports(session, event.id, keys, reset=True)
     return len(keys), enqueue_import(session, event.id, keys, settings=settings)
 
 
@@ -53,14 +55,14 @@ def import_batch(
     A duplicate delivery finds its keys done (or waits for the first one's transaction) and copies
     nothing; keys of a task sent before import items existed are recorded first.
     """
-    event = repository.get_event(session, event_id)
+    event = event_rows.get_event(session, event_id)
     if event is None:
         log.warning("photos.import.event_missing", event_id=event_id)
         return []
-    repository.record_imports(session, event_id, keys, reset=False)
-    claimed = repository.claim_imports(session, event_id, keys)
+    import_rows.record_imports(session, event_id, keys, reset=False)
+    claimed = import_rows.claim_imports(session, event_id, keys)
     results = [ingest.import_object(session, storage, event, key, settings=settings) for key in claimed]
-    repository.finish_imports(
+    import_rows.finish_imports(
         session,
         event_id,
         [
@@ -92,7 +94,7 @@ class ImportProgress:
 
 def progress(session: Session, event: Event) -> ImportProgress:
     """How many of the event's import items are pending and how many were rejected."""
-    counts = repository.import_counts(session, event.id)
+    counts = import_rows.import_counts(session, event.id)
     return ImportProgress(importing=counts[ImportStatus.PENDING], rejected=counts[ImportStatus.REJECTED])
 
 
@@ -109,7 +111,7 @@ def list_rejected(
     session: Session, event: Event, *, limit: int = 100, offset: int = 0
 ) -> tuple[int, list[RejectedImport]]:
     """(number of rejected objects, one page of them, most recent first)."""
-    total, rows = repository.list_rejected_imports(session, event.id, limit, offset)
+    total, rows = import_rows.list_rejected_imports(session, event.id, limit, offset)
     return total, [RejectedImport(r.source_key, r.reason or "rejected", r.updated_at) for r in rows]
 
 
@@ -130,8 +132,8 @@ def requeue_lost(
     settings: Settings | None = None,
 ) -> ImportReconcileResult:
     """Send again the import items left pending past the bound; reject those already sent `max_attempts` times."""
-    rejected = repository.reject_stale_imports(session, older_than_seconds, max_attempts, limit)
-    stale = repository.requeue_stale_imports(session, older_than_seconds, max_attempts, limit)
+    rejected = import_rows.reject_stale_imports(session, older_than_seconds, max_attempts, limit)
+    stale = import_rows.requeue_stale_imports(session, older_than_seconds, max_attempts, limit)
     by_event: dict[uuid.UUID, list[str]] = {}
     for event_id, key in stale:
         by_event.setdefault(event_id, []).append(key)

@@ -21,7 +21,6 @@ from photomatch.config import Settings, get_settings
 from photomatch.errors import UserError
 from photomatch.logs import get_logger
 from photomatch.models import Event
-from photomatch.photos import repository
 from photomatch.photos.files import (
     SNIFF_BYTES,
     HashingReader,
@@ -32,6 +31,7 @@ from photomatch.photos.files import (
     type_from_name,
 )
 from photomatch.photos.queue import enqueue_processing
+from photomatch.photos.repository import photos as photo_rows
 from photomatch.storage import ObjectNotFound, Storage
 
 log = get_logger(__name__)
@@ -124,10 +124,10 @@ def _register(
         "size_bytes": reader.size,
         "content_type": kind.content_type,
     }
-    if repository.insert_photo(session, values):
+    if photo_rows.insert_photo(session, values):
         log.info("photos.ingest.created", event_id=event.id, photo_id=photo_id, bytes=reader.size)
         return IngestResult(filename, Outcome.CREATED, photo_id=photo_id)
-    existing = repository.get_by_sha256(session, event.id, reader.sha256)
+    existing = photo_rows.get_by_sha256(session, event.id, reader.sha256)
     if existing is None:  # only a reused id or key conflicts otherwise; both are generated fresh
         raise RuntimeError(f"photo {photo_id} conflicts with an existing row but no duplicate was found")
     if existing.storage_key != key:
@@ -210,7 +210,7 @@ def commit_upload(
     name = clean_filename(filename or key.rsplit("/", 1)[-1])
     if match is None:
         return _rejected(name, "invalid_key", "this key was not issued for this event's uploads")
-    existing = repository.get_by_storage_key(session, key)
+    existing = photo_rows.get_by_storage_key(session, key)
     if existing is not None:  # a repeated commit
         return _duplicate(name, existing.id, "already committed")
     try:

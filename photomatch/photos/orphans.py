@@ -19,7 +19,7 @@ from itertools import islice
 from sqlalchemy.orm import Session
 
 from photomatch.logs import get_logger
-from photomatch.photos import repository
+from photomatch.photos.repository import photos as photo_rows
 from photomatch.storage import Storage
 
 log = get_logger(__name__)
@@ -54,7 +54,7 @@ def sweep_orphans(
     scanned, deleted = 0, []
     while batch := list(islice(candidates, _BATCH)):
         scanned += len(batch)
-        referenced = repository.keys_of_photos(session, sorted({pid for _, pid in batch}))
+        referenced = photo_rows.keys_of_photos(session, sorted({pid for _, pid in batch}))
         for key, _ in batch:
             if key not in referenced:
                 storage.delete(key)

@@ -20,12 +20,15 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from photomatch.config import get_settings
+from photomatch.events import repository as event_rows
 from photomatch.faces.types import Analyzer, DeviceOutOfMemory, Face
 from photomatch.imaging import ImageError, LoadedImage, host_pixels, load_image
 from photomatch.logs import get_logger
 from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
 from photomatch.models import TOMBSTONE_RADIUS, PhotoStatus
-from photomatch.photos import repository
+from photomatch.photos.repository import faces as face_rows
+from photomatch.photos.repository import photos as photo_rows
+from photomatch.photos.repository import tombstones as tombstone_rows
 from photomatch.photos.thumbnails import store_thumbnails
 from photomatch.storage import ObjectNotFound, Storage
 
@@ -60,11 +63,11 @@ class PhotoOutcome:
 
 def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int) -> list[ClaimedPhoto]:
     """Mark the still-pending photos among `photo_ids` processing; photos out of attempts fail instead."""
-    exhausted = repository.fail_exhausted(session, photo_ids, max_attempts)
+    exhausted = photo_rows.fail_exhausted(session, photo_ids, max_attempts)
     for photo_id in exhausted:
         log.warning("photos.process.too_many_attempts", photo_id=photo_id)
-    rows = repository.claim(session, photo_ids, max_attempts)
-    embedders = repository.embedders_of(session, [event_id for _, event_id, _ in rows])
+    rows = photo_rows.claim(session, photo_ids, max_attempts)
+    embedders = event_rows.embedders_of(session, [event_id for _, event_id, _ in rows])
     skipped = len(photo_ids) - len(rows) - len(exhausted)
     if skipped:
         # Done, failed or deleted: a duplicate delivery of a finished batch lands here.
@@ -124,7 +127,7 @@ def fail_unavailable(session: Session, claimed: Sequence[ClaimedPhoto], error: B
     """Storage stayed unreachable through every retry: fail the batch with a reason rather than leave it
     processing; `photos retry` (or the photographer page) queues them again once storage is back."""
     reason = f"storage_unavailable: the photo store could not be reached ({type(error).__name__}); retry later"
-    failed = repository.fail_pending(session, [c.id for c in claimed], reason)
+    failed = photo_rows.fail_pending(session, [c.id for c in claimed], reason)
     for photo_id in failed:
         log.warning("photos.process.storage_unavailable", photo_id=photo_id, error=type(error).__name__)
         PHOTO_FAILURES.labels("storage_unavailable").inc()
@@ -234,8 +237,8 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
     Rows are locked first, so a second run of the same task waits and then replaces the faces
     again: the photo ends with exactly one set, whichever run commits last.
     """
-    photos = {p.id: p for p in repository.get_photos(session, [o.photo_id for o in outcomes], for_update=True)}
-    tombstones = repository.tombstones_of(session, list(photos))
+    photos = {p.id: p for p in photo_rows.get_photos(session, [o.photo_id for o in outcomes], for_update=True)}
+    tombstones = tombstone_rows.tombstones_of(session, list(photos))
     for outcome in outcomes:
         photo = photos.get(outcome.photo_id)
         if photo is None:  # deleted meanwhile (event purged)
@@ -246,11 +249,11 @@ def save_outcomes(session: Session, outcomes: Sequence[PhotoOutcome]) -> None:
             photo.thumb_small_key, photo.thumb_medium_key = outcome.thumbnails
         photo.processed_at = func.now()  # type: ignore[assignment]
         if outcome.failure is not None:
-            repository.replace_faces(session, photo.id, [])
+            face_rows.replace_faces(session, photo.id, [])
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.FAILED, outcome.failure, None
         else:
             outcome.faces = _without_removed(outcome.faces, tombstones.get(photo.id, []))
-            repository.replace_faces(session, photo.id, _face_rows(outcome))
+            face_rows.replace_faces(session, photo.id, _face_rows(outcome))
             photo.status, photo.failure_reason, photo.face_count = PhotoStatus.DONE, None, len(outcome.faces)
     session.flush()
 
@@ -281,7 +284,7 @@ def make_thumbnails(session: Session, storage: Storage, photo_ids: Sequence[uuid
     Undecodable photos are skipped: the face task records why they failed.
     """
     made: list[tuple[uuid.UUID, str, str]] = []
-    for photo in repository.get_photos(session, photo_ids):
+    for photo in photo_rows.get_photos(session, photo_ids):
         if photo.status == PhotoStatus.FAILED or photo.thumb_small_key is not None:
             continue
         try:
@@ -291,6 +294,6 @@ def make_thumbnails(session: Session, storage: Storage, photo_ids: Sequence[uuid
             continue
         made.append((photo.id, *store_thumbnails(storage, photo.event_id, photo.id, image.rgb)))
     for photo_id, small_key, medium_key in made:
-        repository.set_thumbnails(session, photo_id, small_key, medium_key)
+        photo_rows.set_thumbnails(session, photo_id, small_key, medium_key)
     session.flush()
     return len(made)

@@ -24,12 +24,14 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings, get_settings
+from photomatch.events import repository as event_rows
 from photomatch.faces.types import Analyzer, Detection, Face
 from photomatch.imaging import ImageError, LoadedImage, load_image
 from photomatch.logs import get_logger
 from photomatch.models import Event
-from photomatch.photos import repository
 from photomatch.photos.queue import enqueue_second_embedding
+from photomatch.photos.repository import faces as face_rows
+from photomatch.photos.repository import photos as photo_rows
 from photomatch.search.calibration import site_calibrations
 from photomatch.storage import ObjectNotFound, Storage
 
@@ -61,8 +63,8 @@ def add_second_embedder(
         )
     if event.second_embedder not in (None, model):
         raise SecondEmbedderError(f"event {event.slug} already fuses {event.second_embedder}")
-    repository.set_second_embedder(session, event.id, model)
-    ids = repository.photos_missing_second(session, event.id, limit=None)
+    event_rows.set_second_embedder(session, event.id, model)
+    ids = photo_rows.photos_missing_second(session, event.id, limit=None)
     enqueue_second_embedding(session, ids, settings=s)
     log.info("photos.second_embedder.added", event_id=event.id, model=model, photos=len(ids))
     return len(ids)
@@ -74,7 +76,7 @@ def events_to_fuse(session: Session, settings: Settings | None = None) -> list[E
     cals = site_calibrations(s)
     return [
         e
-        for e in repository.events_without_second(session)
+        for e in event_rows.events_without_second(session)
         if s.second_embedder and cals.fuses(e.embedder, s.second_embedder)
     ]
 
@@ -83,7 +85,7 @@ def remaining(session: Session, event: Event) -> int:
     """Done photos of the event that still have a face without its second vector (0 without one)."""
     if not event.second_embedder:
         return 0
-    return repository.count_photos_missing_second(session, event.id)
+    return photo_rows.count_photos_missing_second(session, event.id)
 
 
 def requeue_missing(session: Session, *, limit: int = 10_000, settings: Settings | None = None) -> list[uuid.UUID]:
@@ -91,7 +93,7 @@ def requeue_missing(session: Session, *, limit: int = 10_000, settings: Settings
 
     Call it only while the face queue is empty: then a photo still missing its vector lost its message.
     """
-    ids = repository.photos_missing_second(session, None, limit=limit)
+    ids = photo_rows.photos_missing_second(session, None, limit=limit)
     enqueue_second_embedding(session, ids, settings=settings)
     if ids:
         log.warning("photos.second_embedder.requeued", photos=len(ids))
@@ -115,7 +117,7 @@ class PendingPhoto:
 def load_pending(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[PendingPhoto]:
     """What is left to embed among these photos (a duplicate message finds nothing)."""
     out = []
-    rows = repository.faces_missing_second(session, photo_ids)
+    rows = face_rows.faces_missing_second(session, photo_ids)
     for (photo_id, event_id, key, model), faces in groupby(rows, key=lambda r: r[:4]):
         pending = PendingPhoto(photo_id, event_id, key, model)
         for *_, face_id, box, landmarks, probability in faces:
@@ -158,10 +160,10 @@ def embed_pending(
 
 def save_embedded(session: Session, embedded: Embedded) -> tuple[int, list[uuid.UUID]]:
     """Store the vectors; fail the photos whose original is gone. Returns (faces updated, photos failed)."""
-    updated = repository.set_second_embeddings(session, embedded.vectors)
+    updated = face_rows.set_second_embeddings(session, embedded.vectors)
     failed: list[uuid.UUID] = []
     for photo_id, reason in embedded.unreadable.items():
-        failed += repository.fail_done(session, [photo_id], reason)
+        failed += photo_rows.fail_done(session, [photo_id], reason)
         log.warning("photos.second_embedder.unreadable", photo_id=photo_id, reason=reason.split(":", 1)[0])
     session.flush()
     return updated, failed

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from photomatch.config import Settings, get_settings
 from photomatch.logs import get_logger
 from photomatch.models import Event, PhotoStatus
-from photomatch.photos import imports, repository, second_embedder
+from photomatch.photos import imports, second_embedder
 from photomatch.photos.queue import enqueue_processing, enqueue_thumbnails
+from photomatch.photos.repository import photos as photo_rows
 
 log = get_logger(__name__)
 
@@ -50,8 +51,8 @@ def event_status(session: Session, event: Event, *, window_seconds: int | None =
     0 and the ETA becomes unknown (None) rather than a stale promise.
     """
     window = window_seconds or get_settings().status_window_seconds
-    counts, faces = repository.status_counts(session, event.id)
-    finished, started, now = repository.recent_throughput(session, event.id, window)
+    counts, faces = photo_rows.status_counts(session, event.id)
+    finished, started, now = photo_rows.recent_throughput(session, event.id, window)
     imported = imports.progress(session, event)
     remaining = counts[PhotoStatus.UPLOADED] + counts[PhotoStatus.PROCESSING] + imported.importing
     rate = 0.0
@@ -86,7 +87,7 @@ class FailedPhoto:
 
 def list_failed(session: Session, event: Event, *, limit: int = 100, offset: int = 0) -> tuple[int, list[FailedPhoto]]:
     """(number of failed photos, one page of them with reasons), most recent first."""
-    total, photos = repository.list_failed(session, event.id, limit, offset)
+    total, photos = photo_rows.list_failed(session, event.id, limit, offset)
     return total, [
         FailedPhoto(p.id, p.original_filename, p.failure_reason or "unknown", p.attempts, p.processed_at)
         for p in photos
@@ -101,7 +102,7 @@ def retry_failed(
     settings: Settings | None = None,
 ) -> list[uuid.UUID]:
     """Put failed photos (all of the event's, or those listed) back to uploaded and queue them again."""
-    ids = repository.reset_failed(session, event.id, photo_ids)
+    ids = photo_rows.reset_failed(session, event.id, photo_ids)
     enqueue_processing(session, ids, settings=settings)
     log.info("photos.retry", event_id=event.id, photos=len(ids))
     return ids
@@ -121,7 +122,7 @@ class ReconcileResult:
 
 def photo_counts(session: Session) -> list[tuple[str, str, int]]:
     """(event id, status, photos) across events, for the `photomatch_photos` gauge."""
-    return [(str(event_id), status, n) for event_id, status, n in repository.status_counts_all(session)]
+    return [(str(event_id), status, n) for event_id, status, n in photo_rows.status_counts_all(session)]
 
 
 def reconcile(
@@ -138,12 +139,17 @@ def reconcile(
     `include_uploaded=False` leaves uploaded photos alone: while the face queue still holds a
     backlog, an old uploaded photo is most likely waiting its turn, not lost.
     """
-    statuses = list(repository.PENDING) if include_uploaded else [PhotoStatus.PROCESSING]
-    failed = repository.fail_stale_exhausted(session, statuses, older_than_seconds, max_attempts, limit)
-    requeued = repository.requeue_stale(session, statuses, older_than_seconds, max_attempts, limit)
-    thumbnails = repository.done_without_thumbnails(session, older_than_seconds, limit) if include_thumbnails else []
+    statuses = list(photo_rows.PENDING) if include_uploaded else [PhotoStatus.PROCESSING]
+    failed = photo_rows.fail_stale_exhausted(session, statuses, older_than_seconds, max_attempts, limit)
+    requeued = photo_rows.requeue_stale(session, statuses, older_than_seconds, max_attempts, limit)
+    thumbnails = photo_rows.done_without_thumbnails(session, older_than_seconds, limit) if include_thumbnails else []
     enqueue_processing(session, requeued)
     enqueue_thumbnails(session, thumbnails)
     if failed or requeued or thumbnails:
         log.warning("photos.reconcile.found", requeued=len(requeued), failed=len(failed), thumbnails=len(thumbnails))
     return ReconcileResult(requeued=requeued, failed=failed, thumbnails=thumbnails)
+
+
+def known_sha256s(session: Session, event: Event, sha256s: list[str]) -> set[str]:
+    """The subset of `sha256s` (hex, any case) already uploaded to `event`."""
+    return photo_rows.known_sha256s(session, event.id, sorted({h.lower() for h in sha256s}))

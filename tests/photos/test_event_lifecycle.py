@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
 from photomatch.db import commit
-from photomatch.events.lifecycle import delete_event, enforce_retention
 from photomatch.events.service import create_event
+from photomatch.lifecycle import delete_event, enforce_retention
 from photomatch.models import Event, Face, FaceTombstone, Photo
-from photomatch.photos import ingest, repository
+from photomatch.photos import ingest
+from photomatch.photos.repository import faces as face_rows
 from photomatch.photos.thumbnails import thumbnail_keys
 from photomatch.storage import Storage
 from tests.support.transactions import boundary
@@ -60,7 +61,7 @@ def album(session: Session, storage: Storage, name: str, seed: int) -> Event:
             "probability": 0.99, "size_px": 10, "sharpness": 50.0, "model": event.embedder,
             "embedding": unit(seed + i),
         }  # fmt: skip
-        repository.replace_faces(session, photo_id, [face])
+        face_rows.replace_faces(session, photo_id, [face])
         session.execute(sa.update(Photo).where(Photo.id == photo_id).values(status="done", face_count=1))
     session.add(FaceTombstone(event_id=event.id, photo_id=photo_id, model=event.embedder, embedding=unit(seed + 9)))
     session.flush()

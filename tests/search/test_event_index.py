@@ -20,8 +20,8 @@ from photomatch import ann
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
 from photomatch.db import commit
-from photomatch.events.lifecycle import delete_event, enforce_retention
 from photomatch.events.service import create_event
+from photomatch.lifecycle import delete_event, enforce_retention
 from photomatch.models import Event, Face, Photo
 from photomatch.search import repository
 from photomatch.storage import Storage

@@ -17,9 +17,9 @@ import botocore.exceptions
 import kombu.exceptions
 import sqlalchemy.exc
 
+from photomatch import lifecycle
 from photomatch.config import get_settings
 from photomatch.db import session_scope
-from photomatch.events import lifecycle
 from photomatch.faces.types import Analyzer, DeviceOutOfMemory
 from photomatch.logs import get_logger
 from photomatch.metrics import timed

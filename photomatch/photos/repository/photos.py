@@ -1,4 +1,4 @@
-"""SQL for photos and their faces. Functions only flush; the caller's boundary commits."""
+"""SQL for photo rows: ingest, claims, status, failures, the reconciler's stale photos. Functions only flush."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from photomatch.models import Event, Face, FaceTombstone, ImportItem, ImportStatus, Photo, PhotoStatus
+from photomatch.models import Face, Photo, PhotoStatus
+from photomatch.photos.repository.faces import missing_second
 
 # Statuses whose photo still owes the pipeline work (the reconciler's candidates).
 PENDING = (PhotoStatus.UPLOADED, PhotoStatus.PROCESSING)
+
+
 FINISHED = (PhotoStatus.DONE, PhotoStatus.FAILED)
-
-
-# --- ingest ------------------------------------------------------------------------------------
 
 
 def insert_photo(session: Session, values: dict[str, Any]) -> bool:
@@ -53,19 +52,6 @@ def get_photos(session: Session, ids: Sequence[uuid.UUID], *, for_update: bool =
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return list(session.scalars(stmt))
 
-
-def get_event(session: Session, event_id: uuid.UUID) -> Event | None:
-    """The event with this id, if any."""
-    return session.get(Event, event_id)
-
-
-def embedders_of(session: Session, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
-    """The embedder models fixed by each event: (embedder, second embedder or "")."""
-    rows = session.execute(select(Event.id, Event.embedder, Event.second_embedder).where(Event.id.in_(set(event_ids))))
-    return {event_id: (embedder, second or "") for event_id, embedder, second in rows}
-
-
-# --- processing --------------------------------------------------------------------------------
 
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 
@@ -120,13 +106,6 @@ def claim(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list
     return [(row.id, row.event_id, row.storage_key) for row in session.execute(stmt)]
 
 
-def replace_faces(session: Session, photo_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> None:
-    """Delete the photo's faces and insert `rows`: run in one transaction, a rerun leaves one set."""
-    session.execute(delete(Face).where(Face.photo_id == photo_id).execution_options(synchronize_session=False))
-    if rows:
-        session.execute(insert(Face), list(rows))
-
-
 def set_thumbnails(session: Session, photo_id: uuid.UUID, small_key: str, medium_key: str) -> None:
     """Record a photo's thumbnail keys."""
     session.execute(
@@ -135,9 +114,6 @@ def set_thumbnails(session: Session, photo_id: uuid.UUID, small_key: str, medium
         .values(thumb_small_key=small_key, thumb_medium_key=medium_key)
         .execution_options(synchronize_session=False)
     )
-
-
-# --- status ------------------------------------------------------------------------------------
 
 
 def status_counts(session: Session, event_id: uuid.UUID) -> tuple[dict[PhotoStatus, int], int]:
@@ -219,9 +195,6 @@ def reset_failed(session: Session, event_id: uuid.UUID, ids: Sequence[uuid.UUID]
     return list(session.scalars(stmt))
 
 
-# --- reconciler --------------------------------------------------------------------------------
-
-
 def _stale(older_than_seconds: float) -> ColumnElement[bool]:
     # A processing photo is stale counting from its claim; an uploaded one from its last (re)queue,
     # which the reconciler records by touching updated_at.
@@ -287,103 +260,16 @@ def done_without_thumbnails(session: Session, older_than_seconds: float, limit: 
     return list(session.scalars(stmt))
 
 
-def tombstones_of(session: Session, photo_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, np.ndarray]]]:
-    """(model, embedding) of the faces attendees removed from these photos, per photo."""
-    rows = session.execute(
-        select(FaceTombstone.photo_id, FaceTombstone.model, FaceTombstone.embedding).where(
-            FaceTombstone.photo_id.in_(list(photo_ids))
-        )
-    )
-    out: dict[uuid.UUID, list[tuple[str, np.ndarray]]] = {}
-    for photo_id, model, embedding in rows:
-        vector = embedding.to_numpy() if hasattr(embedding, "to_numpy") else np.asarray(embedding)
-        out.setdefault(photo_id, []).append((model, vector.astype(np.float32)))
-    return out
-
-
-# --- a second embedder added to an existing event ----------------------------------------------
-
-
-def set_second_embedder(session: Session, event_id: uuid.UUID, model: str) -> None:
-    """Record the event's second embedder: photos processed from now on get its vectors too."""
-    session.execute(update(Event).where(Event.id == event_id).values(second_embedder=model))
-
-
-def events_without_second(session: Session) -> list[Event]:
-    """Events with no second embedder, oldest first."""
-    stmt = select(Event).where(Event.second_embedder.is_(None)).order_by(Event.created_at)
-    return list(session.scalars(stmt))
-
-
-def _missing_second(event_id: uuid.UUID | None) -> list[ColumnElement[bool]]:
-    # Faces of done photos whose event has a second embedder they lack, read through the partial
-    # index on faces without a second vector, which stays small: faces processed under a second
-    # embedder are never in it.
-    where = [
-        Face.second_model.is_(None),
-        Event.id == Face.event_id,
-        Event.second_embedder.is_not(None),
-        Photo.id == Face.photo_id,
-        Photo.event_id == Face.event_id,
-        Photo.status == PhotoStatus.DONE,
-    ]
-    return where if event_id is None else [*where, Face.event_id == event_id]
-
-
 def photos_missing_second(session: Session, event_id: uuid.UUID | None, limit: int | None) -> list[uuid.UUID]:
     """Done photos (of one event, or of any) with a face that lacks its event's second vector."""
-    stmt = select(Face.photo_id).where(*_missing_second(event_id)).distinct().limit(limit)
+    stmt = select(Face.photo_id).where(*missing_second(event_id)).distinct().limit(limit)
     return list(session.scalars(stmt))
 
 
 def count_photos_missing_second(session: Session, event_id: uuid.UUID) -> int:
     """How many of the event's done photos still have a face without its second vector."""
-    stmt = select(func.count(func.distinct(Face.photo_id))).where(*_missing_second(event_id))
+    stmt = select(func.count(func.distinct(Face.photo_id))).where(*missing_second(event_id))
     return int(session.scalar(stmt) or 0)
-
-
-def faces_missing_second(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:
-    """(photo id, event id, storage key, event's second model, face id, box, landmarks, probability) of
-    each face of these done photos still lacking its event's second vector, by photo."""
-    stmt = (
-        select(
-            Photo.id,
-            Photo.event_id,
-            Photo.storage_key,
-            Event.second_embedder,
-            Face.id,
-            Face.box,
-            Face.landmarks,
-            Face.probability,
-        )
-        .join(Event, Event.id == Photo.event_id)
-        .join(Face, and_(Face.photo_id == Photo.id, Face.event_id == Photo.event_id))
-        .where(
-            Photo.id.in_(list(photo_ids)),
-            Photo.status == PhotoStatus.DONE,
-            Event.second_embedder.is_not(None),
-            Face.second_model.is_(None),
-        )
-        .order_by(Photo.id, Face.id)
-    )
-    return [tuple(row) for row in session.execute(stmt)]
-
-
-def set_second_embeddings(session: Session, rows: Sequence[tuple[int, str, np.ndarray]]) -> int:
-    """Store (face id, model, vector) on faces that still lack a second vector; returns faces updated.
-
-    A face reprocessed meanwhile has a new id (and its vector already): its old id matches nothing.
-    """
-    updated = 0
-    for face_id, model, vector in rows:
-        result = session.execute(
-            update(Face)
-            .where(Face.id == face_id, Face.second_model.is_(None))
-            .values(second_model=model, second_embedding=vector)
-            .execution_options(synchronize_session=False)
-        )
-        updated += int(getattr(result, "rowcount", 0) or 0)
-    return updated
 
 
 def fail_done(session: Session, ids: Sequence[uuid.UUID], reason: str) -> list[uuid.UUID]:
@@ -402,118 +288,14 @@ def fail_done(session: Session, ids: Sequence[uuid.UUID], reason: str) -> list[u
     return failed
 
 
-# --- imports from a storage prefix (photomatch.photos.imports) ---------------------------------
-
-_IMPORT_CHUNK = 5000  # keys per INSERT: a festival's card dump is tens of thousands
-
-
-def record_imports(session: Session, event_id: uuid.UUID, keys: Sequence[str], *, reset: bool) -> None:
-    """Add the keys as pending; with `reset`, keys already recorded (done or rejected) are pending again."""
-    for start in range(0, len(keys), _IMPORT_CHUNK):
-        rows = [{"event_id": event_id, "source_key": k} for k in keys[start : start + _IMPORT_CHUNK]]
-        stmt = pg_insert(ImportItem).values(rows)
-        if reset:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[ImportItem.event_id, ImportItem.source_key],
-                set_={"status": ImportStatus.PENDING, "reason": None, "attempts": 0, "updated_at": func.now()},
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing()
-        session.execute(stmt)
+def known_sha256s(session: Session, event_id: uuid.UUID, sha256s: list[str]) -> set[str]:
+    """Which of `sha256s` already belong to photos of the event (resumable uploads skip them)."""
+    if not sha256s:
+        return set()
+    query = select(Photo.sha256).where(Photo.event_id == event_id, Photo.sha256.in_(sha256s))
+    return set(session.scalars(query))
 
 
-def claim_imports(session: Session, event_id: uuid.UUID, keys: Sequence[str]) -> list[str]:
-    """The keys still pending, locked by this transaction (a duplicate delivery waits, then finds none)."""
-    stmt = (
-        update(ImportItem)
-        .where(
-            ImportItem.event_id == event_id, ImportItem.source_key.in_(keys), ImportItem.status == ImportStatus.PENDING
-        )
-        .values(updated_at=func.now())
-        .returning(ImportItem.source_key)
-        .execution_options(synchronize_session=False)
-    )
-    claimed = set(session.scalars(stmt))
-    return [k for k in keys if k in claimed]
-
-
-def finish_imports(session: Session, event_id: uuid.UUID, outcomes: Sequence[dict[str, Any]]) -> None:
-    """Mark keys done or rejected: each outcome has `key`, `status`, `reason` and `photo_id`."""
-    if not outcomes:
-        return
-    stmt = (
-        update(ImportItem)
-        .where(ImportItem.event_id == event_id, ImportItem.source_key == bindparam("key"))
-        .values(status=bindparam("status"), reason=bindparam("reason"), photo_id=bindparam("photo_id"))
-    )
-    session.connection().execute(stmt, list(outcomes))
-
-
-def import_counts(session: Session, event_id: uuid.UUID) -> dict[ImportStatus, int]:
-    """Import items per status, for one event (served by ix_import_items_event_id_status)."""
-    rows = session.execute(
-        select(ImportItem.status, func.count()).where(ImportItem.event_id == event_id).group_by(ImportItem.status)
-    )
-    counts = {status: 0 for status in ImportStatus}
-    for status, n in rows:
-        counts[ImportStatus(status)] = int(n)
-    return counts
-
-
-def list_rejected_imports(
-    session: Session, event_id: uuid.UUID, limit: int, offset: int
-) -> tuple[int, list[ImportItem]]:
-    """(number of rejected import items, one page of them, most recent first)."""
-    where = and_(ImportItem.event_id == event_id, ImportItem.status == ImportStatus.REJECTED)
-    total = session.scalar(select(func.count()).select_from(ImportItem).where(where)) or 0
-    page = session.scalars(
-        select(ImportItem)
-        .where(where)
-        .order_by(ImportItem.updated_at.desc(), ImportItem.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return int(total), list(page)
-
-
-def _stale_pending_imports(older_than_seconds: float, limit: int, exhausted: bool, max_attempts: int) -> Any:
-    return (
-        select(ImportItem.id)
-        .where(
-            ImportItem.status == ImportStatus.PENDING,
-            ImportItem.updated_at <= func.now() - timedelta(seconds=older_than_seconds),
-            ImportItem.attempts >= max_attempts if exhausted else ImportItem.attempts < max_attempts,
-        )
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # rows an import task holds are being imported now
-        .scalar_subquery()
-    )
-
-
-def reject_stale_imports(session: Session, older_than_seconds: float, max_attempts: int, limit: int) -> int:
-    """Reject pending items sent `max_attempts` times already; returns how many."""
-    stmt = (
-        update(ImportItem)
-        .where(ImportItem.id.in_(_stale_pending_imports(older_than_seconds, limit, True, max_attempts)))
-        .values(
-            status=ImportStatus.REJECTED,
-            reason=f"{TOO_MANY_ATTEMPTS}: the copy did not finish after {max_attempts + 1} sends",
-        )
-        .returning(ImportItem.id)
-        .execution_options(synchronize_session=False)
-    )
-    return len(list(session.scalars(stmt)))
-
-
-def requeue_stale_imports(
-    session: Session, older_than_seconds: float, max_attempts: int, limit: int
-) -> list[tuple[uuid.UUID, str]]:
-    """(event, key) of pending items untouched past the bound (their message was lost): counted as sent again."""
-    stmt = (
-        update(ImportItem)
-        .where(ImportItem.id.in_(_stale_pending_imports(older_than_seconds, limit, False, max_attempts)))
-        .values(attempts=ImportItem.attempts + 1, updated_at=func.now())
-        .returning(ImportItem.event_id, ImportItem.source_key)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted((event_id, key) for event_id, key in session.execute(stmt))
+def delete_event_photos(session: Session, event_id: uuid.UUID) -> None:
+    """Every photo of the event (its faces and tombstones cascade)."""
+    session.execute(delete(Photo).where(Photo.event_id == event_id))

@@ -24,6 +24,8 @@ from photomatch.db import Transaction, after_commit
 from photomatch.events import repository
 from photomatch.logs import get_logger
 from photomatch.models import Event
+from photomatch.photos.repository import faces as face_rows
+from photomatch.photos.repository import photos as photo_rows
 from photomatch.storage import Storage
 
 log = get_logger(__name__)
@@ -78,13 +80,13 @@ def enforce_retention(
         photos_due = repository.past_retention_with_photos(session, photo_cutoff)
     for event_id in faces_due:
         with transaction() as session:
-            repository.delete_faces(session, event_id)
+            face_rows.delete_event_faces(session, event_id)
             ann.drop_event_indexes(session, event_id)
         result.faces_purged.append(event_id)
         log.warning("retention.faces_deleted", event_id=event_id)
     for event_id in photos_due:
         with transaction() as session:
-            repository.delete_photos(session, event_id)
+            photo_rows.delete_event_photos(session, event_id)
             after_commit(session, partial(_delete_purged_files, storage, event_id))
         result.photos_purged.append(event_id)
     return result
