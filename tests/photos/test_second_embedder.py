@@ -170,7 +170,10 @@ def test_the_reconciler_finds_what_is_missing_across_events_and_only_where_one_w
     ("change", "message"),
     [
         ({"model": "arcface-someday"}, "no fused calibration"),
-        ({"embedder": "facenet-vggface2"}, "facenet-vggface2: it cannot be searched \\(calibrated: dlib-resnet-v1\\+sface"),
+        (
+            {"embedder": "facenet-vggface2"},
+            "facenet-vggface2: it cannot be searched \\(calibrated: dlib-resnet-v1\\+sface",
+        ),
         ({"second": "other-model"}, "already fuses other-model"),
         ({"model": "", "site": ""}, "no second embedder"),
     ],
