@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.problems import EventNotFound, InvalidApiKey, MissingApiKey
 from photomatch.accounts.service import authenticate
-from photomatch.config import Settings
+from photomatch.config import Settings, database_url, redis_url
 from photomatch.db import commit, get_session_factory, make_engine, make_session_factory, session_scope
-from photomatch.embedded import resolve_database_url, resolve_redis_url
 from photomatch.events.service import get_event
 from photomatch.logs import get_logger
 from photomatch.models import Event, Photographer
@@ -43,14 +42,14 @@ class AppResources:
             return get_session_factory()
         s = self.settings
         self._engine = make_engine(
-            resolve_database_url(s), pool_size=s.db_pool_size, max_overflow=s.db_max_overflow, echo=s.db_echo
+            database_url(s), pool_size=s.db_pool_size, max_overflow=s.db_max_overflow, echo=s.db_echo
         )
         return make_session_factory(self._engine)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         """The attendee doors' limits, counted in the broker's Redis."""
-        return RateLimiter(self.settings, resolve_redis_url(self.settings))
+        return RateLimiter(self.settings, redis_url(self.settings))
 
     @cached_property
     def storage(self) -> Storage:

@@ -35,9 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.fleet import album, counts, integrity, services, start_beat, start_worker, upload_album, wait_settled
+from cli.embedded import start_postgres, stop_postgres
 from photomatch.config import Settings
 from photomatch.db import make_session_factory, session_scope
-from photomatch.embedded import start_postgres, stop_postgres
 from photomatch.photos.service import retry_failed
 
 OUT = Path(__file__).resolve().parent / "out" / "faults"

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.embedded import start_postgres, start_redis
 from photomatch.accounts.service import create_photographer
 from photomatch.config import REPO_ROOT, Settings, get_settings
 from photomatch.db import session_scope
-from photomatch.embedded import start_postgres, start_redis
 from photomatch.events.service import create_event
 from photomatch.migrate import upgrade
 from photomatch.photos.ingest import upload_files

@@ -47,8 +47,8 @@ import numpy as np
 import psycopg
 
 from bench.search_strategy import DB, DIM, MODEL, SAME_D2, conninfo, event_uuid, generate_events, replay_events
+from cli.embedded import start_postgres
 from photomatch.config import Settings, get_settings
-from photomatch.embedded import start_postgres
 from photomatch.migrate import upgrade
 
 OUT = Path(__file__).resolve().parent / "out" / "search"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from photomatch.embedded import start_postgres, stop_postgres
+from cli.embedded import start_postgres, stop_postgres
 from photomatch.migrate import upgrade
 
 OUT = Path(__file__).resolve().parent / "out" / "search-strategy"

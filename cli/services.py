@@ -10,6 +10,7 @@ from typing import Any
 from cli import imports, stack, status, upload
 from cli.argv import beat_argv, flower_argv, flower_env, worker_argv
 from cli.errors import CliError, refuse_uncalibrated
+from photomatch.config import get_settings
 from photomatch.queue import QUEUES
 
 
@@ -88,10 +89,15 @@ def register(sub: Any) -> None:
     stack.register(sub)
 
 
-def _settings() -> Any:
-    from photomatch.config import get_settings
+def _settings(*, postgres: bool = True, redis: bool = True) -> Any:
+    """The process settings, with the embedded Postgres and Redis attached where no URL is set (for this
+    process and the ones it runs)."""
+    from cli.embedded import attach
 
-    return get_settings()
+    try:
+        return attach(get_settings(), postgres=postgres, redis=redis)
+    except RuntimeError as e:  # the embedded servers explain themselves
+        raise CliError(str(e)) from None
 
 
 def _exec(argv: list[str]) -> int:
@@ -108,8 +114,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from photomatch.logs import configure_logging
 
+    refuse_uncalibrated(get_settings())
     settings = _settings()
-    refuse_uncalibrated(settings)
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "api.main:create_app",
@@ -127,12 +133,14 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker on the chosen queues."""
-    refuse_uncalibrated(_settings())
+    refuse_uncalibrated(get_settings())
+    _settings()
     return _exec(worker_argv(args.queues, args.pool, args.concurrency, args.name, args.loglevel))
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat (periodic reconciler)."""
+    _settings()
     return _exec(beat_argv(args.loglevel))
 
 
@@ -142,15 +150,14 @@ def cmd_flower(args: argparse.Namespace) -> int:
     if "FLOWER_BASIC_AUTH" not in os.environ:
         print(f"Flower login: {env['FLOWER_BASIC_AUTH']}  (generated; set FLOWER_BASIC_AUTH to choose one)", flush=True)
     os.environ.update(env)
-    return _exec(flower_argv(args.port or _settings().flower_port, args.address))
+    return _exec(flower_argv(args.port or _settings(postgres=False).flower_port, args.address))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply migrations up to --revision."""
-    from photomatch.embedded import resolve_database_url
     from photomatch.migrate import upgrade
 
-    upgrade(resolve_database_url(_settings()), args.revision)
+    upgrade(_settings(redis=False).database_url, args.revision)
     print(f"database upgraded to {args.revision}")
     return 0
 

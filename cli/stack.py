@@ -235,7 +235,7 @@ class _Stop:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start everything, print where it listens, supervise until Ctrl-C/SIGTERM, stop in order."""
-    from photomatch.embedded import resolve_database_url, resolve_redis_url, stop_postgres, stop_redis
+    from cli.embedded import start_postgres, start_redis, stop_postgres, stop_redis
     from photomatch.migrate import upgrade
 
     settings = _apply_overrides(args)
@@ -256,8 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     children: list[Child] = []
     try:
         try:
-            db_url = resolve_database_url(settings)
-            redis_url = resolve_redis_url(settings)
+            db_url = settings.database_url or start_postgres(settings.data_dir)
+            redis_url = settings.redis_url or start_redis(settings.data_dir, settings.redis_port)
         except RuntimeError as e:  # the embedded servers explain themselves
             raise CliError(str(e)) from None
         upgrade(db_url)

@@ -12,9 +12,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 import photomatch.models  # noqa: F401  (registers every table on Base.metadata)
-from photomatch.config import get_settings
+from photomatch.config import database_url, get_settings
 from photomatch.db import Base, sqlalchemy_url
-from photomatch.embedded import resolve_database_url
 
 config = context.config
 # Only the alembic CLI configures logging; programmatic runs (app, tests) keep their own loggers.
@@ -27,8 +26,8 @@ target_metadata = Base.metadata
 def _database_url(*, offline: bool = False) -> str:
     url = config.attributes.get("database_url") or get_settings().database_url
     if not url:
-        # Printing SQL needs no server, so don't start the embedded one for it.
-        url = "postgresql+psycopg://localhost/photomatch" if offline else resolve_database_url(get_settings())
+        # Printing SQL needs no server; running migrations needs the URL (`photomatch db upgrade` has it).
+        url = "postgresql+psycopg://localhost/photomatch" if offline else database_url(get_settings())
     return sqlalchemy_url(url)
 
 

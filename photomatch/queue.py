@@ -13,9 +13,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings, get_settings, redis_url
 from photomatch.db import after_commit
-from photomatch.embedded import resolve_redis_url
 from photomatch.logs import get_logger
 
 if TYPE_CHECKING:
@@ -39,11 +38,11 @@ QUEUES = (FACES_QUEUE, CPU_QUEUE)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery settings derived from photomatch Settings (resolving, or starting, the embedded Redis)."""
+    """Celery settings derived from photomatch Settings."""
     from kombu import Exchange, Queue
 
     return {
-        "broker_url": resolve_redis_url(settings),
+        "broker_url": redis_url(settings),
         "broker_connection_retry_on_startup": True,
         # Redis re-delivers an unacknowledged message after this long; far above a batch's run time
         # (seconds), so only a task whose worker vanished is ever delivered twice.

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from api.main import create_app
+from cli.embedded import start_postgres, start_redis, stop_postgres, stop_redis
 from photomatch.config import Settings, get_settings
-from photomatch.embedded import start_postgres, start_redis, stop_postgres, stop_redis
 from photomatch.migrate import upgrade
 from photomatch.storage import LocalStorage, S3Storage
 from tests.support.accounts import new_photographer

@@ -86,3 +86,14 @@ def test_flower_always_gets_a_login(monkeypatch: pytest.MonkeyPatch, tmp_path: P
             flower_env({})
     finally:
         get_settings.cache_clear()
+
+
+def test_the_library_starts_no_server_it_asks_for_the_url() -> None:
+    """Only the `photomatch` command starts or attaches to the embedded servers (cli/embedded.py)."""
+    from photomatch.config import NotConfigured, database_url, redis_url
+
+    empty = Settings(database_url="", redis_url="")
+    with pytest.raises(NotConfigured, match="PHOTOMATCH_DATABASE_URL is not set"):
+        database_url(empty)
+    with pytest.raises(NotConfigured, match="PHOTOMATCH_REDIS_URL is not set"):
+        redis_url(empty)

@@ -8,7 +8,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from photomatch.embedded import start_postgres, start_redis, stop_redis
+from cli.embedded import start_postgres, start_redis, stop_redis
 
 
 def test_redis_persists_across_restart(tmp_path: Path) -> None:

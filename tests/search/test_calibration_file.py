@@ -95,7 +95,12 @@ def test_the_api_refuses_to_start_on_a_wrong_calibration(tmp_path: Path) -> None
 )
 def test_each_process_stops_at_startup_with_the_reason(tmp_path: Path, argv: list[str]) -> None:
     data = shipped() | {"detector": "yunet-2023mar"}
-    env = os.environ | {"PHOTOMATCH_SEARCH_CALIBRATION_FILE": str(write(tmp_path, data))}
+    env = os.environ | {
+        "PHOTOMATCH_SEARCH_CALIBRATION_FILE": str(write(tmp_path, data)),
+        # Nothing is reached: the check comes first. A raw Celery worker needs the broker's URL to start at all.
+        "PHOTOMATCH_REDIS_URL": "redis://127.0.0.1:9/0",
+        "PHOTOMATCH_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
+    }
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "fitted for the detector 'yunet-2023mar'" in done.stderr

@@ -37,16 +37,6 @@ _redis_children: dict[Path, subprocess.Popen[bytes]] = {}
 _pg_prune_registered: set[Path] = set()
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """The configured database URL, or the embedded Postgres under data_dir (started if needed)."""
-    return settings.database_url or start_postgres(settings.data_dir)
-
-
-def resolve_redis_url(settings: Settings) -> str:
-    """The configured Redis URL, or the embedded Redis under data_dir (started if needed)."""
-    return settings.redis_url or start_redis(settings.data_dir, settings.redis_port)
-
-
 # --- Postgres ----------------------------------------------------------------------------------
 
 
@@ -260,3 +250,16 @@ def stop_redis(data_dir: Path, timeout: float = 10.0) -> None:
         pass
     (redis_dir / _REDIS_STATE_FILE).unlink(missing_ok=True)
     log.info("embedded.redis.stopped", pid=pid, dir=redis_dir)
+
+
+def attach(settings: Settings, *, postgres: bool = True, redis: bool = True) -> Settings:
+    """Fill in the URLs this process's settings leave empty with the embedded servers under data_dir
+    (started, or attached to if another process runs them), for this process and every process it
+    runs (the environment); returns the same settings."""
+    if postgres and not settings.database_url:
+        settings.database_url = start_postgres(settings.data_dir)
+        os.environ["PHOTOMATCH_DATABASE_URL"] = settings.database_url
+    if redis and not settings.redis_url:
+        settings.redis_url = start_redis(settings.data_dir, settings.redis_port)
+        os.environ["PHOTOMATCH_REDIS_URL"] = settings.redis_url
+    return settings
