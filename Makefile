@@ -2,7 +2,7 @@
 UV ?= uv
 export UV_FROZEN := 1
 
-.PHONY: setup test lint format bench bench-search run
+.PHONY: setup test lint format bench bench-search calibrate run
 
 setup:  ## install the locked environment (.venv)
 	$(UV) sync --frozen
@@ -31,6 +31,9 @@ bench-search: setup  ## search: strategy, study (fits the calibration), accuracy
 	$(UV) run python bench/search_accuracy.py
 	$(UV) run python bench/search_quality.py
 	$(UV) run python bench/search.py
+
+calibrate: setup  ## re-fit photomatch/search/calibration.json after a change to detection, alignment or an embedder; prints the unseen half's table
+	$(UV) run python bench/calibrate.py
 
 run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower
 	$(UV) run photomatch run

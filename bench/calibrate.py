@@ -5,7 +5,7 @@ fitted on moves. This rebuilds what the fit needs and rewrites the file search l
 
 1. the identity caches of dev-faces, dev-lfw and dev-fiw for the configured detector, embedder and
    second embedder (bench/identity_cache.py; about 25 minutes on 2 cores when missing, else reused);
-2. the study (bench/search_study.py, its defaults) for the first embedder alone and fused with the
+2. the study (bench/study.py, its defaults) for the first embedder alone and fused with the
    second: logistic models fitted on albums of one half of the identities, tiers at pooled match
    precision 0.99 and a possible band at least 0.55 precise;
 3. photomatch/search/calibration.json (or --out): the detector, the embedders, the features, the
@@ -27,47 +27,18 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from bench import identity_cache, search_study
+from bench.lib import identity_cache, study
+from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
-from photomatch.search.calibration import DEFAULT_FILE, Calibration, CalibrationSet, Model
+from photomatch.search.calibration import DEFAULT_FILE, CalibrationSet
 from photomatch.search.cohort import CohortParams
-
-# The study's feature sets that become the product's two models, alone and fused.
-SETS = {
-    False: (search_study.OWN_EVIDENCE, search_study.WITH_EXPANSION),
-    True: ("fused: query cohort", "fused: query cohort + expansion"),
-}
-
-
-def model_of(fitted: dict[str, Any]) -> Model:
-    """A study's fitted feature set as a product model (the study's last weight is the bias)."""
-    weights = [float(w) for w in fitted["weights"]]
-    return Model(tuple(fitted["features"]), tuple(weights[:-1]), weights[-1])
-
-
-def calibration_of(out: dict[str, Any], embedders: tuple[str, ...], second: CohortParams | None) -> Calibration:
-    """The product calibration from one study run's output."""
-    own_name, full_name = SETS[len(embedders) == 2]
-    own, full = out["feature_sets"][own_name], out["feature_sets"][full_name]
-    return Calibration(
-        embedders=embedders,
-        own=model_of(own),
-        full=model_of(full),
-        match=float(own["thresholds"]["match"]),
-        possible=float(full["thresholds"]["possible"]),
-        cohort=CohortParams(**out["params"]),
-        second_cohort=second,
-        unseen=out["two_models"]["unseen"],
-    )
 
 
 def ensure_caches(second: str) -> dict[str, str]:
     """The identity caches of every dev family present, built for the current engine where missing."""
-    s = get_settings()
     caches = {}
-    for d in (s.dev_faces_dir, s.dev_lfw_dir, s.dev_fiw_dir):
+    for d in dev_data().families().values():
         if not (d / "MANIFEST.md").is_file():
             print(f"{d}: no MANIFEST.md; this family is left out of the fit", file=sys.stderr)
             continue
@@ -98,16 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     calibrations = []
     runs: list[tuple[tuple[str, ...], CohortParams | None]] = [((s.embedder,), None)]
     if s.second_embedder:
-        second_cohort = search_study.SECOND_COHORT.get(s.second_embedder)
+        second_cohort = study.SECOND_COHORT.get(s.second_embedder)
         if second_cohort is None:
-            print(f"no cohort prior for {s.second_embedder} in bench/search_study.py SECOND_COHORT", file=sys.stderr)
+            print(f"no cohort prior for {s.second_embedder} in bench/study.py SECOND_COHORT", file=sys.stderr)
             return 2
         runs.append(((s.embedder, s.second_embedder), second_cohort))
     for embedders, second in runs:
         fuse = ["--fuse", embedders[1]] if len(embedders) == 2 else []
-        study_args = search_study.parser().parse_args(study_argv + fuse)
+        study_args = study.parser().parse_args(study_argv + fuse)
         print(f"fitting {'+'.join(embedders)} ...", file=sys.stderr, flush=True)
-        calibrations.append(calibration_of(search_study.study(study_args), embedders, second))
+        calibrations.append(study.calibration_of(study.study(study_args), embedders, second))
     fitted = {
         "date": datetime.now(UTC).date().isoformat(),
         "command": "uv run python bench/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -121,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "match_precision": study_args.match_precision,
             "possible_precision": study_args.possible_precision,
-            "scan_limit": search_study.scan_limit(),
+            "scan_limit": study.scan_limit(),
         },
     }
-    cals = CalibrationSet(s.detector, tuple(calibrations), search_study.SEARCH, fitted)
+    cals = CalibrationSet(s.detector, tuple(calibrations), study.SEARCH, fitted)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cals.write(args.out)
     table = {"+".join(c.embedders): {"thresholds": [c.match, c.possible], "unseen": c.unseen} for c in calibrations}

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from bench.faces import ensure_album
+from bench.lib.albums import ensure_album
+from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
 from photomatch.imaging import load_image
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings = get_settings()
     lo, hi = (int(v) for v in args.face_width.split("-"))
-    album = ensure_album(settings.dev_faces_dir, args.album_photos, args.seed, (lo, hi))
+    album = ensure_album(dev_data().faces_dir, args.album_photos, args.seed, (lo, hi))
     truth = json.loads((album / "truth.json").read_text())
     names = sorted(truth["photos"])
     images = [load_image(album / "album" / n).rgb for n in names]

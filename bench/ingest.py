@@ -41,7 +41,9 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from bench.fleet import counts, integrity, services, start_worker, wait_settled
+from bench.lib.albums import ingest_album as album
+from bench.lib.datasets import dev_data
+from bench.lib.fleet import counts, integrity, services, start_worker, wait_settled
 from photomatch.accounts.service import create_photographer
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.events.service import create_event
@@ -51,16 +53,6 @@ NO_THUMBNAIL = sa.text(
     "SELECT count(*) FROM photos WHERE event_id = :e AND status = 'done' AND thumb_small_key IS NULL"
 )
 STAGES = ("fetch", "decode", "detect", "align", "embed", "db_write", "thumbnails")
-
-
-def album(n: int, size: tuple[int, int], faces_dir: Path) -> Path:
-    from bench.make_album import generate_album
-
-    folder = OUT / f"album-{n}-{size[0]}x{size[1]}"
-    if not (folder / "truth.json").is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        generate_album(faces_dir, folder, photos=n, size=size, quality=90, faces_per_photo=(3, 12))
-    return folder / "album"
 
 
 def stage_times(metrics_dir: Path) -> dict[str, Any]:
@@ -170,7 +162,7 @@ def main() -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     settings = services(OUT)
-    files = sorted(album(args.photos, (w, h), settings.dev_faces_dir).glob("*.jpg"))
+    files = sorted(album(args.photos, (w, h), dev_data().faces_dir).glob("*.jpg"))
     engine = make_engine(settings.database_url, pool_size=2)
     factory = make_session_factory(engine)
     with session_scope(factory) as session:

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.fleet import album, integrity, services, start_worker, upload_album, wait_settled
+from bench.lib.fleet import album, integrity, services, start_worker, upload_album, wait_settled
 from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory
 

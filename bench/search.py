@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.search_strategy import DB, DIM, MODEL, SAME_D2, conninfo, event_uuid, generate_events, replay_events
+from bench.lib.datasets import dev_data
+from bench.lib.synthetic_events import DB, DIM, MODEL, SAME_D2, conninfo, event_uuid, generate_events, replay_events
 from cli.embedded import start_postgres
 from photomatch.config import Settings, get_settings
 from photomatch.migrate import upgrade
@@ -245,9 +246,9 @@ def scans(settings: Settings, data: dict[str, Any], sizes: list[int], args: argp
 
 def lfw_selfies(n: int, rng: np.random.Generator) -> list[bytes] | str:
     """`n` real dev-lfw images to search with, or why there are none."""
-    from bench.identity_cache import labelled_images
+    from bench.lib.identity_cache import labelled_images
 
-    lfw = get_settings().dev_lfw_dir
+    lfw = dev_data().lfw_dir
     if not (lfw / "MANIFEST.md").is_file():
         return f"dev-lfw not found at {lfw}"
     images = labelled_images(lfw)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.identity_cache import labelled_images
+from bench.lib.datasets import dev_data
+from bench.lib.identity_cache import labelled_images
 from photomatch.config import get_settings
 from photomatch.search.ranking import QueryRejected, pick_query_face
 
@@ -69,7 +70,7 @@ def refusals(faces_dir: Path, limit: int) -> dict[str, Any]:
 
 def accuracy_by_quality(albums: int) -> dict[str, Any]:
     """Matches precision, both-tier recall and mAP per selfie-quality bucket, on the study's unseen crowds."""
-    from bench import search_study as st
+    from bench.lib import study as st
 
     # Fused like the product when it has a second embedder (bench/search_study.py --fuse).
     fuse = get_settings().second_embedder or None
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "bounds": {"min_face_px": settings.search_min_face_px, "min_sharpness": settings.search_min_sharpness},
         "real_selfies": {
             name: refusals(d, a.images)
-            for name, d in (("dev-lfw", settings.dev_lfw_dir), ("dev-fiw", settings.dev_fiw_dir))
+            for name, d in (("dev-lfw", dev_data().lfw_dir), ("dev-fiw", dev_data().fiw_dir))
             if (d / "MANIFEST.md").is_file()
         },
         "accuracy_by_selfie_quality": accuracy_by_quality(a.albums),

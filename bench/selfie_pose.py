@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.metrics import average_precision
-from bench.search_accuracy import OUT, album_embeddings, album_scan, family_dirs, load, query_face
+from bench.lib.datasets import dev_data
+from bench.lib.metrics import average_precision
+from bench.lib.rendered import OUT, album_embeddings, album_scan, load, query_face
 from photomatch.config import get_settings
 from photomatch.faces.types import Detection
 from photomatch.search.calibration import site_calibrations
@@ -45,7 +46,7 @@ def searched(family: str) -> list[dict[str, Any]]:
     from photomatch.imaging import load_image
 
     settings = get_settings()
-    album = load(family, family_dirs(settings)[family], "crowd", 0, lambda m: print(m, file=sys.stderr))
+    album = load(family, dev_data().families()[family], "crowd", 0, lambda m: print(m, file=sys.stderr))
     cals = site_calibrations(settings)
     knn = album_scan(album.photos, settings.search_max_candidates, cals.search.candidate_radius)
     embeddings = album_embeddings(album.photos)

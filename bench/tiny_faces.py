@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.metrics import roc_auc
+from bench.lib.datasets import dev_data
+from bench.lib.metrics import roc_auc
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
 from photomatch.faces.types import Detection
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    lfw = get_settings().dev_lfw_dir
+    lfw = dev_data().lfw_dir
     if not (lfw / "pairs.tsv").is_file():
         print(f"dev-lfw not found at {lfw}", file=sys.stderr)
         return 2
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(key, out["by_size"][str(key)], file=sys.stderr, flush=True)
     out["align_and_embed_ms_per_face"] = round(float(np.median(embed_ms)), 2)
     # How often the detector returns faces that small, on real group photos (dev-faces/groups).
-    sizes_found = [d.size for f in sorted((get_settings().dev_faces_dir / "groups").glob("*.jp*g"))
+    sizes_found = [d.size for f in sorted((dev_data().faces_dir / "groups").glob("*.jp*g"))
                    for d in engine.detect([load_image(f).rgb])[0]]  # fmt: skip
     edges = [0, 12, 16, 20, 24, 32, 40, 10_000]
     counts, _ = np.histogram(sizes_found, bins=edges)

@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from bench.lib.datasets import dev_data
+
 CASES = {  # case: (inference on one thread, the main thread ran the engine first)
     "request_threads": (False, False),
     "request_threads_after_main": (False, True),
@@ -36,7 +38,7 @@ def measure(selfies: int, threads: int, dispatch: bool, main_first: bool) -> dic
     """p50/p95 of one selfie's detection and embedding, called from a rotating pool of 8 threads."""
     import torch
 
-    from bench.identity_cache import labelled_images
+    from bench.lib.identity_cache import labelled_images
     from photomatch.config import get_settings
     from photomatch.faces import torch_thread
     from photomatch.faces.engine import FaceEngine
@@ -46,7 +48,7 @@ def measure(selfies: int, threads: int, dispatch: bool, main_first: bool) -> dic
     torch_thread.enabled = dispatch
     settings = get_settings()
     engine = FaceEngine(settings)
-    images = [load_image(p.read_bytes()).rgb for _, p in labelled_images(settings.dev_lfw_dir)[:selfies]]
+    images = [load_image(p.read_bytes()).rgb for _, p in labelled_images(dev_data().lfw_dir)[:selfies]]
 
     def one(image: np.ndarray) -> float:
         started = time.perf_counter()

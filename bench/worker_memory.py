@@ -22,7 +22,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from bench.fleet import integrity, services, start_worker, upload_album, wait_settled
+from bench.lib.datasets import dev_data
+from bench.lib.fleet import integrity, services, start_worker, upload_album, wait_settled
 from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory
 
@@ -31,7 +32,7 @@ GRID = 17
 
 
 def lfw_images(settings: Settings) -> list[Path]:
-    root = settings.dev_faces_dir.parent / "dev-lfw"
+    root = dev_data().faces_dir.parent / "dev-lfw"
     if not (root / "MANIFEST.md").is_file():
         sys.exit(f"dev-lfw not found at {root}")
     return sorted(root.glob("*/*.jpg"))

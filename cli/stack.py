@@ -332,7 +332,5 @@ def _print_banner(
     print("\nphotomatch is running; Ctrl-C stops everything.\n")
     for label, value in rows:
         print(f"  {label:<9} {value}")
-    sample = settings.dev_faces_dir / "groups"
-    folder = sample if sample.is_dir() else Path("DIR")
-    print(f"\nUpload:  photomatch upload {folder} --event {demo['slug']}", flush=True)
+    print(f"\nUpload:  photomatch upload DIR --event {demo['slug']}", flush=True)
     print(f"Status:  photomatch status {demo['slug']} --wait\n", flush=True)

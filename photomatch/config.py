@@ -258,11 +258,6 @@ class Settings(BaseSettings):
             raise ValueError("search probabilities must lie within the bounds, possible <= match")
         return self
 
-    # --- tests ---------------------------------------------------------------------------------
-    dev_faces_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-faces"
-    dev_lfw_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-lfw"
-    dev_fiw_dir: Path = REPO_ROOT.parent / "shared" / "data" / "dev-fiw"
-
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.detect_max_side < 160:

@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from api.main import create_app
+from bench.lib.datasets import dev_data
 from cli.embedded import start_postgres, start_redis, stop_postgres, stop_redis
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from photomatch.migrate import upgrade
 from photomatch.storage import LocalStorage, S3Storage
 from tests.support.accounts import new_photographer
@@ -294,7 +295,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def dev_faces_dir() -> Path:
     """The dev-faces folder from settings (PHOTOMATCH_DEV_FACES_DIR), or skip the calling test."""
-    path = get_settings().dev_faces_dir
+    path = dev_data().faces_dir
     if not (path / "MANIFEST.md").is_file():
         pytest.skip(f"dev-faces not found at {path}; set PHOTOMATCH_DEV_FACES_DIR to run face tests")
     return path

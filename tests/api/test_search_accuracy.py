@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.metrics import average_precision
-from photomatch.config import get_settings
+from bench.lib.datasets import dev_data
+from bench.lib.metrics import average_precision
 from tests.support.celery_worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,7 @@ PROCESS_TIMEOUT = 420.0
 
 
 def _faces_dir(family: str) -> Path:
-    settings = get_settings()
-    path = {"dev-faces": settings.dev_faces_dir, "dev-lfw": settings.dev_lfw_dir}[family]
+    path = {"dev-faces": dev_data().faces_dir, "dev-lfw": dev_data().lfw_dir}[family]
     if not (path / "MANIFEST.md").is_file():
         pytest.skip(f"{family} not found at {path}; set PHOTOMATCH_DEV_{family[4:].upper()}_DIR")
     pytest.importorskip("dlib", reason="bench/make_album.py locates faces with dlib (dev dependency dlib-bin)")
@@ -45,7 +44,7 @@ def _faces_dir(family: str) -> Path:
 @pytest.fixture(scope="module")
 def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dev-faces album (also the one the cross-event test uses)."""
-    from bench.make_album import generate_album
+    from bench.lib.albums import generate_album
 
     out = tmp_path_factory.mktemp("search-album")
     generate_album(_faces_dir("dev-faces"), out, **ALBUM)  # type: ignore[arg-type]
@@ -55,7 +54,7 @@ def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def crowd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small crowd of dev-lfw people the calibration never saw."""
-    from bench.make_album import generate_crowd
+    from bench.lib.albums import generate_crowd
 
     out = tmp_path_factory.mktemp("search-crowd")
     generate_crowd(_faces_dir("dev-lfw"), out, **CROWD)  # type: ignore[arg-type]

@@ -40,8 +40,9 @@ from PIL import Image
 from sqlalchemy.pool import NullPool
 
 from api.main import create_app
+from bench.lib.datasets import dev_data
 from photomatch.accounts.service import create_photographer
-from photomatch.config import Settings, get_settings
+from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.faces.engine import get_engine, get_engine_for
 from photomatch.imaging import load_image
@@ -160,7 +161,7 @@ def test_a_search_leaves_no_trace_of_the_selfie(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    faces_dir = get_settings().dev_faces_dir
+    faces_dir = dev_data().faces_dir
     if not (faces_dir / "MANIFEST.md").is_file():
         pytest.skip(f"dev-faces not found at {faces_dir}")
     started = time.time()
@@ -280,7 +281,7 @@ def test_the_write_watcher_catches_starlettes_spooled_upload(owned: Path, watch_
     def upload(file: UploadFile) -> dict[str, int]:
         return {"size": len(file.file.read())}
 
-    faces_dir = get_settings().dev_faces_dir
+    faces_dir = dev_data().faces_dir
     if not (faces_dir / "MANIFEST.md").is_file():
         pytest.skip(f"dev-faces not found at {faces_dir}")
     selfie = large_selfie(faces_dir)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from bench.gpu_check import main
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_gpu_check_runs_on_cpu_and_reports_every_key(dev_faces: Path, tmp_path: Path) -> None:
@@ -16,7 +18,9 @@ def test_the_gpu_check_runs_on_cpu_and_reports_every_key(dev_faces: Path, tmp_pa
     for i, path in enumerate(groups):
         shutil.copyfile(path, album / f"{i}.jpg")
     out = tmp_path / "gpu_check.json"
-    assert main(["--album", str(album), "--photos", "3", "--batches", "2", "--device", "cpu", "--out", str(out)]) == 0
+    argv = ["--album", str(album), "--photos", "3", "--batches", "2", "--device", "cpu", "--out", str(out)]
+    done = subprocess.run([sys.executable, "bench/gpu_check.py", *argv], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["album"]["photos"] == 3 and report["decode_on_device"] is False
     (run,) = report["runs"]

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from photomatch.config import get_settings
+from bench.lib.datasets import dev_data
 
-FACES = get_settings().dev_faces_dir
+FACES = dev_data().faces_dir
 if not FACES.is_dir():
     pytest.skip(f"dev-faces folder not found at {FACES} (set PHOTOMATCH_DEV_FACES_DIR)", allow_module_level=True)
 pytest.importorskip("dlib", reason="make_album locates faces with dlib (dev dependency dlib-bin)")
 
-from bench.make_album import generate_album, list_sources  # noqa: E402 - after the skips above
+from bench.lib.albums import generate_album, list_sources  # noqa: E402 - after the skips above
 
 SIZE = (800, 600)
 # 4 photos x at least 7 faces leaves a slot for every selfie identity in dev-faces (26).

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.metrics import average_precision, balanced_accuracy, best_threshold, mean_average_precision, roc_auc
+from bench.lib.metrics import average_precision, balanced_accuracy, best_threshold, mean_average_precision, roc_auc
 
 
 def test_roc_auc_perfect_random_and_inverted() -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from api.main import create_app
+from bench.lib.datasets import dev_data
 from cli import main
 from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
@@ -82,7 +83,7 @@ def album(tmp_path: Path, settings_faces_dir: Path) -> Path:
 @pytest.fixture
 def settings_faces_dir() -> Path:
     """dev-faces, the real test photos."""
-    path = Settings().dev_faces_dir
+    path = dev_data().faces_dir
     assert (path / "groups").is_dir(), f"dev-faces missing at {path}"
     return path
 

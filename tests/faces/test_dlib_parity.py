@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from photomatch.config import get_settings
+from bench.lib.datasets import dev_data
 from photomatch.faces.dlib_dat import default_model_path, read_resnet_params
 from photomatch.faces.dlib_resnet import DlibResNet, load_dlib_resnet
 
@@ -48,7 +48,7 @@ def test_damaged_file_raises_value_error(tmp_path: Path, cut: str) -> None:
 def _dlib_chips_and_descriptors() -> tuple[list[str], np.ndarray, np.ndarray]:
     """Aligned chips of every face dlib finds in the identity images, with dlib's descriptors."""
     dlib = pytest.importorskip("dlib")
-    faces_dir = get_settings().dev_faces_dir
+    faces_dir = dev_data().faces_dir
     if not faces_dir.is_dir():
         pytest.skip(f"dev-faces not found at {faces_dir}; set PHOTOMATCH_DEV_FACES_DIR to run the parity test")
     images = sorted(

@@ -56,7 +56,7 @@ def details_width(dlib, shape) -> float:  # type: ignore[no-untyped-def]
 def test_warp_matches_dlib_chip_extraction(identity_images: list[tuple[str, Path]]) -> None:
     """Our sampler, given dlib's own chip transform, reproduces dlib.get_face_chip's pixels."""
     dlib = pytest.importorskip("dlib")
-    from bench.fit_alignment_template import dlib_chip_to_image
+    from bench.lib.dlib_chips import dlib_chip_to_image
     from photomatch.faces.dlib_dat import default_model_path
 
     det = dlib.get_frontal_face_detector()

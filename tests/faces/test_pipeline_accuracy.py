@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.metrics import balanced_accuracy, best_threshold, roc_auc
+from bench.lib.metrics import balanced_accuracy, best_threshold, roc_auc
 from photomatch.imaging import load_image
 
 

@@ -9,7 +9,8 @@ import sys
 import time
 import uuid
 
-from photomatch.config import REPO_ROOT, Settings, get_settings
+from bench.lib.datasets import dev_data
+from photomatch.config import REPO_ROOT, Settings
 
 
 class CeleryWorker:
@@ -36,7 +37,7 @@ class CeleryWorker:
             PHOTOMATCH_STORAGE_BACKEND="local",
             PHOTOMATCH_STORAGE_DIR=str(s.storage_dir),
             PHOTOMATCH_SECRET_KEY=s.secret_key,
-            PHOTOMATCH_DEV_FACES_DIR=str(get_settings().dev_faces_dir),
+            PHOTOMATCH_DEV_FACES_DIR=str(dev_data().faces_dir),
             # The test process computes too; one torch thread each keeps two cores busy, not oversubscribed.
             OMP_NUM_THREADS="1",
             PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),

@@ -33,9 +33,10 @@ import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
-from bench.make_album import generate_album
+from bench.lib.albums import generate_album
+from bench.lib.datasets import dev_data
 from photomatch.accounts.service import create_photographer
-from photomatch.config import REPO_ROOT, Settings, get_settings
+from photomatch.config import REPO_ROOT, Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.models import Photo
 from tests.support.celery_worker import CeleryWorker
@@ -80,7 +81,7 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def album(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated album: 6 photos of 1200x900 with 3-5 faces each, big enough to detect."""
-    faces = get_settings().dev_faces_dir
+    faces = dev_data().faces_dir
     if not (faces / "MANIFEST.md").is_file():
         pytest.skip(f"dev-faces not found at {faces}; set PHOTOMATCH_DEV_FACES_DIR")
     out = tmp_path_factory.mktemp("album")

@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.lib.datasets import dev_data
 from cli.embedded import start_postgres, start_redis
 from photomatch.accounts.service import create_photographer
-from photomatch.config import REPO_ROOT, Settings, get_settings
+from photomatch.config import REPO_ROOT, Settings
 from photomatch.db import session_scope
 from photomatch.events.service import create_event
 from photomatch.migrate import upgrade
@@ -27,7 +28,7 @@ from photomatch.storage import get_storage
 
 def album(settings: Settings, n: int) -> list[Path]:
     """n dev-faces images, group photos first (crowds are what festivals upload)."""
-    root = settings.dev_faces_dir
+    root = dev_data().faces_dir
     if not (root / "MANIFEST.md").is_file():
         sys.exit(f"dev-faces not found at {root}; set PHOTOMATCH_DEV_FACES_DIR")
     groups = sorted((root / "groups").glob("*"))
@@ -42,7 +43,7 @@ def services(out: Path, **overrides: Any) -> Settings:
     upgrade(db_url)
     return Settings(
         environment="test", database_url=db_url, redis_url=redis_url, data_dir=out, secret_key="bench-" + "x" * 40,
-        dev_faces_dir=get_settings().dev_faces_dir, **overrides,
+        **overrides,
     )  # fmt: skip
 
 

@@ -83,7 +83,7 @@ def engine_fingerprint(model: str) -> str:
 
     s = get_settings()
     h = hashlib.sha256()
-    for path in sorted((Path(__file__).resolve().parents[1] / "photomatch" / "faces").glob("*.py")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "photomatch" / "faces").glob("*.py")):
         h.update(path.read_bytes())
     engine_settings = {k: v for k, v in s.model_dump().items() if k.startswith(("detect_", "embed_"))}
     h.update(repr(sorted(engine_settings.items())).encode())

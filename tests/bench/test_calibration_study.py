@@ -1,0 +1,75 @@
+"""The calibration study writes a file the product loads and ranks with: the refit path, on synthetic faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.lib import study
+from photomatch.search.calibration import CalibrationSet, SearchParams
+from photomatch.search.cohort import CohortParams
+from photomatch.search.ranking import Candidates, Neighbours, Query, rank_photos
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_faces(family: str, fuse: str | None = None) -> study.Faces:
+    """240 people of 5 images each, in families of 3. Each model sees a face as a shared direction plus
+    the person's offset plus noise: same-person distances 0.50 +- 0.03, strangers 0.65 +- 0.04, so
+    the two overlap as real embeddings do."""
+    rng = np.random.default_rng(0)
+    n, per = 240, 5
+    ident = np.repeat([f"F{i // 3}_p{i}" for i in range(n)], per)
+    who = np.repeat(np.arange(n), per)
+    mean1, mean2 = unit(rng.standard_normal(128)), unit(rng.standard_normal(128))
+    c1, c2 = 0.03 * rng.standard_normal((n, 128)), 0.03 * rng.standard_normal((n, 128))
+
+    def views(mean: np.ndarray, c: np.ndarray, noise: float) -> np.ndarray:
+        return unit(mean + c[who] + noise * rng.standard_normal((len(who), 128)))
+
+    quality = np.tile([0.99, 120.0, 50.0, 0.98, 80.0, 40.0], (len(who), 1))
+    fam = np.array([i.split("_")[0] for i in ident])
+    faces = study.Faces(ident, fam, views(mean1, c1, 0.035), views(mean1, c1, 0.035), quality)
+    if fuse:
+        faces.selfie2, faces.album2 = views(mean2, c2, 0.035), views(mean2, c2, 0.035)
+    return faces
+
+
+def test_a_fitted_study_becomes_a_calibration_file_that_search_ranks_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study.Faces, "load", staticmethod(synthetic_faces))
+    argv = ["--families", "dev-lfw", "--albums", "1", "--party-albums", "2", "--targets", "40", "--photos", "60"]
+    single = study.calibration_of(study.study(study.parser().parse_args(argv)), ("model-a",), None)
+    second = CohortParams(prior_mean=1.21, prior_sd=0.02)
+    fused_out = study.study(study.parser().parse_args([*argv, "--fuse", "model-b"]))
+    fused = study.calibration_of(fused_out, ("model-a", "model-b"), second)
+    assert single.own.features == ("d", "z_q", "log_n") and fused.full.features[-1] == "z2_exp"
+    assert 0 < single.possible <= single.match < 1 and set(fused.unseen) == {"dev-lfw crowd", "dev-lfw party"}
+
+    path = tmp_path / "calibration.json"
+    CalibrationSet("some-detector", (single, fused), SearchParams(), {"date": "today"}).write(path)
+    cals = CalibrationSet.load(path)
+    cals.check("some-detector", "model-a", "model-b")
+    assert cals.for_models("model-a", "model-b") == fused
+
+    # On the same scale as the faces it was fitted on: the person at 0.45 among 300 strangers at
+    # 0.65 +- 0.04 is a match under the fitted models; no stranger is.
+    rng = np.random.default_rng(1)
+    d = np.concatenate([[0.45], rng.normal(0.65, 0.04, 300).clip(0.52, None)])
+
+    def knn(q: np.ndarray, s: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
+        ids = np.arange(len(d)) if among is None else np.asarray(among)
+        near = ids[d[ids] <= cals.search.candidate_radius]
+        c = Candidates(near, [f"p{i}" for i in near], d[near], np.ones(len(near)))
+        return Neighbours(c, np.sort(d[ids]), ids[np.argsort(d[ids])], len(d))
+
+    q = unit(rng.standard_normal(128))
+    ranked = rank_photos(
+        Query(q, model="model-a"), knn, lambda ids, second=False: np.tile(q, (len(ids), 1)), None, cals
+    )
+    assert [h.photo for h in ranked.matches] == ["p0"]
