@@ -1,0 +1,124 @@
+"""Face detection on real crowd photos (dev-wider, WIDER FACE's official protocol), group photos and 12 MP photos. JSON out.
+
+For each detector configuration given: AP easy / medium / hard (bench/lib/wider.py, the official
+protocol, detections ranked down to a low score), recall and precision at the product's cut, recall
+by face height, faces found and seconds per image; the faces it finds on the dev-faces group photos
+(no ground truth); and its detection time on 12 MP photos (the product's scale).
+
+    uv run python bench/detection.py [--detectors mtcnn ...] [--limit N] [--threads 2] [--photos-12mp 4]
+
+Configurations (photomatch.faces.detection.DETECTOR_CONFIGS): the product's detectors and the
+variants studied for them. CPU unless PHOTOMATCH_DEVICE says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.lib.albums import ingest_album
+from bench.lib.datasets import dev_data
+from bench.lib.wider import at_cut, average_precision, load_truth
+from photomatch.imaging import load_image
+
+OUT = Path(__file__).resolve().parent / "out" / "detection"
+
+
+def _detect_all(detector: Any, paths: list[Path]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """Every image's boxes and scores (one image per call, as a worker's batch of one), and the seconds spent."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    seconds = 0.0
+    for path in paths:
+        rgb = load_image(path).rgb
+        t0 = time.perf_counter()
+        found = detector.detect([rgb])[0]
+        seconds += time.perf_counter() - t0
+        boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
+        out[path.name if path.parent.name == "groups" else f"{path.parent.name}/{path.name}"] = (
+            boxes,
+            np.array([d.probability for d in found], dtype=np.float64),
+        )
+    return out, seconds
+
+
+def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    """One configuration on every set."""
+    import torch
+
+    from photomatch.faces.detection import DETECTOR_CONFIGS, detector_for
+    from photomatch.faces.device import select_device
+
+    config = DETECTOR_CONFIGS[name]
+    device = select_device()
+    ranked = detector_for(config, device, min_score=config.rank_down_to)
+    out: dict[str, Any] = {"config": config.describe(), "device": str(device), "threads": torch.get_num_threads()}
+    data = dev_data()
+    wider = data.wider_dir
+    if (wider / "MANIFEST.md").is_file():
+        truth = load_truth(wider)
+        names = sorted(truth)[: args.limit] if args.limit else sorted(truth)
+        truth = {n: truth[n] for n in names}
+        log(f"{name}: dev-wider, {len(names)} images ...")
+        detections, seconds = _detect_all(ranked, [wider / "images" / n for n in names])
+        out["dev_wider"] = {
+            "images": len(names),
+            "ap": average_precision(detections, truth),
+            "at_cut": at_cut(detections, truth, config.cut),
+            "faces_found_at_cut": int(sum(int((s >= config.cut).sum()) for _, s in detections.values())),
+            "seconds_per_image": round(seconds / max(1, len(names)), 3),
+        }
+    else:
+        log(f"dev-wider not found at {wider}; skipped (PHOTOMATCH_DEV_WIDER_DIR)")
+    product = detector_for(config, device)
+    groups = sorted((data.faces_dir / "groups").glob("*.jp*g"))
+    if groups:
+        found, seconds = _detect_all(product, groups)
+        out["dev_faces_groups"] = {
+            "photos": len(groups),
+            "faces_found": int(sum(len(s) for _, s in found.values())),
+            "seconds_per_image": round(seconds / len(groups), 3),
+        }
+    if args.photos_12mp and (data.faces_dir / "MANIFEST.md").is_file():
+        photos = sorted(ingest_album(args.photos_12mp, (4000, 3000), data.faces_dir).glob("*.jpg"))[: args.photos_12mp]
+        product.detect([load_image(photos[0]).rgb])  # warm up
+        found, seconds = _detect_all(product, photos)
+        out["photos_12mp"] = {
+            "photos": len(photos),
+            "faces_found": int(sum(len(s) for _, s in found.values())),
+            "seconds_per_photo": round(seconds / len(photos), 3),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    from photomatch.faces.detection import DETECTOR_CONFIGS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--detectors", nargs="+", default=list(DETECTOR_CONFIGS), choices=sorted(DETECTOR_CONFIGS))
+    ap.add_argument("--limit", type=int, default=0, help="only the first N dev-wider images (0: all 350)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--photos-12mp", type=int, default=4, help="12 MP photos to time (0: skip)")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    results = {name: measure(name, args, log) for name in args.detectors}
+    for name, r in results.items():
+        log(f"{name}: " + json.dumps({k: r[k] for k in ("dev_wider",) if k in r}))
+    print(json.dumps({"detectors": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

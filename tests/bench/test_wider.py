@@ -1,0 +1,44 @@
+"""WIDER FACE's official protocol as bench/lib/wider.py computes it, on boxes whose answer is known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.lib.wider import Truth, at_cut, average_precision, overlaps
+
+A, B, IGNORED = [10, 10, 49, 49], [100, 100, 119, 119], [200, 10, 239, 49]
+
+
+def one_image() -> dict[str, Truth]:
+    boxes = np.array([A, B, IGNORED], dtype=float)
+    keep = {s: np.array([True, True, False]) for s in ("easy", "medium", "hard")}
+    return {"x.jpg": Truth(boxes, keep)}
+
+
+def test_boxes_overlap_in_the_official_plus_one_pixel_convention() -> None:
+    assert overlaps(np.array([A]), np.array([A]))[0, 0] == pytest.approx(1.0)
+    # 40x40 boxes shifted by 20 px: 20*40 shared pixels of 2*1600 - 800.
+    assert overlaps(np.array([[0, 0, 39, 39]]), np.array([[20, 0, 59, 39]]))[0, 0] == pytest.approx(800 / 2400)
+
+
+def test_average_precision_ignores_faces_that_do_not_count_and_punishes_a_false_positive() -> None:
+    # A (0.9) hit; a detection on the ignored face (0.8) is neither; a false positive (0.7); B (0.6) hit.
+    boxes = np.array([A, IGNORED, [400, 400, 440, 440], B], dtype=float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    ap = average_precision({"x.jpg": (boxes, scores)}, one_image())
+    # Recall 0.5 at precision 1, then recall 1 at precision 2/3: AP = 0.5 + 0.5 * 2/3.
+    assert ap == {"easy": pytest.approx(0.8333, abs=1e-4), "medium": pytest.approx(0.8333, abs=1e-4),
+                  "hard": pytest.approx(0.8333, abs=1e-4)}  # fmt: skip
+    # A second detection of a face already found is a false positive too.
+    twice = average_precision({"x.jpg": (np.array([A, A, B], dtype=float), np.array([0.9, 0.8, 0.7]))}, one_image())
+    assert twice["hard"] == pytest.approx(0.5 + 0.5 * 2 / 3, abs=1e-4)
+
+
+def test_at_the_cut_recall_precision_and_heights_count_only_what_scores_above_it() -> None:
+    boxes = np.array([A, IGNORED, [400, 400, 440, 440], B], dtype=float)
+    out = at_cut({"x.jpg": (boxes, np.array([0.9, 0.8, 0.7, 0.6]))}, one_image(), cut=0.65)
+    assert out["recall"] == 0.5 and out["precision"] == 0.5  # A found; the false positive; B below the cut
+    assert out["recall_by_height"]["32-64"] == {"recall": 1.0, "faces": 1}  # A is 40 px tall
+    assert out["recall_by_height"]["16-24"] == {"recall": 0.0, "faces": 1}  # B is 20 px tall
+    assert out["recall_32px_and_taller"] == 1.0 and out["detections"] == 3
