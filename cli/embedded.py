@@ -253,13 +253,10 @@ def stop_redis(data_dir: Path, timeout: float = 10.0) -> None:
 
 
 def attach(settings: Settings, *, postgres: bool = True, redis: bool = True) -> Settings:
-    """Fill in the URLs this process's settings leave empty with the embedded servers under data_dir
-    (started, or attached to if another process runs them), for this process and every process it
-    runs (the environment); returns the same settings."""
+    """Fill in the URLs these settings leave empty with the embedded servers under data_dir (started,
+    or attached to if another process runs them); returns the same settings."""
     if postgres and not settings.database_url:
         settings.database_url = start_postgres(settings.data_dir)
-        os.environ["PHOTOMATCH_DATABASE_URL"] = settings.database_url
     if redis and not settings.redis_url:
         settings.redis_url = start_redis(settings.data_dir, settings.redis_port)
-        os.environ["PHOTOMATCH_REDIS_URL"] = settings.redis_url
     return settings

@@ -90,8 +90,8 @@ def register(sub: Any) -> None:
 
 
 def _settings(*, postgres: bool = True, redis: bool = True) -> Any:
-    """The process settings, with the embedded Postgres and Redis attached where no URL is set (for this
-    process and the ones it runs)."""
+    """The process settings, with the embedded Postgres and Redis attached where no URL is set: for the
+    commands that use them, called before they do."""
     from cli.embedded import attach
 
     try:
@@ -101,10 +101,16 @@ def _settings(*, postgres: bool = True, redis: bool = True) -> Any:
 
 
 def _exec(argv: list[str]) -> int:
-    """Replace this process with `argv` so signals (Ctrl-C, SIGTERM) reach the service directly."""
+    """Replace this process with `argv` so signals (Ctrl-C, SIGTERM) reach the service directly; it
+    inherits the service URLs this process attached to."""
+    s = get_settings()
+    env = dict(os.environ)
+    for name, value in (("PHOTOMATCH_DATABASE_URL", s.database_url), ("PHOTOMATCH_REDIS_URL", s.redis_url)):
+        if value:
+            env[name] = value
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, env)
     return 0  # not reached
 
 
@@ -168,7 +174,7 @@ def cmd_photographer_create(args: argparse.Namespace) -> int:
     from photomatch.accounts.service import AccountError, create_photographer
     from photomatch.db import session_scope
 
-    settings = _settings()
+    settings = _settings(redis=False)
     try:
         with session_scope() as session:
             photographer, key = create_photographer(session, args.name, args.email)
@@ -193,6 +199,7 @@ def _photographer(session: Any, email: str) -> Any:
 
 def cmd_photographer_keys(args: argparse.Namespace) -> int:
     """Print the photographer's keys: only their public prefixes, never the keys (stored hashed)."""
+    _settings(redis=False)
     from photomatch.accounts.service import list_api_keys
     from photomatch.db import session_scope
 
@@ -208,6 +215,7 @@ def cmd_photographer_keys(args: argparse.Namespace) -> int:
 
 def cmd_photographer_new_key(args: argparse.Namespace) -> int:
     """Create another key for the photographer (e.g. before revoking a leaked one)."""
+    _settings(redis=False)
     from photomatch.accounts.service import create_api_key
     from photomatch.db import session_scope
 
@@ -219,6 +227,7 @@ def cmd_photographer_new_key(args: argparse.Namespace) -> int:
 
 def cmd_photographer_revoke_key(args: argparse.Namespace) -> int:
     """Revoke a key by prefix: requests with it get 401 from now on."""
+    _settings(redis=False)
     from photomatch.accounts.service import AccountError, revoke_api_key_by_prefix
     from photomatch.db import session_scope
 
@@ -235,7 +244,8 @@ def cmd_event_create(args: argparse.Namespace) -> int:
     """Create an event over the API (--api) or directly in the database."""
     from cli import credentials
 
-    settings = _settings()
+    # Through the API nothing local is needed; directly, the database is (attached here).
+    settings = get_settings() if args.api else _settings(redis=False)
     creds = credentials.resolve(settings, args.api, args.key)
     if args.api:
         from cli.client import ApiClient
@@ -278,6 +288,7 @@ def _create_event_direct(args: argparse.Namespace, api_key: str | None) -> dict[
 
 def cmd_event_fuse(args: argparse.Namespace) -> int:
     """Add the second embedder to the named events (or all that lack one); queue their photos."""
+    _settings()
     from photomatch.db import session_scope
     from photomatch.events.service import get_event
     from photomatch.photos.second_embedder import SecondEmbedderError, add_second_embedder, events_to_fuse
