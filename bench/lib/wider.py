@@ -94,7 +94,9 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def average_precision(detections: dict[str, tuple[np.ndarray, np.ndarray]], truth: dict[str, Truth]) -> dict[str, float]:
+def average_precision(
+    detections: dict[str, tuple[np.ndarray, np.ndarray]], truth: dict[str, Truth]
+) -> dict[str, float]:
     """Official AP per setting for detections {image: (boxes (n, 4), scores (n,))} over every image of `truth`."""
     scores = [s for _, s in detections.values() if len(s)]
     lo = min(float(s.min()) for s in scores) if scores else 0.0
