@@ -107,36 +107,53 @@ class YuNet:
     # --- photos -----------------------------------------------------------------------------------
 
     def detect(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Detection]]:
-        """Faces of each RGB image (H x W x 3 uint8, numpy or torch), in original pixels, best first."""
-        return [self._detect_one(img) for img in images]
+        """Faces of each RGB image (H x W x 3 uint8, numpy or torch), in original pixels, largest first.
 
-    def _detect_one(self, image: np.ndarray | torch.Tensor) -> list[Detection]:
-        h, w = int(image.shape[0]), int(image.shape[1])
-        # The photo at most max_side long (Pillow's antialiased shrink, as MTCNN gets it), then each pass.
-        small = shrink(image, min(1.0, self.max_side / max(h, w)), self.device)
-        base = small.permute(2, 0, 1)[None].float()
-        sh, sw = int(small.shape[0]), int(small.shape[1])
-        found: list[np.ndarray] = []
-        for p in self.passes:
-            size = (max(DIVISOR, round(sh * p.scale)), max(DIVISOR, round(sw * p.scale)))
-            x = base if size == (sh, sw) else F.interpolate(base, size=size, mode="bilinear", antialias=p.scale < 1)
-            if p.flip:
-                x = x.flip(3)
-            boxes, scores, marks = (t[0] for t in self.raw(x))
+        Photos of one size go through the network together, one batch per pass (a GPU's batches).
+        """
+        # Each photo at most max_side long (Pillow's antialiased shrink, as MTCNN gets it).
+        smalls = [shrink(img, min(1.0, self.max_side / max(img.shape[0], img.shape[1])), self.device) for img in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, small in enumerate(smalls):
+            groups.setdefault((int(small.shape[0]), int(small.shape[1])), []).append(i)
+        found: list[list[np.ndarray]] = [[] for _ in images]
+        for (sh, sw), idx in groups.items():
+            base = torch.stack([smalls[i] for i in idx]).permute(0, 3, 1, 2).float()
+            for p in self.passes:
+                for j, dets in zip(idx, self._look(base, p), strict=True):
+                    h, w = int(images[j].shape[0]), int(images[j].shape[1])
+                    found[j].append(dets * np.array([w / sw, h / sh] * 7 + [1.0]))
+        return [
+            self._merged(parts, int(img.shape[0]), int(img.shape[1])) for parts, img in zip(found, images, strict=True)
+        ]
+
+    def _look(self, base: torch.Tensor, p: Pass) -> list[np.ndarray]:
+        """One pass over a batch of same-sized photos: per photo, rows (box, 10 landmark values, score)
+        in the batch's pixels, for the faces this pass answers for."""
+        sh, sw = int(base.shape[2]), int(base.shape[3])
+        size = (max(DIVISOR, round(sh * p.scale)), max(DIVISOR, round(sw * p.scale)))
+        x = base if size == (sh, sw) else F.interpolate(base, size=size, mode="bilinear", antialias=p.scale < 1)
+        if p.flip:
+            x = x.flip(3)
+        out = []
+        for boxes, scores, marks in zip(*self.raw(x), strict=True):
             keep = scores >= self.min_score
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if p.flip:  # mirror back: x -> width - x, and the left/right landmarks swap
                 boxes = torch.stack([size[1] - boxes[:, 2], boxes[:, 1], size[1] - boxes[:, 0], boxes[:, 3]], 1)
                 marks = torch.stack([size[1] - marks[..., 0], marks[..., 1]], -1)[:, [1, 0, 2, 4, 3]]
             # Each pass answers for the face sizes it sees best, measured in the shrunk photo.
-            height = (boxes[:, 3] - boxes[:, 1]) / p.scale
+            boxes, marks = boxes / p.scale, marks / p.scale
+            height = boxes[:, 3] - boxes[:, 1]
             mine = (height >= p.min_face) & (height < p.max_face)
-            sx, sy = w / size[1], h / size[0]
-            b = boxes[mine] * torch.tensor([sx, sy, sx, sy], device=boxes.device)
-            m = marks[mine] * torch.tensor([sx, sy], device=marks.device)
-            found.append(torch.cat([b, m.reshape(-1, 10), scores[mine, None]], 1).cpu().numpy())
-        dets = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
-        merged = merge(dets.astype(np.float64), self.nms_iou, vote=self.vote)[: self.top_k]
+            rows = torch.cat([boxes[mine], marks[mine].reshape(-1, 10), scores[mine, None]], 1)
+            out.append(rows.double().cpu().numpy())
+        return out
+
+    def _merged(self, parts: list[np.ndarray], h: int, w: int) -> list[Detection]:
+        """One photo's detections of every pass (original pixels), merged, clipped and sorted."""
+        dets = np.concatenate(parts) if parts else np.zeros((0, 15))
+        merged = merge(dets, self.nms_iou, vote=self.vote)[: self.top_k]
         # Boxes may poke past the frame; clip them (the landmarks stay as found), largest face first.
         merged[:, :4] = np.clip(merged[:, :4], 0, [w, h, w, h])
         merged = merged[

@@ -122,3 +122,14 @@ def test_on_cuda_the_detections_equal_the_cpus(group_images: list[Path]) -> None
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu, strict=True):
         assert np.abs(np.subtract(a.box, b.box)).max() < 1.0 and abs(a.probability - b.probability) < 1e-3
+
+
+def test_photos_of_one_size_batched_together_give_what_each_gives_alone(yunet: YuNet, group_images: list[Path]) -> None:
+    rgb = load_image(group_images[0]).rgb
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    alone = [yunet.detect([rgb])[0], yunet.detect([mirrored])[0]]
+    together = yunet.detect([rgb, mirrored, np.zeros((64, 64, 3), np.uint8)])
+    assert together[2] == []
+    for a, b in zip(alone, together[:2], strict=True):
+        assert len(a) == len(b) > 0
+        assert np.abs(np.array([f.box for f in a]) - np.array([f.box for f in b])).max() < 1e-3
