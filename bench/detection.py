@@ -1,4 +1,4 @@
-"""Face detection on real crowd photos (dev-wider, WIDER FACE's official protocol), group photos and 12 MP photos. JSON out.
+"""Face detection on real crowds (dev-wider, WIDER FACE's official protocol), group and 12 MP photos. JSON out.
 
 For each detector configuration given: AP easy / medium / hard (bench/lib/wider.py, the official
 protocol, detections ranked down to a low score), recall and precision at the product's cut, recall
@@ -25,6 +25,7 @@ import numpy as np
 from bench.lib.albums import ingest_album
 from bench.lib.datasets import dev_data
 from bench.lib.wider import at_cut, average_precision, load_truth
+from photomatch.config import get_settings
 from photomatch.imaging import load_image
 
 OUT = Path(__file__).resolve().parent / "out" / "detection"
@@ -52,10 +53,10 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     import torch
 
     from photomatch.faces.detection import DETECTOR_CONFIGS, detector_for
-    from photomatch.faces.device import select_device
+    from photomatch.faces.device import choose_device
 
     config = DETECTOR_CONFIGS[name]
-    device = select_device()
+    device = choose_device(get_settings().device)
     ranked = detector_for(config, device, min_score=config.rank_down_to)
     out: dict[str, Any] = {"config": config.describe(), "device": str(device), "threads": torch.get_num_threads()}
     data = dev_data()

@@ -165,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(r), file=sys.stderr, flush=True)
     best = max(out["runs"], key=lambda r: r["photos_per_s"])
     out["best"] = {k: best[k] for k in ("batch", "photos_per_s", "faces_per_s", "bounding_stage", "gpu_util_mean_pct")}
-    # The same best batch with facenet-pytorch's per-box crop loop (the CPU default), to decide the GPU's.
-    engine.detector.batched_crops = not engine.detector.batched_crops
-    other = run(engine, files, best["batch"], device)
-    out["other_crops"] = {"batched_crops": engine.detector.batched_crops, **other}
-    engine.detector.batched_crops = not engine.detector.batched_crops
-    out["batched_crops"] = engine.detector.batched_crops
+    out["detector"] = engine.detector_name
+    if hasattr(engine.detector, "batched_crops"):
+        # MTCNN: the same best batch with facenet-pytorch's per-box crop loop (the CPU default), to decide the GPU's.
+        engine.detector.batched_crops = not engine.detector.batched_crops
+        other = run(engine, files, best["batch"], device)
+        out["other_crops"] = {"batched_crops": engine.detector.batched_crops, **other}
+        engine.detector.batched_crops = not engine.detector.batched_crops
+        out["batched_crops"] = engine.detector.batched_crops
     out["nvidia_smi"] = _nvidia_smi()
     shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(out, indent=1)

@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     # On a GPU, JPEGs are decoded by nvJPEG on the device (photomatch.faces.decode).
     decode_on_device: bool = True
-    # The face detector (photomatch.faces.detection). Search is calibrated per detector and embedders
-    # (search_calibration_file): every process refuses to start on a combination that has no calibration.
-    detector: Literal["mtcnn"] = "mtcnn"
+    # The face detector configuration (photomatch.faces.detection.DETECTOR_CONFIGS; README "The face
+    # engine"). Search is calibrated per detector and embedders (search_calibration_file): every process
+    # refuses to start on a combination that has no calibration.
+    detector: Literal["mtcnn", "yunet"] = "mtcnn"
     embedder: str = "dlib-resnet-v1"
     # A second embedder for the same faces, fused with the first in search (README "Two embedders");
     # recorded on each event at creation, so an event's faces all carry the same pair. "" for none.
@@ -68,15 +69,7 @@ class Settings(BaseSettings):
     detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     # Faces below this MTCNN probability are dropped.
     detect_min_prob: float = 0.9
-    # Run MTCNN's last stage again on each face and its mirror image and average the landmarks:
-    # steadier alignment, +1.1 points of pair accuracy on dev-faces (README, "Measurements").
-    detect_mirror_landmarks: bool = True
-    # MTCNN's candidate crops in one roi_align per stage (photomatch.faces.mtcnn) instead of one
-    # resize per box; None: on CUDA only (on CPU it measured no faster, bench/detect_speed.py).
-    detect_batched_crops: bool | None = None
     embed_batch_size: int = 64
-    # Averaging the embedding of a chip and its mirror image: +0.3 points of LFW accuracy.
-    embed_flip: bool = True
     # Weights for the optional facenet-vggface2 embedder (InceptionResnetV1), a state_dict file.
     facenet_weights: Path | None = None
     # 1:1 verification threshold on the L2 distance of unit vectors, chosen on all dev-faces pairs

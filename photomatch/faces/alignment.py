@@ -3,7 +3,8 @@
 Coordinates follow dlib: pixel (i, j) has its centre at the point (i, j). A chip's geometry is
 five target points (MTCNN's landmark order) in the chip's own pixel frame; `DLIB_CHIP_TEMPLATE` is
 the frame dlib's face ResNet was trained on (`get_face_chip`, size 150, padding 0.25), expressed
-in MTCNN's points. bench/fit_alignment_template.py derives it from dlib itself on dev-faces.
+in MTCNN's points. bench/fit_alignment_template.py derives it from dlib itself on dev-faces, and
+bench/fit_detector_template.py carries every frame over to another detector's points (`TEMPLATES`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ ARCFACE_CHIP_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
+
+# Where YuNet's five points fall in the same two frames: `uv run python bench/fit_detector_template.py`
+# ("template_symmetric"), from 230 dev-faces identity faces both detectors found; per-point spread
+# 4-9 chip pixels (dlib's frame). YuNet's eyes sit ~3 px lower than MTCNN's there.
+YUNET_DLIB_CHIP_TEMPLATE = np.array(
+    [[46.828, 47.949], [102.172, 47.949], [74.5, 79.254], [50.642, 104.189], [98.358, 104.189]], dtype=np.float64
+)
+YUNET_ARCFACE_CHIP_TEMPLATE = np.array(
+    [[37.852, 54.034], [74.2, 54.034], [56.026, 74.586], [40.356, 90.995], [71.696, 90.995]], dtype=np.float64
+)
+
+# Per detector kind and chip frame: where that detector's landmarks go (photomatch.faces.embedders).
+TEMPLATES: dict[str, dict[str, np.ndarray]] = {
+    "mtcnn": {"dlib": DLIB_CHIP_TEMPLATE, "arcface": ARCFACE_CHIP_TEMPLATE},
+    "yunet": {"dlib": YUNET_DLIB_CHIP_TEMPLATE, "arcface": YUNET_ARCFACE_CHIP_TEMPLATE},
+}
 
 # Faces larger than this (in source pixels across the chip window) are shrunk with antialiasing
 # first; bilinear sampling alone would alias, unlike dlib's own pyramid-down before extraction.

@@ -1,18 +1,25 @@
-"""Face detection with facenet-pytorch's MTCNN, on downscaled copies of large photos."""
+"""Face detectors: facenet-pytorch's MTCNN and YuNet (photomatch.faces.yunet), and the configurations
+that name them (Settings.detector, bench/detection.py).
+
+A configuration is what the search calibration was fitted for (photomatch.search.calibration): its
+name is recorded in the calibration file and on every face it finds.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from photomatch.faces.imageops import shrink
 from photomatch.faces.types import Detection
+from photomatch.faces.yunet import Pass, YuNet
 
 # ONet's input size: MTCNN's last stage, which places the landmarks.
 _ONET_SIZE = 48
@@ -78,7 +85,7 @@ class Detector:
                 # No face of min_face px fits (tiny images, 1x10000 strips): MTCNN would build an
                 # empty image pyramid and fail the whole batch. Such an image simply has no face.
                 continue
-            small = torch.stack([_shrink(images[i], scale, self.device) for i in idx])
+            small = torch.stack([shrink(images[i], scale, self.device) for i in idx])
             boxes, probs, points = self._stages(small)
             for j, i in enumerate(idx):
                 out[i] = self._collect(boxes[j], probs[j], points[j], scale, w, h)
@@ -163,23 +170,67 @@ class Detector:
         return found
 
 
-def _shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -> torch.Tensor:
-    """H x W x 3 uint8 -> the same shrunk by `scale`, antialiased (no aliasing of small faces), on `device`.
+# --- configurations ---------------------------------------------------------------------------------
 
-    Arrays are shrunk by Pillow on uint8 (a 12 MP photo in ~40 ms on one core); tensors, which may
-    already live on the GPU, with torch.
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """A detector and how it is run: what Settings.detector and the calibration file name."""
+
+    name: str
+    kind: Literal["mtcnn", "yunet"]
+    cut: float  # faces below this score are dropped (the product's operating point)
+    rank_down_to: float  # measurement only: the lowest score kept, to rank detections for AP
+    passes: tuple[Pass, ...] = (Pass(),)  # YuNet: the looks at each photo (scales, mirror)
+    vote: bool = True  # YuNet: merge overlapping boxes by score-weighted voting rather than plain NMS
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration as JSON-ready data."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "cut": self.cut,
+            "passes": [vars(p) for p in self.passes] if self.kind == "yunet" else None,
+            "vote": self.vote if self.kind == "yunet" else None,
+        }
+
+
+def _yunet(name: str, *passes: Pass, vote: bool = True) -> DetectorConfig:
+    return DetectorConfig(name, "yunet", cut=0.6, rank_down_to=0.02, passes=passes, vote=vote)
+
+
+# The product's detectors and the variants bench/detection.py compares them with. An enlarged pass
+# answers only for faces under 32 px in the photo: larger ones are seen better at the photo's scale.
+DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
+    c.name: c
+    for c in (
+        DetectorConfig("mtcnn", "mtcnn", cut=0.9, rank_down_to=0.0),
+        # The product's YuNet: chosen by bench/detection.py (README "The face engine").
+        _yunet("yunet", Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0)),
+        _yunet("yunet-1x", Pass(), vote=False),
+        _yunet("yunet-1x-flip", Pass(), Pass(flip=True)),
+        _yunet("yunet-1x-2x", Pass(), Pass(scale=2.0, max_face=32.0)),
+        _yunet("yunet-1x-flip-2x", Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0)),
+    )
+}
+
+
+def detector_for(
+    config: DetectorConfig | str, device: torch.device, settings: Any = None, *, min_score: float | None = None
+) -> Detector | YuNet:
+    """The detector a configuration names, cutting at `min_score` (default: the configuration's cut).
+
+    MTCNN takes its image-pyramid settings from `settings` (Settings.detect_*), its cut from them too.
     """
-    h, w = int(img.shape[0]), int(img.shape[1])
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    if isinstance(img, np.ndarray):
-        if scale < 1.0:
-            img = np.array(Image.fromarray(img).resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0))
-        elif not img.flags.writeable:  # torch refuses to share read-only memory (e.g. PIL-backed arrays)
-            img = img.copy()
-        return torch.from_numpy(np.ascontiguousarray(img)).to(device)
-    x = img.to(device)
-    if scale >= 1.0:
-        return x
-    x = x.permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+    c = DETECTOR_CONFIGS[config] if isinstance(config, str) else config
+    if c.kind == "mtcnn":
+        kw: dict[str, Any] = {}
+        if settings is not None:
+            kw = {"max_side": settings.detect_max_side, "min_face": settings.detect_min_face,
+                  "thresholds": settings.detect_thresholds, "min_prob": settings.detect_min_prob}  # fmt: skip
+        if min_score is not None:
+            kw["min_prob"] = min_score
+        return Detector(device, **kw)
+    max_side = settings.detect_max_side if settings is not None else 2048
+    cut = c.cut if min_score is None else min_score
+    return YuNet(device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote)

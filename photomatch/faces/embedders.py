@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from photomatch.config import Settings
-from photomatch.faces.alignment import ARCFACE_CHIP_TEMPLATE, DLIB_CHIP_SIZE, DLIB_CHIP_TEMPLATE
+from photomatch.faces.alignment import DLIB_CHIP_SIZE, TEMPLATES
 from photomatch.faces.device import half_precision
 from photomatch.logs import get_logger
 
@@ -32,7 +32,8 @@ class Embedder:
     name: ClassVar[str]
     dim: ClassVar[int]
     chip_size: ClassVar[int]
-    template: ClassVar[np.ndarray]  # where the 5 MTCNN landmarks go in the chip
+    frame: ClassVar[str]  # the chip geometry it was trained on (photomatch.faces.alignment.TEMPLATES)
+    frame_scale: ClassVar[float] = 1.0
     # At most this many chips per forward pass on a CPU (None: the configured batch size).
     cpu_batch: ClassVar[int | None] = None
 
@@ -46,9 +47,14 @@ class Embedder:
         self._lock = threading.Lock()
 
     @classmethod
+    def template_for(cls, detector_kind: str) -> np.ndarray:
+        """Where a detector's five landmarks go in this embedder's chip."""
+        return TEMPLATES[detector_kind][cls.frame] * cls.frame_scale
+
+    @classmethod
     def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
         """An embedder configured by `settings` (batch size, mirror averaging, and its own options)."""
-        return cls(device, batch_size=settings.embed_batch_size, flip=settings.embed_flip)
+        return cls(device, batch_size=settings.embed_batch_size)
 
     def _build(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -110,7 +116,7 @@ class DlibResNetEmbedder(PackagedEmbedder):
     name = "dlib-resnet-v1"
     dim = 128
     chip_size = DLIB_CHIP_SIZE
-    template = DLIB_CHIP_TEMPLATE
+    frame = "dlib"
     package = "face-recognition-models"
 
     def _load(self) -> torch.nn.Module:
@@ -127,7 +133,8 @@ class FacenetEmbedder(Embedder):
     chip_size = 160
     # InceptionResnetV1 was trained on loose MTCNN crops; reuse dlib's frame scaled to 160 px, which
     # keeps the whole face in view. Accuracy of this pairing is unmeasured here (no weights offline).
-    template = DLIB_CHIP_TEMPLATE * (160 / DLIB_CHIP_SIZE)
+    frame = "dlib"
+    frame_scale = 160 / DLIB_CHIP_SIZE
 
     def __init__(
         self, device: torch.device, *, weights: Path | None = None, random_init: bool = False, **kw: object
@@ -137,11 +144,14 @@ class FacenetEmbedder(Embedder):
         self.random_init = random_init
 
     @classmethod
+    def template_for(cls, detector_kind: str) -> np.ndarray:
+        """Where a detector's five landmarks go in this embedder's chip."""
+        return TEMPLATES[detector_kind][cls.frame] * cls.frame_scale
+
+    @classmethod
     def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
         """Also reads PHOTOMATCH_FACENET_WEIGHTS."""
-        return cls(
-            device, batch_size=settings.embed_batch_size, flip=settings.embed_flip, weights=settings.facenet_weights
-        )
+        return cls(device, batch_size=settings.embed_batch_size, weights=settings.facenet_weights)
 
     def _build(self) -> torch.nn.Module:
         from facenet_pytorch import InceptionResnetV1
@@ -177,7 +187,7 @@ class SFaceEmbedder(PackagedEmbedder):
     name = "sface-2021dec-int8bq"
     dim = 128
     chip_size = 112
-    template = ARCFACE_CHIP_TEMPLATE
+    frame = "arcface"
     # Its first layers run at the full 112 px with 32-64 channels: on a CPU, 16 chips at once thrash
     # the caches (17 ms a chip on 2 cores) where 2 at once take 6.3 ms (dlib's net: 2 ms at any batch).
     cpu_batch = 2

@@ -12,7 +12,7 @@ import torch
 from photomatch.config import Settings, get_settings
 from photomatch.faces.alignment import align_faces, sharpness
 from photomatch.faces.decode import load_image_on
-from photomatch.faces.detection import Detector
+from photomatch.faces.detection import DETECTOR_CONFIGS, detector_for
 from photomatch.faces.device import choose_device, out_of_memory, release_cached_memory
 from photomatch.faces.embedders import Embedder, get_embedder_class
 from photomatch.faces.torch_thread import on_torch_thread
@@ -27,7 +27,7 @@ ImageLike = np.ndarray | torch.Tensor  # H x W x 3 uint8 RGB
 
 
 class FaceEngine:
-    """Detection (MTCNN), alignment and embedding, each batched; models load on first use."""
+    """Detection (MTCNN or YuNet), alignment and embedding, each batched; models load on first use."""
 
     def __init__(
         self,
@@ -41,15 +41,10 @@ class FaceEngine:
         s = settings or get_settings()
         self.settings = s
         self.device = device if isinstance(device, torch.device) else choose_device(device or s.device)
-        self.detector = Detector(
-            self.device,
-            max_side=s.detect_max_side,
-            min_face=s.detect_min_face,
-            thresholds=s.detect_thresholds,
-            min_prob=s.detect_min_prob,
-            mirror_landmarks=s.detect_mirror_landmarks,
-            batched_crops=s.detect_batched_crops,
-        )
+        # The configuration Settings.detector names; recorded on every face it finds.
+        self.detector_name = s.detector
+        self.detector_kind = DETECTOR_CONFIGS[s.detector].kind
+        self.detector = detector_for(s.detector, self.device, s)
         if isinstance(embedder, Embedder):
             self.embedder = embedder
         else:
@@ -95,16 +90,22 @@ class FaceEngine:
     @on_torch_thread
     @torch.inference_mode()
     def chips(
-        self, image: ImageLike, detections: Sequence[Detection], embedder: Embedder | None = None
+        self,
+        image: ImageLike,
+        detections: Sequence[Detection],
+        embedder: Embedder | None = None,
+        detector_kind: str | None = None,
     ) -> torch.Tensor:
-        """Aligned chips (N x 3 x S x S, 0-255) for one image's detections, in the embedder's frame."""
+        """Aligned chips (N x 3 x S x S, 0-255) for one image's detections, in the embedder's frame, from
+        the landmarks of `detector_kind` (default: this engine's detector)."""
         emb = embedder or self.embedder
         img = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
         img = img.to(self.device)
         lm = torch.tensor([d.landmarks for d in detections], dtype=torch.float64).reshape(-1, 5, 2)
         # Replicate the border where a chip runs off the photo: black bands made tightly cropped faces
         # of different people look alike (dev-faces pairs: +0.1 points balanced accuracy).
-        return align_faces(img, lm, emb.template, emb.chip_size, fill="replicate")
+        template = emb.template_for(detector_kind or self.detector_kind)
+        return align_faces(img, lm, template, emb.chip_size, fill="replicate")
 
     @on_torch_thread
     @torch.inference_mode()
@@ -115,9 +116,12 @@ class FaceEngine:
         embedding a 3-face selfie whole cost ~50 ms more than its one face (CPU, 2 cores).
         """
         dets = [f.detection for f in faces]
+        # Stored faces (a fused older event) keep the landmarks of the detector that found them.
+        kinds = {DETECTOR_CONFIGS[f.detector].kind for f in faces if f.detector in DETECTOR_CONFIGS}
+        kind = kinds.pop() if len(kinds) == 1 else None
         with timed("align"):
-            chips = self.chips(image, dets)
-            chips2 = self.chips(image, dets, self.second) if self.second else None
+            chips = self.chips(image, dets, None, kind)
+            chips2 = self.chips(image, dets, self.second, kind) if self.second else None
         return self._embedded(list(faces), chips, chips2)
 
     def _embedded(self, faces: list[Face], chips: torch.Tensor, chips2: torch.Tensor | None) -> list[Face]:
@@ -182,7 +186,7 @@ class FaceEngine:
             pairs = zip(images, detections, strict=True)
             all_chips2 = torch.cat([self.chips(i, d, second) for i, d in pairs]) if second and per_image else None
         flat = [
-            Face(detection=d, sharpness=float(s))
+            Face(detection=d, sharpness=float(s), detector=self.detector_name)
             for d, s in zip((d for ds in detections for d in ds), sharp, strict=True)
         ]
         if embed:

@@ -41,6 +41,8 @@ class Face:
     second_embedding: np.ndarray | None = None
     second_model: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # The detector configuration that found it (photomatch.faces.detection), stored with the face.
+    detector: str | None = None
 
     @property
     def quality(self) -> dict[str, float]:

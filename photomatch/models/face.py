@@ -74,6 +74,8 @@ class Face(Base):
     sharpness: Mapped[float | None] = mapped_column(REAL)
     # The embedder that made `embedding`: 128-d dlib-resnet-v1 or 512-d facenet-vggface2.
     model: Mapped[str] = mapped_column(String(64))
+    # The detector configuration that found the face (photomatch.faces.detection.DETECTOR_CONFIGS).
+    detector: Mapped[str] = mapped_column(String(64), server_default="mtcnn")
     # Undimensioned because the dimension depends on `model`. Half precision halves storage and
     # scan I/O; its ~3 significant digits are far finer than match thresholds (~0.1 in distance).
     embedding: Mapped[list[float]] = mapped_column(HALFVEC())

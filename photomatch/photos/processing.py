@@ -198,8 +198,8 @@ def _face_rows(outcome: PhotoOutcome) -> list[dict[str, Any]]:
     rows = []
     for face in outcome.faces:
         d = face.detection
-        if face.embedding is None or face.model is None:
-            raise ValueError("faces must be embedded before they are saved")
+        if face.embedding is None or face.model is None or face.detector is None:
+            raise ValueError("faces must be detected and embedded by the engine before they are saved")
         rows.append(
             {
                 "photo_id": outcome.photo_id,
@@ -210,6 +210,7 @@ def _face_rows(outcome: PhotoOutcome) -> list[dict[str, Any]]:
                 "size_px": round(d.size),
                 "sharpness": float(face.sharpness),
                 "model": face.model,
+                "detector": face.detector,
                 "embedding": face.embedding,
                 "second_model": face.second_model if face.second_embedding is not None else None,
                 "second_embedding": face.second_embedding,

@@ -105,13 +105,14 @@ def requeue_missing(session: Session, *, limit: int = 10_000, settings: Settings
 
 @dataclass
 class PendingPhoto:
-    """A done photo whose faces (face id, detection) still lack the event's second vector."""
+    """A done photo whose faces (face id, detection, the detector that found it) still lack the event's
+    second vector."""
 
     id: uuid.UUID
     event_id: uuid.UUID
     storage_key: str
     model: str
-    faces: list[tuple[int, Detection]] = field(default_factory=list)
+    faces: list[tuple[int, Detection, str]] = field(default_factory=list)
 
 
 def load_pending(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[PendingPhoto]:
@@ -120,9 +121,10 @@ def load_pending(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[Pendi
     rows = face_rows.faces_missing_second(session, photo_ids)
     for (photo_id, event_id, key, model), faces in groupby(rows, key=lambda r: r[:4]):
         pending = PendingPhoto(photo_id, event_id, key, model)
-        for *_, face_id, box, landmarks, probability in faces:
+        for *_, face_id, box, landmarks, probability, detector in faces:
             points = tuple((float(landmarks[i]), float(landmarks[i + 1])) for i in range(0, 10, 2))
-            pending.faces.append((face_id, Detection(tuple(float(v) for v in box), points, float(probability))))  # type: ignore[arg-type]
+            det = Detection(tuple(float(v) for v in box), points, float(probability))  # type: ignore[arg-type]
+            pending.faces.append((face_id, det, detector))
         out.append(pending)
     return out
 
@@ -151,8 +153,9 @@ def embed_pending(
         except ImageError as e:
             out.unreadable[photo.id] = f"{e.reason}: {e}"
             continue
-        faces = engine.embed_faces(image.rgb, [Face(det) for _, det in photo.faces])
-        for (face_id, _), face in zip(photo.faces, faces, strict=True):
+        # Aligned for the detector that found each face (its landmarks), whatever the site runs now.
+        faces = engine.embed_faces(image.rgb, [Face(det, detector=detector) for _, det, detector in photo.faces])
+        for (face_id, _, _), face in zip(photo.faces, faces, strict=True):
             assert face.embedding is not None and face.model == photo.model
             out.vectors.append((face_id, photo.model, face.embedding))
     return out

@@ -10,7 +10,8 @@ import torch
 
 from photomatch.faces.alignment import align_faces
 from photomatch.faces.embedders import ModelUnavailable, SFaceEmbedder
-from photomatch.faces.sface import default_weights, dequantize_blocks, load_sface
+from photomatch.faces.onnx_graph import dequantize_blocks
+from photomatch.faces.sface import default_weights, load_sface
 
 try:
     WEIGHTS = default_weights()
@@ -60,7 +61,9 @@ def test_same_person_is_closer_than_others(engine, identity_images) -> None:  # 
         if not faces:
             continue
         lm = torch.tensor([faces[0].detection.landmarks], dtype=torch.float64)
-        chip = align_faces(torch.from_numpy(rgb.copy()), lm, sface.template, sface.chip_size, fill="replicate")
+        chip = align_faces(
+            torch.from_numpy(rgb.copy()), lm, sface.template_for("mtcnn"), sface.chip_size, fill="replicate"
+        )
         by_id.setdefault(ident, []).append(sface.embed(chip)[0])
     vecs = [(i, v) for i, vs in by_id.items() for v in vs]
     assert len(vecs) >= 30

@@ -232,7 +232,7 @@ class FakeAnalyzer:
             vector[w % 128] = 1.0
             second = np.roll(vector, 1)  # the second model's vector: another unit vector
             det = Detection((1.0, 2.0, 11.0, 14.0), ((3.0, 4.0),) * 5, 0.99)
-            out.append([Face(det, 5.0, vector, MODEL, second_embedding=second, second_model=SECOND)])
+            out.append([Face(det, 5.0, vector, MODEL, second_embedding=second, second_model=SECOND, detector="mtcnn")])
         return out
 
 

@@ -62,7 +62,7 @@ class FirstModelOnly:
                 det = Detection(
                     (x, 2.0, x + 9, 14.0), ((x, 4.0), (x + 4, 4.0), (x + 2, 7.0), (x, 10.0), (x + 4, 10.0)), 0.99
                 )
-                faces.append(Face(det, 5.0, unit(j), FIRST))
+                faces.append(Face(det, 5.0, unit(j), FIRST, detector="mtcnn"))
             out.append(faces)
         return out
 

