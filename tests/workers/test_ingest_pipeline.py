@@ -191,6 +191,7 @@ def test_every_photo_reaches_done_with_the_faces_the_engine_finds(
         assert len(stored) == len(faces), path
         for got, want in zip(stored, sorted(faces, key=lambda f: tuple(f.detection.box)), strict=True):
             assert got.model == want.model == engine.model_name
+            assert got.detector == want.detector == engine.detector_name  # which detector found it
             np.testing.assert_allclose(got.box, want.detection.box, atol=1e-2)
             np.testing.assert_allclose(np.asarray(got.embedding, dtype=np.float32), want.embedding, atol=2e-3)
         direct_faces += len(faces)
