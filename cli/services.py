@@ -146,7 +146,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Run Celery beat (periodic reconciler)."""
-    _settings()
+    _settings(postgres=False)  # beat only sends: the broker, no database
     return _exec(beat_argv(args.loglevel))
 
 
