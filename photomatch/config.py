@@ -262,24 +262,23 @@ class NotConfigured(RuntimeError):
     """A service URL the process needs is not set."""
 
 
+def _required(value: str, variable: str, server: str) -> str:
+    if not value:
+        raise NotConfigured(
+            f"{variable} is not set: start the services with `photomatch` (it runs or attaches to the "
+            f"embedded {server} under PHOTOMATCH_DATA_DIR), or set the URL of your {server}"
+        )
+    return value
+
+
 def database_url(settings: Settings) -> str:
     """The database URL, or NotConfigured saying how to get one."""
-    if not settings.database_url:
-        raise NotConfigured(
-            "PHOTOMATCH_DATABASE_URL is not set: start the services with `photomatch` (it runs or attaches to "
-            "the embedded Postgres under PHOTOMATCH_DATA_DIR), or set the URL of your Postgres"
-        )
-    return settings.database_url
+    return _required(settings.database_url, "PHOTOMATCH_DATABASE_URL", "Postgres")
 
 
 def redis_url(settings: Settings) -> str:
     """The broker URL, or NotConfigured saying how to get one."""
-    if not settings.redis_url:
-        raise NotConfigured(
-            "PHOTOMATCH_REDIS_URL is not set: start the services with `photomatch` (it runs or attaches to "
-            "the embedded Redis under PHOTOMATCH_DATA_DIR), or set the URL of your Redis"
-        )
-    return settings.redis_url
+    return _required(settings.redis_url, "PHOTOMATCH_REDIS_URL", "Redis")
 
 
 @lru_cache
