@@ -32,7 +32,7 @@ from photomatch.search import optout, service
 from photomatch.search.access import require_consent
 from photomatch.search.archive import stream_zip
 from photomatch.search.calibration import site_calibrations
-from photomatch.search.errors import InvalidThresholds, SearchError, UnusableSelfie
+from photomatch.search.errors import InvalidThresholds, NoPhotos, UnusableSelfie
 from photomatch.search.selfie import engine_for
 from photomatch.search.thresholds import resolve_thresholds
 from photomatch.search.tokens import link_expiry, make_token
@@ -45,13 +45,6 @@ router = APIRouter(prefix="/events/{slug}", tags=["search"])
 # Room for the form fields and multipart framing around the selfie itself.
 _FORM_OVERHEAD = 64 * 1024
 _frozen = threading.Event()
-
-
-class NoPhotos(SearchError):
-    """A zip was asked for with no photo of this event."""
-
-    reason = "no_photos"
-    status = 404
 
 
 def _freeze_long_lived_objects() -> None:

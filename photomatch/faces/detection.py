@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from photomatch.config import Settings
 from photomatch.faces.imageops import shrink
 from photomatch.faces.types import Detection
 from photomatch.faces.yunet import Pass, YuNet
@@ -204,7 +205,8 @@ def _yunet(name: str, *passes: Pass, vote: bool = True) -> DetectorConfig:
 DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
     c.name: c
     for c in (
-        DetectorConfig("mtcnn", "mtcnn", cut=0.9, rank_down_to=0.0),
+        # MTCNN's cut is the site's (Settings.detect_min_prob); its default is what the product runs.
+        DetectorConfig("mtcnn", "mtcnn", cut=Settings.model_fields["detect_min_prob"].default, rank_down_to=0.0),
         # The product's YuNet, the best of the variants below on every dev-wider measure
         # (bench/detection.py, README "The face engine"); not yet calibrated for search.
         _yunet("yunet", Pass(scale=0.5, min_face=64.0), Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0)),

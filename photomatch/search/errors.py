@@ -45,6 +45,13 @@ class UnusableSelfie(SearchError):
         super().__init__(message, reason=reason)
 
 
+class NoPhotos(SearchError):
+    """A zip was asked for with no photo of this event."""
+
+    reason = "no_photos"
+    status = 404
+
+
 class TooManyPhotos(SearchError):
     """A zip asked for more photos than one download may hold."""
 
