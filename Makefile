@@ -32,7 +32,7 @@ bench-search: setup  ## search: strategy, study (fits the calibration), accuracy
 	$(UV) run python bench/search_quality.py
 	$(UV) run python bench/search.py
 
-calibrate: setup  ## re-fit photomatch/search/calibration.json after a change to detection, alignment or an embedder; prints the unseen half's table
+calibrate: setup  ## re-fit photomatch/search/calibrations/<detector>.json after a change to detection, alignment or an embedder; prints the unseen half's table
 	$(UV) run python bench/calibrate.py
 
 run: setup  ## the whole stack on this machine, no Docker: Postgres, Redis, worker, beat, API, Flower

@@ -8,7 +8,7 @@ fitted on moves. This rebuilds what the fit needs and rewrites the file search l
 2. the study (bench/study.py, its defaults) for the first embedder alone and fused with the
    second: logistic models fitted on albums of one half of the identities, tiers at pooled match
    precision 0.99 and a possible band at least 0.55 precise;
-3. photomatch/search/calibration.json (or --out): the detector, the embedders, the features, the
+3. photomatch/search/calibrations/<detector>.json (or --out): the detector, the embedders, the features, the
    coefficients, the thresholds, the cohort and search settings, the data and the date.
 
 It prints the unseen half's table per family and album kind for each calibration.
@@ -31,7 +31,7 @@ from pathlib import Path
 from bench.lib import identity_cache, study
 from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
-from photomatch.search.calibration import DEFAULT_FILE, CalibrationSet
+from photomatch.search.calibration import CalibrationSet, default_file
 from photomatch.search.cohort import CohortParams
 
 
@@ -51,7 +51,7 @@ def ensure_caches(second: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_FILE, help="the calibration file to write")
+    ap.add_argument("--out", type=Path, default=None, help="default: photomatch/search/calibrations/<detector>.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
     ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     cals = CalibrationSet(s.detector, tuple(calibrations), study.SEARCH, fitted)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cals.write(args.out)
+    out = args.out or default_file(s.detector)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cals.write(out)
     table = {"+".join(c.embedders): {"thresholds": [c.match, c.possible], "unseen": c.unseen} for c in calibrations}
-    print(json.dumps({"written": str(args.out), "detector": s.detector, "calibrations": table}, indent=1))
+    print(json.dumps({"written": str(out), "detector": s.detector, "calibrations": table}, indent=1))
     return 0
 
 

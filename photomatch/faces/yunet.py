@@ -35,8 +35,8 @@ DIVISOR = 32
 
 @dataclass(frozen=True)
 class Pass:
-    """One look at the photo: scaled by `scale` (after the max-side shrink), mirrored or not, and the
-    face heights (in the shrunk photo's pixels) it answers for."""
+    """One look at the photo: scaled by `scale` (after the max-side shrink; an enlargement stops at
+    the max side), mirrored or not, and the face heights (in the shrunk photo's pixels) it answers for."""
 
     scale: float = 1.0
     flip: bool = False
@@ -131,8 +131,15 @@ class YuNet:
         """One pass over a batch of same-sized photos: per photo, rows (box, 10 landmark values, score)
         in the batch's pixels, for the faces this pass answers for."""
         sh, sw = int(base.shape[2]), int(base.shape[3])
-        size = (max(DIVISOR, round(sh * p.scale)), max(DIVISOR, round(sw * p.scale)))
-        x = base if size == (sh, sw) else F.interpolate(base, size=size, mode="bilinear", antialias=p.scale < 1)
+        scale = p.scale
+        if scale > 1:
+            # An enlarged look never goes past max_side: a photo that was shrunk to fit already had
+            # its small faces at a larger scale, and a 12 MP photo enlarged twice would cost 4 looks.
+            scale = min(scale, self.max_side / max(sh, sw))
+            if scale <= 1:
+                return [np.zeros((0, 15)) for _ in range(int(base.shape[0]))]
+        size = (max(DIVISOR, round(sh * scale)), max(DIVISOR, round(sw * scale)))
+        x = base if size == (sh, sw) else F.interpolate(base, size=size, mode="bilinear", antialias=scale < 1)
         if p.flip:
             x = x.flip(3)
         out = []
@@ -143,7 +150,7 @@ class YuNet:
                 boxes = torch.stack([size[1] - boxes[:, 2], boxes[:, 1], size[1] - boxes[:, 0], boxes[:, 3]], 1)
                 marks = torch.stack([size[1] - marks[..., 0], marks[..., 1]], -1)[:, [1, 0, 2, 4, 3]]
             # Each pass answers for the face sizes it sees best, measured in the shrunk photo.
-            boxes, marks = boxes / p.scale, marks / p.scale
+            boxes, marks = boxes / scale, marks / scale
             height = boxes[:, 3] - boxes[:, 1]
             mine = (height >= p.min_face) & (height < p.max_face)
             rows = torch.cat([boxes[mine], marks[mine].reshape(-1, 10), scores[mine, None]], 1)

@@ -1,14 +1,15 @@
 """The calibrated models that turn a selfie's distances into probabilities, and the tier thresholds.
 
 They belong to the engines that made the vectors (the detector, its alignment, the embedders), so
-they live in a versioned file beside this module, `calibration.json`, written by the study:
+they live in versioned files beside this module, one per detector configuration
+(`calibrations/<detector>.json`), written by the study:
 
-    uv run python bench/calibrate.py
+    uv run python bench/calibrate.py        # for the configured detector (PHOTOMATCH_DETECTOR)
 
 That command fits every model on albums of one half of the identities of every dev family and
 prints the other half's table; after any change to detection, alignment or an embedder, run it and
-commit the file it rewrites. Search loads the file once (Settings.search_calibration_file picks
-another); every process refuses to start when the configured detector and embedders have none
+commit the file it rewrites. Search loads the site's detector's file once
+(Settings.search_calibration_file picks another); every process refuses to start when the configured detector and embedders have none
 (`require_calibrated`), rather than rank an event with another model's numbers.
 
 Each model is a logistic regression: P(the photo shows the person) = 1 / (1 + exp(-(w . x + b))),
@@ -33,7 +34,16 @@ from photomatch.config import Settings
 from photomatch.search.cohort import CohortParams
 from photomatch.search.scoring import Features
 
-DEFAULT_FILE = Path(__file__).with_name("calibration.json")
+CALIBRATIONS_DIR = Path(__file__).with_name("calibrations")
+
+
+def default_file(detector: str) -> Path:
+    """The calibration file that ships for a detector configuration: calibrations/<detector>.json."""
+    return CALIBRATIONS_DIR / f"{detector}.json"
+
+
+# The default detector's (Settings.detector).
+DEFAULT_FILE = default_file(Settings.model_fields["detector"].default)
 FORMAT = 1
 REFIT = "uv run python bench/calibrate.py"
 
@@ -226,13 +236,14 @@ class CalibrationSet:
 
 @lru_cache(maxsize=8)
 def load_calibrations(path: Path | None = None) -> CalibrationSet:
-    """The calibration file at `path` (default: the one that ships beside this module), read once."""
+    """The calibration file at `path` (default: the default detector's, shipped beside this module), read once."""
     return CalibrationSet.load(path or DEFAULT_FILE)
 
 
 def site_calibrations(settings: Settings) -> CalibrationSet:
-    """The calibration file this site's settings name (Settings.search_calibration_file), read once."""
-    return load_calibrations(settings.search_calibration_file)
+    """The calibration file this site's settings name (Settings.search_calibration_file), else the one
+    that ships for its detector; read once."""
+    return load_calibrations(settings.search_calibration_file or default_file(settings.detector))
 
 
 def require_calibrated(settings: Settings) -> CalibrationSet:
