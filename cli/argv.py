@@ -47,9 +47,9 @@ def beat_argv(loglevel: str = "info") -> list[str]:
 
 
 def flower_argv(port: int, address: str) -> list[str]:
-    """The Flower command line; its credentials come from FLOWER_BASIC_AUTH (`flower_env`), not argv,
-    where any local user could read them."""
-    return celery_argv("flower", f"--port={port}", f"--address={address}")
+    """The Flower command line (through cli.flower, which puts its /metrics behind the login); its
+    credentials come from FLOWER_BASIC_AUTH (`flower_env`), not argv, where any local user could read them."""
+    return [sys.executable, "-m", "cli.flower", "-A", CELERY_APP, "flower", f"--port={port}", f"--address={address}"]
 
 
 def flower_env(environ: Mapping[str, str]) -> dict[str, str]:

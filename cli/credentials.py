@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from photomatch.config import Settings
 
 CREDENTIALS_FILE = "credentials.json"
 FLOWER_AUTH_FILE = "flower-auth"
+SECRET_KEY_FILE = "secret-key"
+METRICS_TOKEN_FILE = "metrics-token"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
@@ -52,20 +55,44 @@ def save(settings: Settings, *, api_key: str, email: str, api_url: str | None = 
     return path
 
 
-def flower_basic_auth(settings: Settings) -> str:
-    """`admin:<random>` for the embedded Flower, generated once and kept in data_dir (owner-only)."""
-    path = settings.data_dir / FLOWER_AUTH_FILE
+def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """The value kept in data_dir/`name` (owner-only), made by `make` and written there the first time.
+
+    The one-command stack keeps its own secrets this way, so that they survive restarts (links it
+    signed stay valid, logins stay the same) without anyone choosing a password.
+    """
+    path = settings.data_dir / name
     try:
         value = path.read_text().strip()
     except OSError:
         value = ""
-    if ":" not in value:
-        value = f"admin:{secrets.token_urlsafe(18)}"
+    if not value:
+        value = make()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before the secret is written, so it is never readable by others even briefly.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
     return value
+
+
+def flower_basic_auth(settings: Settings) -> str:
+    """`admin:<random>` for the embedded Flower, generated once and kept in data_dir (owner-only)."""
+    value = kept_secret(settings, FLOWER_AUTH_FILE, lambda: f"admin:{secrets.token_urlsafe(18)}")
+    if ":" in value:
+        return value
+    (settings.data_dir / FLOWER_AUTH_FILE).unlink(missing_ok=True)  # not user:password: make a new one
+    return flower_basic_auth(settings)
+
+
+def stack_secret_key(settings: Settings) -> str:
+    """The key the one-command stack signs download links and attendee tokens with (data_dir/secret-key)."""
+    return kept_secret(settings, SECRET_KEY_FILE, lambda: secrets.token_urlsafe(48))
+
+
+def stack_metrics_token(settings: Settings) -> str:
+    """The bearer token of the one-command stack's /metrics (data_dir/metrics-token)."""
+    return kept_secret(settings, METRICS_TOKEN_FILE, lambda: secrets.token_urlsafe(24))
 
 
 def resolve(settings: Settings, api_url: str | None = None, api_key: str | None = None) -> Credentials:

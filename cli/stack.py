@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import httpx
 
+from cli import credentials
 from cli.argv import beat_argv, flower_argv, flower_env
 from cli.errors import CliError, refuse_uncalibrated
 from photomatch.config import Settings, get_settings
@@ -146,12 +147,18 @@ def _apply_overrides(args: argparse.Namespace) -> Settings:
     settings = get_settings()
     # Pin the resolved data_dir so children started from another directory agree.
     os.environ["PHOTOMATCH_DATA_DIR"] = str(settings.data_dir)
-    return settings
+    # The stack may listen on every interface: it signs links with its own secret and keeps
+    # /metrics behind its own token (both kept in data_dir) unless the operator set real ones.
+    if settings.secret_key == Settings.model_fields["secret_key"].default:
+        os.environ["PHOTOMATCH_SECRET_KEY"] = credentials.stack_secret_key(settings)
+    if not settings.metrics_token:
+        os.environ["PHOTOMATCH_METRICS_TOKEN"] = credentials.stack_metrics_token(settings)
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def _bootstrap(db_url: str, settings: Settings, api_url: str) -> tuple[str, dict[str, str]]:
     """Ensure a default photographer with a saved API key and a `demo` event; return (key, demo info)."""
-    from cli import credentials
     from photomatch.accounts.service import authenticate, create_api_key, create_photographer, get_photographer_by_email
     from photomatch.db import make_engine, make_session_factory, session_scope
     from photomatch.events.service import create_event, get_event
@@ -322,6 +329,7 @@ def _print_banner(
         ("Upload", f"{api_url}/app   (photographer page: sign in with the API key below)"),
         ("Attendee", f"{api_url}/e/{demo['slug']}?code={demo['access_code']}"),
         ("Flower", f"{flower_url}   (login {flower_login})"),
+        ("Metrics", f"{api_url}/metrics   (Bearer token in {settings.data_dir / credentials.METRICS_TOKEN_FILE})"),
         ("Postgres", db_url),
         ("Redis", redis_url),
         ("Storage", str(settings.storage_dir) if settings.storage_backend == "local" else f"s3://{settings.s3_bucket}"),

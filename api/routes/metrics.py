@@ -19,9 +19,15 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
-    """Prometheus text format. With Settings.metrics_token set, only `Authorization: Bearer <token>` may read it."""
+    """Prometheus text format, for `Authorization: Bearer <Settings.metrics_token>` only.
+
+    It names every event and its photo counts, so outside development it is closed until a token is
+    set; `photomatch run` sets one of its own (data_dir/metrics-token).
+    """
     res = resources(request)
     token = res.settings.metrics_token
+    if not token and res.settings.environment == "production":
+        raise MetricsTokenRequired("metrics are closed: set PHOTOMATCH_METRICS_TOKEN and scrape with that bearer token")
     if token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

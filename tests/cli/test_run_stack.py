@@ -18,6 +18,9 @@ import psutil
 import pytest
 from PIL import Image
 
+from photomatch.config import Settings
+from photomatch.storage.local import sign_local_url
+
 STARTUP_TIMEOUT = 120.0
 
 
@@ -92,7 +95,10 @@ def _flower_needs_the_generated_login(flower: str, data_dir: Path, banner: str) 
         assert httpx.get(f"{flower}{path}", timeout=10).status_code == 401, path
         assert httpx.get(f"{flower}{path}", auth=(user, "wrong-password"), timeout=10).status_code == 401, path
     assert httpx.get(f"{flower}/api/workers", auth=(user, password), timeout=10).status_code == 200
-    assert httpx.get(f"{flower}/healthcheck", timeout=10).status_code == 200  # probes need no login
+    # Flower's Prometheus page names every task and worker host: it needs the login too.
+    assert httpx.get(f"{flower}/metrics", timeout=10).status_code == 401
+    assert httpx.get(f"{flower}/metrics", auth=(user, password), timeout=10).status_code == 200
+    assert httpx.get(f"{flower}/healthcheck", timeout=10).status_code == 200  # probes need no login (it says "OK")
 
 
 def _logs_keep_no_code_or_token(api: str, auth: dict[str, str], logs: Path) -> None:
@@ -123,16 +129,37 @@ def _logs_keep_no_code_or_token(api: str, auth: dict[str, str], logs: Path) -> N
     assert any(r.get("event") == "search.query.rejected" for r in records)
 
 
-def _metrics_aggregate_the_worker(api: str, auth: dict[str, str]) -> None:
+def _metrics_aggregate_the_worker(api: str, auth: dict[str, str], data_dir: Path) -> None:
     """The API's /metrics serves the worker's samples too (one multiprocess folder for the stack)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while httpx.get(f"{api}/events/demo/status", headers=auth).json()["remaining"]:
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    text = httpx.get(f"{api}/metrics").text
+    # The stack keeps /metrics behind a token of its own (every event id and its counts are in it).
+    assert httpx.get(f"{api}/metrics").status_code == 401
+    token = (data_dir / "metrics-token").read_text().strip()
+    text = httpx.get(f"{api}/metrics", headers={"Authorization": f"Bearer {token}"}).text
     assert 'photomatch_photos_processed_total{status="done"} 1.0' in text, text
     assert 'photomatch_stage_duration_seconds_count{stage="decode"}' in text
     assert 'photomatch_queue_depth{queue="faces"} 0.0' in text
+
+
+def _links_are_signed_with_the_stacks_own_key(api: str, data_dir: Path) -> None:
+    """A download link forged with the built-in placeholder key is refused; the stack's own key (kept
+    owner-only in data_dir) signs the links it serves, and stored files are private to their owner."""
+    secret = data_dir / "secret-key"
+    assert secret.stat().st_mode & 0o077 == 0
+    storage = data_dir / "storage"
+    stored = [p for p in storage.rglob("*") if p.is_file()]
+    key = next(str(p.relative_to(storage)) for p in stored if "/originals/" in str(p))
+    assert all(p.stat().st_mode & 0o077 == 0 for p in stored)
+    assert all(d.stat().st_mode & 0o077 == 0 for d in storage.rglob("*") if d.is_dir())
+    ten_years = 10 * 365 * 86400
+    placeholder = Settings.model_fields["secret_key"].default
+    forged = httpx.get(f"{api}{sign_local_url(key, ten_years, secret_key=placeholder)}")
+    assert forged.status_code == 403, forged.status_code
+    real = httpx.get(f"{api}{sign_local_url(key, 60, secret_key=secret.read_text().strip())}")
+    assert real.status_code == 200 and real.content[:2] == b"\xff\xd8"
 
 
 @pytest.mark.slow
@@ -161,7 +188,8 @@ def test_run_starts_everything_and_data_survives_a_restart(tmp_path: Path) -> No
 
         _flower_needs_the_generated_login(f"http://127.0.0.1:{flower_port}", data_dir, banner)
         _logs_keep_no_code_or_token(api, auth, data_dir / "logs")
-        _metrics_aggregate_the_worker(api, auth)
+        _metrics_aggregate_the_worker(api, auth, data_dir)
+        _links_are_signed_with_the_stacks_own_key(api, data_dir)
 
         # A worker killed outright is restarted; the API (attendees' searches) never goes down.
         worker = _child(proc, "worker")

@@ -90,6 +90,16 @@ def test_metrics_token_guards_the_endpoint(settings: Settings) -> None:
         assert ok.status_code == 200 and "photomatch_queue_depth" in ok.text
 
 
+def test_metrics_are_closed_in_production_until_a_token_is_set(settings: Settings) -> None:
+    # Every event id and its photo counts are in the text: a production site without a token
+    # serves nothing rather than everything.
+    production = settings.model_copy(update={"environment": "production", "metrics_token": ""})
+    with TestClient(create_app(production)) as c:
+        closed = c.get("/metrics")
+        assert closed.status_code == 401 and "PHOTOMATCH_METRICS_TOKEN" in closed.json()["detail"]
+        assert "photomatch_queue_depth" not in closed.text
+
+
 def test_worker_counters_stage_times_and_state_gauges(
     client: TestClient, worker: CeleryWorker, dev_faces: Path
 ) -> None:
