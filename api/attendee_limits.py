@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.deps import resources
 from photomatch.events.service import get_event, get_event_by_access_code, normalize_access_code
 from photomatch.models import Event
-from photomatch.ratelimit import RateLimiter
+from photomatch.ratelimit import RateLimited, RateLimiter
 from photomatch.search.access import check_access
 from photomatch.search.errors import InvalidCredentials
 
@@ -34,17 +34,32 @@ def before_search(request: Request, slug: str) -> None:
 
 
 def before_code_attempt(request: Request) -> None:
-    """Refuse a code attempt while the client, or the whole site, is out of wrong-code budget."""
+    """Refuse a code attempt while the client is out of wrong-code budget, or while the whole site is
+    and this client already guessed wrong today.
+
+    Refusing happens before the code is looked at (a refusal that depended on the code would tell a
+    guesser which codes are right). A spent site budget still lets every address that has not guessed
+    wrong try once: a right code is never refused because other addresses guessed wrong.
+    """
     limiter = limiter_of(request)
-    limiter.check(limiter.code_failure, client_of(request))
-    limiter.check(limiter.site_code_failure)
+    client = client_of(request)
+    limiter.check(limiter.code_failure, client)
+    try:
+        limiter.check(limiter.site_code_failure)
+    except RateLimited as paused:
+        try:
+            limiter.check(limiter.recent_code_failure, client)
+        except RateLimited:
+            raise paused from None  # retry when the site's budget frees, not in a day
 
 
 def code_failed(request: Request) -> None:
     """Count a wrong code against the client and the site (after answering would be too late to refuse)."""
     limiter = limiter_of(request)
-    limiter.hit(limiter.code_failure, client_of(request))
-    limiter.hit(limiter.site_code_failure)
+    client = client_of(request)
+    limiter.note(limiter.recent_code_failure, client)
+    limiter.hit(limiter.code_failure, client)
+    limiter.note(limiter.site_code_failure)
 
 
 def open_event(request: Request, session: Session, slug: str, code: str | None, token: str | None) -> Event:

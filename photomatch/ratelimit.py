@@ -13,7 +13,9 @@ Rules (Settings can change each; `<n>/<period>`, several joined by `;`):
 - `code_entry`: per client, on every code lookup (`/join`, `/api/resolve`).
 - `code_failure`: wrong codes (lookups and searches), per client and across the whole site. The
   site-wide budget bounds how fast *any* number of addresses can guess: see README "Reliability"
-  for the arithmetic.
+  for the arithmetic. Only wrong codes count, and a spent site budget must not lock honest
+  attendees out: while it is spent, an address with no wrong code that day still gets its code
+  checked (`recent_code_failure`), so one try each; an address that guessed wrong waits.
 
 When Redis cannot be reached the limits fail open, with a warning in the log: losing the broker
 must not also take search away from attendees.
@@ -86,6 +88,13 @@ class RateLimiter:
             parse_many(settings.rate_limit_site_code_failures),
             "Code entry is paused for a moment. Try again shortly, or open the link you were given.",
         )
+        # Whether a client guessed wrong within the day: while the site budget is spent, only
+        # clients with none get their code checked.
+        self.recent_code_failure = Rule(
+            "recent-code-failure",
+            parse_many("1/day"),
+            "Code entry is paused for a moment. Try again later, or open the link you were given.",
+        )
 
     @cached_property
     def _limiter(self) -> SlidingWindowCounterRateLimiter:
@@ -100,13 +109,17 @@ class RateLimiter:
         """RateLimited if a limit of `rule` is already spent for `key`; counts nothing."""
         self._apply(rule, key, count=False)
 
-    def _apply(self, rule: Rule, key: tuple[str, ...], *, count: bool) -> None:
+    def note(self, rule: Rule, *key: str) -> None:
+        """Count one request against `rule` for `key`, never refusing it (a later `check` decides)."""
+        self._apply(rule, key, count=True, refuse=False)
+
+    def _apply(self, rule: Rule, key: tuple[str, ...], *, count: bool, refuse: bool = True) -> None:
         if not self.enabled:
             return
         try:
             for item in rule.limits:
                 ok = self._limiter.hit(item, rule.name, *key) if count else self._limiter.test(item, rule.name, *key)
-                if not ok:
+                if not ok and refuse:
                     reset_at, _ = self._limiter.get_window_stats(item, rule.name, *key)
                     log.warning("ratelimit.exceeded", rule=rule.name, limit=str(item))
                     raise RateLimited(rule.message, retry_after=int(reset_at - time.time()) + 1)

@@ -83,10 +83,37 @@ def test_site_wide_wrong_code_budget_bounds_many_addresses(api_settings: Setting
     for i in range(4):
         with attendee(settings, f"192.0.2.{i + 1}") as client:
             assert client.get("/api/resolve", params={"code": "NOPE22"}).status_code == 404
-    with attendee(settings, "192.0.2.99") as fresh:
-        assert_limited(fresh.get("/api/resolve", params={"code": event["code"]}), "a fresh address after the budget")
+    # The budget is spent: an address that guessed wrong is refused before its code is looked at,
+    # even the right one, and so is an address that guesses wrong now, after its one try.
+    with attendee(settings, "192.0.2.1") as guesser:
+        assert_limited(guesser.get("/api/resolve", params={"code": event["code"]}), "a guesser in the pause")
+    with attendee(settings, "192.0.2.50") as newcomer:
+        assert newcomer.get("/api/resolve", params={"code": "NOPE23"}).status_code == 404
+        assert_limited(newcomer.get("/api/resolve", params={"code": event["code"]}), "a new guesser's second try")
+        page = newcomer.get("/join", params={"code": event["code"]})
+        assert_limited(page, "/join for a new guesser")
+        assert "paused" in page.text
+
+
+def test_wrong_guesses_by_many_addresses_never_refuse_a_right_code(api_settings: Settings) -> None:
+    # The probe: 101 addresses spend the site's wrong-code budget. An attendee arriving afterwards
+    # with the right code still gets in through every door, because a right code from an address
+    # with no wrong code that day is checked before the site's budget.
+    settings = api_settings.model_copy(update={"rate_limit_site_code_failures": "4/hour"})
+    event = make_event(settings)
+    for i in range(6):
+        with attendee(settings, f"10.30.0.{i + 1}") as client:
+            client.get("/api/resolve", params={"code": "Y00000"})
+    with attendee(settings, "192.0.2.99") as honest:
+        assert honest.get("/api/resolve", params={"code": event["code"]}).status_code == 200
+        assert honest.get("/join", params={"code": event["code"]}).status_code == 303
+        page = honest.get(f"/e/{event['slug']}", params={"code": event["code"]})
+        assert page.status_code == 200 and "Limits" in page.text  # the event's own page, by name
+        form = {"code": event["code"], "consent": "yes"}
+        search = honest.post(f"/events/{event['slug']}/search", data=form, files=blank_selfie())
+        assert search.status_code == 422, search.text  # searched (no face in the blank selfie), not refused
         # Attendee links (tokens) are not code guessing and keep working.
-        assert fresh.get(f"/e/{event['slug']}").status_code == 200
+        assert honest.get(f"/e/{event['slug']}").status_code == 200
 
 
 def test_searches_are_limited_per_client_and_per_event(api_settings: Settings) -> None:
