@@ -34,13 +34,6 @@ def slug_taken(session: Session, slug: str) -> bool:
     return bool(session.scalar(select(exists().where(Event.slug == slug))))
 
 
-def slugs_starting_with(session: Session, base: str) -> set[str]:
-    """Slugs equal to `base` or of the form `base-...` (to pick the next free suffix in one query)."""
-    pattern = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "-%"
-    rows = session.scalars(select(Event.slug).where((Event.slug == base) | Event.slug.like(pattern, escape="\\")))
-    return set(rows)
-
-
 def list_for_photographer(session: Session, photographer_id: uuid.UUID) -> list[Event]:
     """The photographer's events, newest first."""
     query = select(Event).where(Event.photographer_id == photographer_id).order_by(Event.created_at.desc(), Event.name)

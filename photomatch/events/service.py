@@ -33,11 +33,20 @@ class EventError(UserError, ValueError):
     reason = "invalid_event"
 
 
-class SlugTaken(EventError):
-    """The explicitly requested slug belongs to another event."""
+class SlugUnavailable(EventError):
+    """The explicitly requested slug is in use or reserved: one answer for both, so that it never
+    tells a photographer that another photographer's event exists."""
 
-    reason = "slug_taken"
+    reason = "slug_unavailable"
     status = 409
+
+
+# Names kept for the site's own pages and doors: they answer exactly as a slug in use does.
+RESERVED_SLUGS = frozenset(
+    {"about", "admin", "api", "app", "docs", "e", "event", "events", "files", "health", "help", "join", "login",
+     "logout", "metrics", "new", "photos", "privacy", "search", "static", "support", "terms", "www"}
+)  # fmt: skip
+_SUFFIX_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 def slugify(name: str) -> str:
@@ -59,14 +68,17 @@ def generate_access_code() -> str:
     return "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
 
 
-def _unique_slug(session: Session, base: str) -> str:
-    taken = repository.slugs_starting_with(session, base)
-    if base not in taken:
+def _available(session: Session, slug: str) -> bool:
+    return slug not in RESERVED_SLUGS and not repository.slug_taken(session, slug)
+
+
+def _free_slug(session: Session, base: str) -> str:
+    """`base` if it is available, else `base` with a random suffix ("summer-party-k3xq"): a counter
+    ("-2", "-3") would tell how many other photographers' events share the name."""
+    if _available(session, base):
         return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
+    suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(4))
+    return f"{base[: SLUG_MAX - len(suffix) - 1].rstrip('-')}-{suffix}"
 
 
 def _validate_slug(slug: str) -> str:
@@ -102,12 +114,14 @@ def create_event(
     retention_until: date = datetime.now(UTC).date() + timedelta(days=days)
 
     for _ in range(_MAX_ATTEMPTS):
-        if explicit and repository.slug_taken(session, wanted):
-            raise SlugTaken(f"the slug {wanted!r} is already taken")
+        if explicit and not _available(session, wanted):
+            raise SlugUnavailable(
+                f"the slug {wanted!r} is not available; choose another, or leave it out to get one made from the name"
+            )
         event = Event(
             photographer_id=photographer.id,
             name=name,
-            slug=wanted if explicit else _unique_slug(session, wanted),
+            slug=wanted if explicit else _free_slug(session, wanted),
             access_code=generate_access_code(),
             retention_until=retention_until,
             embedder=settings.embedder,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -39,16 +40,36 @@ def test_slugs_are_unique_and_explicit_slugs_are_checked(
     other = make_photographer("Bob")
     slugs = [api_client.post("/events", json={"name": "Summer Party"}, headers=h).json()["slug"] for h in (auth, other)]
     slugs.append(api_client.post("/events", json={"name": "Summer party!"}, headers=auth).json()["slug"])
-    assert slugs == ["summer-party", "summer-party-2", "summer-party-3"]
+    assert slugs[0] == "summer-party" and len(set(slugs)) == 3
+    # A name already in use gets a random suffix, not a count of the other events that share it.
+    assert all(re.fullmatch(r"summer-party-[a-z2-9]{4}", s) for s in slugs[1:]), slugs
 
     taken = api_client.post("/events", json={"name": "x", "slug": "summer-party"}, headers=auth)
     assert taken.status_code == 409
-    assert "already taken" in taken.json()["detail"]
+    assert "not available" in taken.json()["detail"]
     bad = api_client.post("/events", json={"name": "x", "slug": "Not A Slug"}, headers=auth)
     assert bad.status_code == 422
     assert "invalid slug" in bad.json()["detail"]
     ok = api_client.post("/events", json={"name": "x", "slug": "my-day", "retention_days": 7}, headers=auth)
     assert ok.status_code == 201 and ok.json()["slug"] == "my-day"
+
+
+def test_a_slug_conflict_does_not_tell_one_photographer_about_anothers_event(
+    api_client: TestClient, make_photographer: Callable[[str], dict]
+) -> None:
+    ann, bob = make_photographer("Ann"), make_photographer("Bob")
+    assert api_client.post("/events", json={"name": "Clean", "slug": "clean"}, headers=ann).status_code == 201
+    # Bob cannot see Ann's event, and asking for its slug answers exactly as a reserved name does.
+    assert api_client.get("/events/clean", headers=bob).status_code == 404
+    taken = api_client.post("/events", json={"name": "x", "slug": "clean"}, headers=bob)
+    reserved = api_client.post("/events", json={"name": "x", "slug": "admin"}, headers=bob)
+    assert taken.status_code == reserved.status_code == 409
+    assert taken.json()["reason"] == reserved.json()["reason"] == "slug_unavailable"
+    assert taken.json()["detail"].replace("clean", "admin") == reserved.json()["detail"]
+    assert "taken" not in taken.json()["detail"]
+    # A slug made from the name says no more: the same random-suffix form for a taken and a reserved name.
+    made = [api_client.post("/events", json={"name": n}, headers=bob).json()["slug"] for n in ("Clean", "Admin")]
+    assert re.fullmatch(r"clean-[a-z2-9]{4}", made[0]) and re.fullmatch(r"admin-[a-z2-9]{4}", made[1]), made
 
 
 def test_requests_without_a_valid_key_get_401(api_client: TestClient, make_photographer: Callable[[str], dict]) -> None:
