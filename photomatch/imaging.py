@@ -19,6 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photomatch.config import get_settings
 from photomatch.errors import UserError
+from photomatch.logs import get_logger
+
+log = get_logger(__name__)
 
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}  # MPO: multi-picture JPEGs some cameras write
 
@@ -106,11 +109,13 @@ def load_image(
     except UnidentifiedImageError as e:
         raise UnsupportedImage("not a recognised image file; use JPEG, PNG or WebP") from e
     except Image.DecompressionBombError as e:
-        # Pillow's own guard, for formats whose size is only known once decoding starts.
-        raise ImageTooLarge(f"image exceeds the limit of {max_pixels / 1e6:.0f} MP ({e})") from e
+        # Pillow's own guard (its limit, not ours, is in its message: the log keeps it, people get ours).
+        log.info("image.refused", reason="decompression_bomb", detail=str(e))
+        raise ImageTooLarge(f"image is too large; the limit is {max_pixels / 1e6:.0f} MP") from e
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as e:
-        # Pillow reports truncated and malformed data through all of these.
-        raise CorruptImage(f"image data is truncated or corrupt ({type(e).__name__}: {e})") from e
+        # Pillow reports truncated and malformed data through all of these, in its own terms.
+        log.info("image.refused", reason="corrupt", error=type(e).__name__, detail=str(e)[:200])
+        raise CorruptImage("the file is damaged or incomplete (an upload cut short?); export it again") from e
     except MemoryError as e:
         raise ImageTooLarge("image needs more memory to decode than is available") from e
     return LoadedImage(rgb=rgb, format=fmt, captured_at=captured_at)

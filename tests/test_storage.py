@@ -127,6 +127,18 @@ def test_local_writes_are_atomic_and_leave_no_temp_files(local_storage: LocalSto
     assert sorted(p.name for p in (local_storage.root / "a").iterdir()) == ["b.jpg"]
 
 
+def test_local_storage_is_private_to_its_owner(tmp_path: Path) -> None:
+    # Originals are people's photos: other local users may neither list nor read them, whatever the umask.
+    old = os.umask(0o022)
+    try:
+        storage = LocalStorage(tmp_path / "var" / "storage", secret_key="k" * 32)
+        storage.put("events/e1/originals/p.jpg", b"jpeg", "image/jpeg")
+    finally:
+        os.umask(old)
+    made = [tmp_path / "var", *(tmp_path / "var").rglob("*")]
+    assert made and all(p.stat().st_mode & 0o077 == 0 for p in made), [oct(p.stat().st_mode) for p in made]
+
+
 def test_local_rejects_symlink_escape(local_storage: LocalStorage, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -76,6 +76,18 @@ def verify_local_signature(
     return hmac.compare_digest(expected, sig)
 
 
+def _private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents readable by this user only (originals are people's
+    photos; other local users have no business listing them). Files are created 0600 (mkstemp)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another worker made it meanwhile
+            d.mkdir(mode=0o700)
+
+
 class LocalStorage(Storage):
     """Objects as files under `root`; download URLs are signed links the API serves.
 
@@ -84,7 +96,7 @@ class LocalStorage(Storage):
 
     def __init__(self, root: Path, *, secret_key: str, url_prefix: str = LOCAL_URL_PREFIX) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        _private_dirs(self.root)
         self._secret_key = secret_key
         self._url_prefix = url_prefix
 
@@ -99,7 +111,7 @@ class LocalStorage(Storage):
     def put(self, key: str, data: bytes | BinaryIO, content_type: str) -> int:
         """Write to a temp file beside the target, fsync, then rename: readers never see half a file."""
         path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(path.parent)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
         # Temp names start with '.', which keys cannot, so list_keys never reports them.
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from datetime import datetime
 
@@ -145,3 +146,32 @@ def test_byte_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_pixel_limit_is_a_setting() -> None:
     with pytest.raises(ImageTooLarge):
         load_image(_encode(_gradient(400, 300), "PNG"), max_pixels=100_000)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels and holds one empty scanline: what a bomb looks like."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_in_our_words() -> None:
+    # 400 MP: past Pillow's own guard, which fires while the header is read (before our size check).
+    with pytest.raises(ImageTooLarge) as e:
+        load_image(_png_header_only(20_000, 20_000))
+    message = str(e.value)
+    assert message == "image is too large; the limit is 100 MP"
+    assert "178956970" not in message and "DOS" not in message
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.5, 0.8])
+def test_corrupt_files_say_what_to_do_without_pillows_internals(cut: float) -> None:
+    data = _encode(_gradient(400, 300), "JPEG")
+    with pytest.raises(CorruptImage) as e:
+        load_image(data[: int(len(data) * cut)])
+    message = str(e.value)
+    assert "damaged or incomplete" in message
+    assert "Error" not in message and "bytes" not in message and "(" not in message.split("?")[1]
