@@ -1,7 +1,8 @@
 """Faults while an album is processing, each on its own event, with real worker and beat processes:
 
-- `worker_kill`: SIGKILL the face worker in the middle of a batch, 10 times; it is restarted after
-  1 s, as `photomatch run` (or Kubernetes) would.
+- `worker_kill`: SIGKILL the face worker in the middle of a batch, 10 times (--kills); it is
+  restarted after 1 s under the same name, as `photomatch run` (or Kubernetes) would. The reconciler
+  keeps its defaults here: the worker's lease, not a time window, decides when its batch comes back.
 - `redis_flush`: Redis loses every queued message mid-ingest (FLUSHALL); the reconciler recovers.
 - `postgres_restart`: Postgres stops for 5 s mid-ingest and comes back; workers retry.
 - `storage_outage`: the S3 endpoint (moto behind a TCP proxy) refuses connections for longer than
@@ -11,7 +12,7 @@
 Each reports photos lost (stuck or missing), duplicate faces, photos whose face rows do not match
 their count, failures by reason, and wall time. Prints JSON. CPU; about 10 minutes.
 
-    uv run python bench/faults.py [--scenarios worker_kill redis_flush ...] [--photos 60]
+    uv run python bench/faults.py [--scenarios worker_kill redis_flush ...] [--photos 60] [--kills 10]
 """
 
 from __future__ import annotations
@@ -93,7 +94,12 @@ def run_scenario(
     logs = OUT / "logs" / name
     logs.mkdir(parents=True, exist_ok=True)
     # The reconcile task runs in the worker, with the worker's settings: both get the same window.
-    worker = {"proc": start_worker(settings, logs / "worker.log", queues="faces,cpu", **reconcile), "env": reconcile}
+    node = f"{name}-{uuid.uuid4().hex[:4]}@bench"
+    worker: dict[str, Any] = {
+        "proc": start_worker(settings, logs / "worker.log", queues="faces,cpu", name=node, **reconcile),
+        "env": reconcile,
+        "name": node,
+    }
     beat = start_beat(settings, logs / "beat.log", **reconcile)
     started = time.monotonic()
     try:
@@ -140,11 +146,27 @@ def done_at_least(factory: sessionmaker[Session], event_id: uuid.UUID, n: int) -
 
 
 def kill_worker(
-    *, settings: Settings, factory: sessionmaker[Session], event_id: uuid.UUID, worker: dict[str, Any], logs: Path
+    times: int,
+) -> Callable[..., dict[str, Any]]:
+    def fault(**kw: Any) -> dict[str, Any]:
+        return _kill_worker(times=times, **kw)
+
+    return fault
+
+
+def _kill_worker(
+    *,
+    times: int,
+    settings: Settings,
+    factory: sessionmaker[Session],
+    event_id: uuid.UUID,
+    worker: dict[str, Any],
+    logs: Path,
 ) -> dict[str, Any]:
-    """SIGKILL the worker while it holds a batch (photos in processing), 10 times, restarting it after 1 s."""
-    kills = 0
-    while kills < 10:
+    """SIGKILL the worker while it holds a batch (photos in processing), `times` times, restarting it
+    under the same name after 1 s; how long each killed batch waited until it was claimed again."""
+    kills, waits = 0, []
+    while kills < times:
         c = counts(factory, event_id)
         if not c.get("uploaded") and not c.get("processing"):
             break
@@ -153,12 +175,40 @@ def kill_worker(
         )
         if not counts(factory, event_id).get("processing"):
             continue
+        held = _processing(factory, event_id)
         os.kill(worker["proc"].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
         worker["proc"].wait()
         kills += 1
         time.sleep(1.0)
-        worker["proc"] = start_worker(settings, logs / "worker.log", queues="faces,cpu", **worker["env"])
-    return {"worker_kills": kills}
+        worker["proc"] = start_worker(
+            settings, logs / "worker.log", queues="faces,cpu", name=worker["name"], **worker["env"]
+        )
+        # The killed batch is back once none of its photos is still processing under the dead claim.
+        wait_for(_batch_back(factory, event_id, held, killed_at), timeout=900)
+        waits.append(round(time.monotonic() - killed_at, 1))
+    return {"worker_kills": kills, "killed_batch_waited_s": waits}
+
+
+def _batch_back(
+    factory: sessionmaker[Session], event_id: uuid.UUID, held: set[uuid.UUID], killed_at: float
+) -> Callable[[], bool]:
+    """Whether none of `held` is still processing under a claim made before the kill."""
+    return lambda: not (held & _processing(factory, event_id, claimed_before=killed_at))
+
+
+def _processing(
+    factory: sessionmaker[Session], event_id: uuid.UUID, claimed_before: float | None = None
+) -> set[uuid.UUID]:
+    """Ids of the event's photos in processing (claimed before the monotonic time `claimed_before`)."""
+    from photomatch.models import Photo, PhotoStatus
+
+    with factory() as session:
+        query = sa.select(Photo.id).where(Photo.event_id == event_id, Photo.status == PhotoStatus.PROCESSING)
+        if claimed_before is not None:
+            ago = time.monotonic() - claimed_before
+            query = query.where(Photo.processing_started_at <= sa.func.now() - sa.text(f"interval '{ago:.3f} seconds'"))
+        return set(session.scalars(query))
 
 
 def flush_redis(*, settings: Settings, factory: sessionmaker[Session], event_id: uuid.UUID, **_: Any) -> dict[str, Any]:
@@ -200,6 +250,7 @@ def main() -> None:
     names = ["worker_kill", "redis_flush", "postgres_restart", "storage_outage"]
     parser.add_argument("--scenarios", nargs="+", default=names, choices=names)
     parser.add_argument("--photos", type=int, default=60)
+    parser.add_argument("--kills", type=int, default=10, help="worker_kill: times the worker is killed")
     parser.add_argument("--outage", type=float, default=120.0, help="seconds storage stays away (> the ~75 s backoff)")
     args = parser.parse_args()
 
@@ -211,8 +262,10 @@ def main() -> None:
     for name in args.scenarios:
         settings, reconcile = base, FAST_RECONCILE
         faults: dict[str, Callable[..., dict[str, Any]]] = {
-            "worker_kill": kill_worker, "redis_flush": flush_redis, "postgres_restart": restart_postgres,
+            "worker_kill": kill_worker(args.kills), "redis_flush": flush_redis, "postgres_restart": restart_postgres,
         }  # fmt: skip
+        if name == "worker_kill":
+            reconcile = {}  # the lease decides; the reconciler runs on its defaults (every 60 s, 300 s window)
         if name == "storage_outage":
             # The default reconciler (5 min): the tasks' own retries are what is being measured.
             reconcile = {}

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     # claims it is failed with reason too_many_attempts.
     reconcile_after_seconds: int = Field(default=300, ge=0)
     reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    # Each worker renews a lease in Postgres every worker_heartbeat_seconds and names it on the
+    # photos it claims. A batch whose worker's lease is silent for worker_lease_seconds (or whose
+    # worker restarted under the same name) is re-queued at once; a live worker keeps its batch
+    # until claim_hung_seconds, so slow batches are never done twice (photomatch.models.worker_lease).
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_lease_seconds: int = Field(default=30, ge=1)
+    claim_hung_seconds: int = Field(default=3600, ge=1)
     max_processing_attempts: int = Field(default=5, ge=1)
     # Stored objects no photo row points to (a request that failed after writing, a presigned upload
     # never committed) are deleted by a periodic task once older than the grace period, which must

@@ -83,7 +83,7 @@ def test_migration_creates_vector_extension_and_tables(db_session: Session) -> N
     assert "vector" in extensions
     tables = set(sa.inspect(db_session.connection()).get_table_names())
     assert {"photographers", "api_keys", "events", "photos", "faces", "import_items", "alembic_version"} <= tables
-    assert db_session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+    assert db_session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0007"
     embedding_type = db_session.execute(
         sa.text(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"

@@ -39,6 +39,7 @@ from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
+    worker_shutdown,
 )
 
 from photomatch.logs import get_logger
@@ -89,6 +90,42 @@ def _serve_metrics(**_: Any) -> None:
     if port:
         start_http_server(port, registry=registry())
         log.info("workers.metrics.serving", port=port)
+
+
+# This worker's lease on the photos it claims (photomatch.photos.leases); None outside a worker.
+_lease: Any = None
+
+
+def worker_lease() -> Any:
+    """The id of this worker's lease, for its claims (None when it has none)."""
+    return None if _lease is None else _lease.id
+
+
+@worker_init.connect
+def _take_lease(sender: Any = None, **_: Any) -> None:
+    """Register this worker's lease before it consumes: a previous worker of the same name is gone,
+    so the batch it held goes back on the queue now rather than after the reconciler's bound."""
+    global _lease
+    from photomatch.config import get_settings
+    from photomatch.db import session_scope
+    from photomatch.photos.leases import Lease
+
+    node = str(getattr(sender, "hostname", "") or "worker")
+    lease = Lease(node, get_settings(), session_scope)
+    try:
+        lease.start()
+    except Exception as e:  # no database yet: claims go without a lease (the time bound applies)
+        log.warning("workers.lease.unavailable", error=type(e).__name__)
+        return
+    _lease = lease
+
+
+@worker_shutdown.connect
+def _release_lease(**_: Any) -> None:
+    """A worker that stops releases its lease: anything it did not finish may be claimed at once."""
+    if _lease is not None:
+        with contextlib.suppress(Exception):
+            _lease.stop()
 
 
 @worker_ready.connect

@@ -73,12 +73,16 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_worker(
-    settings: Settings, log: Path, *, queues: str = "faces", preload: bool = True, **extra: str
+    settings: Settings, log: Path, *, queues: str = "faces", preload: bool = True, name: str = "", **extra: str
 ) -> subprocess.Popen[bytes]:
-    """A solo `celery worker` process; returns once it is ready (and its models loaded, with preload)."""
+    """A solo `celery worker` process; returns once it is ready (and its models loaded, with preload).
+
+    `name` is its node name (default: a fresh one); a worker restarted under its old name, as
+    `photomatch run` or a restarted container does, takes back what its predecessor held at once.
+    """
     env = service_env(settings, PHOTOMATCH_WORKER_PRELOAD_MODELS=str(preload).lower(), **extra)
     argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues, "--pool", "solo"]
-    argv += ["--without-gossip", "--without-mingle", "--hostname", f"{log.stem}-{uuid.uuid4().hex[:4]}@%h"]
+    argv += ["--without-gossip", "--without-mingle", "--hostname", name or f"{log.stem}-{uuid.uuid4().hex[:4]}@%h"]
     argv += ["--loglevel", "INFO"]  # the markers below are INFO lines
     offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:

@@ -7,6 +7,7 @@ from photomatch.models.import_item import ImportItem, ImportStatus
 from photomatch.models.photo import Photo, PhotoStatus
 from photomatch.models.photographer import Photographer
 from photomatch.models.tombstone import TOMBSTONE_RADIUS, FaceTombstone
+from photomatch.models.worker_lease import WorkerLease
 
 __all__ = [
     "TOMBSTONE_RADIUS",
@@ -19,4 +20,5 @@ __all__ = [
     "Photo",
     "PhotoStatus",
     "Photographer",
+    "WorkerLease",
 ]

@@ -65,4 +65,6 @@ class Photo(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     processing_started_at: Mapped[datetime | None]
+    # The worker lease (photomatch.models.worker_lease) of the worker that claimed it last.
+    claimed_by: Mapped[uuid.UUID | None]
     processed_at: Mapped[datetime | None]

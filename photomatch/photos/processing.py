@@ -61,12 +61,15 @@ class PhotoOutcome:
     thumbnails: tuple[str, str] | None = None
 
 
-def claim_photos(session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int) -> list[ClaimedPhoto]:
-    """Mark the still-pending photos among `photo_ids` processing; photos out of attempts fail instead."""
+def claim_photos(
+    session: Session, photo_ids: Sequence[uuid.UUID], *, max_attempts: int, lease: uuid.UUID | None = None
+) -> list[ClaimedPhoto]:
+    """Mark the still-pending photos among `photo_ids` processing by the worker holding `lease`
+    (photomatch.photos.leases); photos out of attempts fail instead."""
     exhausted = photo_rows.fail_exhausted(session, photo_ids, max_attempts)
     for photo_id in exhausted:
         log.warning("photos.process.too_many_attempts", photo_id=photo_id)
-    rows = photo_rows.claim(session, photo_ids, max_attempts)
+    rows = photo_rows.claim(session, photo_ids, max_attempts, lease)
     embedders = event_rows.embedders_of(session, [event_id for _, event_id, _ in rows])
     skipped = len(photo_ids) - len(rows) - len(exhausted)
     if skipped:

@@ -17,6 +17,7 @@ from photomatch.logs import get_logger
 from photomatch.models import Event, PhotoStatus
 from photomatch.photos import imports, second_embedder
 from photomatch.photos.queue import enqueue_processing, enqueue_thumbnails
+from photomatch.photos.repository import leases as lease_rows
 from photomatch.photos.repository import photos as photo_rows
 
 log = get_logger(__name__)
@@ -125,16 +126,23 @@ def photo_counts(session: Session) -> list[tuple[str, str, int]]:
     return [(str(event_id), status, n) for event_id, status, n in photo_rows.status_counts_all(session)]
 
 
+def staleness(settings: Settings, older_than_seconds: float | None = None) -> photo_rows.Staleness:
+    """The reconciler's bounds from the settings (`older_than_seconds` overrides the time bound)."""
+    bound = settings.reconcile_after_seconds if older_than_seconds is None else older_than_seconds
+    return photo_rows.Staleness(bound, settings.worker_lease_seconds, settings.claim_hung_seconds)
+
+
 def reconcile(
     session: Session,
     *,
-    older_than_seconds: float,
+    older_than_seconds: photo_rows.Staleness | float,
     max_attempts: int,
     include_uploaded: bool = True,
     include_thumbnails: bool = True,
     limit: int = 10_000,
 ) -> ReconcileResult:
-    """Find photos stuck past the bound: re-queue them, or fail those out of attempts.
+    """Find photos stuck past the bound (`Staleness`; a bare number is the time bound alone): re-queue
+    them, or fail those out of attempts.
 
     `include_uploaded=False` leaves uploaded photos alone: while the face queue still holds a
     backlog, an old uploaded photo is most likely waiting its turn, not lost.
@@ -142,12 +150,18 @@ def reconcile(
     statuses = list(photo_rows.PENDING) if include_uploaded else [PhotoStatus.PROCESSING]
     failed = photo_rows.fail_stale_exhausted(session, statuses, older_than_seconds, max_attempts, limit)
     requeued = photo_rows.requeue_stale(session, statuses, older_than_seconds, max_attempts, limit)
-    thumbnails = photo_rows.done_without_thumbnails(session, older_than_seconds, limit) if include_thumbnails else []
+    bound = older_than_seconds if isinstance(older_than_seconds, float | int) else older_than_seconds.older_than
+    thumbnails = photo_rows.done_without_thumbnails(session, bound, limit) if include_thumbnails else []
     enqueue_processing(session, requeued)
     enqueue_thumbnails(session, thumbnails)
     if failed or requeued or thumbnails:
         log.warning("photos.reconcile.found", requeued=len(requeued), failed=len(failed), thumbnails=len(thumbnails))
     return ReconcileResult(requeued=requeued, failed=failed, thumbnails=thumbnails)
+
+
+def sweep_leases(session: Session, silent_seconds: float) -> int:
+    """Forget the leases of workers silent for `silent_seconds` (photomatch.photos.leases); how many."""
+    return lease_rows.sweep(session, silent_seconds)
 
 
 def known_sha256s(session: Session, event: Event, sha256s: list[str]) -> set[str]:

@@ -25,11 +25,13 @@ from photomatch.accounts.service import create_photographer
 from photomatch.config import Settings
 from photomatch.events.service import create_event
 from photomatch.faces.types import Detection, Face
-from photomatch.models import Event, Photo, PhotoStatus
+from photomatch.models import Event, Photo, PhotoStatus, WorkerLease
 from photomatch.models import Face as FaceRow
 from photomatch.photos import ingest as photo_ingest
 from photomatch.photos import processing, service
 from photomatch.photos.ingest import Outcome, PhotoError
+from photomatch.photos.leases import Lease
+from photomatch.photos.repository import leases as lease_rows
 from photomatch.storage import LocalStorage, NotSupported, ObjectNotFound, S3Storage, Storage
 
 MODEL = "dlib-resnet-v1"
@@ -386,6 +388,55 @@ def _set(session: Session, ids: list[uuid.UUID | None], **values: Any) -> None:
 
 def _ago(seconds: float) -> Any:
     return sa.func.now() - sa.text(f"interval '{seconds} seconds'")
+
+
+def test_a_dead_workers_batch_is_taken_back_at_once_and_a_live_workers_is_not(
+    db_session: Session, local_storage: LocalStorage, event: Event, settings: Settings
+) -> None:
+    ids = [ingest(db_session, local_storage, event, image_bytes(seed=i)).photo_id for i in range(4)]
+    dead_batch, live_batch, slow_live_batch, unleased = ids
+    dead, _ = lease_rows.register(db_session, "faces@dead-host")
+    live, _ = lease_rows.register(db_session, "faces@live-host")
+    silent = settings.worker_lease_seconds + 5
+    db_session.execute(sa.update(WorkerLease).where(WorkerLease.id == dead).values(heartbeat_at=_ago(silent)))
+    claimed = {"status": PhotoStatus.PROCESSING, "attempts": 1}
+    _set(db_session, [dead_batch], **claimed, processing_started_at=_ago(20), claimed_by=dead)
+    _set(db_session, [live_batch], **claimed, processing_started_at=_ago(20), claimed_by=live)
+    # A slow batch of a live worker, past the old fixed window: taking it back would do it twice.
+    _set(db_session, [slow_live_batch], **claimed, processing_started_at=_ago(900), claimed_by=live)
+    _set(db_session, [unleased], **claimed, processing_started_at=_ago(20))  # a worker older than leases
+
+    bounds = service.staleness(settings)
+    result = service.reconcile(db_session, older_than_seconds=bounds, max_attempts=5, include_uploaded=False)
+    assert result.requeued == [dead_batch]
+    assert photo(db_session, dead_batch).claimed_by is None
+    assert {photo(db_session, i).status for i in (live_batch, slow_live_batch, unleased)} == {PhotoStatus.PROCESSING}
+    # A live worker that holds a batch past the hung bound is stuck, not slow; a claim without a
+    # lease keeps the time bound.
+    _set(db_session, [slow_live_batch], processing_started_at=_ago(settings.claim_hung_seconds + 5))
+    _set(db_session, [unleased], processing_started_at=_ago(settings.reconcile_after_seconds + 5))
+    again = service.reconcile(db_session, older_than_seconds=bounds, max_attempts=5, include_uploaded=False)
+    assert sorted(again.requeued) == sorted([slow_live_batch, unleased])
+    assert photo(db_session, live_batch).status == PhotoStatus.PROCESSING
+
+
+def test_a_restarted_worker_takes_back_its_predecessors_batch_as_it_starts(
+    db_session: Session, local_storage: LocalStorage, event: Event, settings: Settings
+) -> None:
+    ids = [ingest(db_session, local_storage, event, image_bytes(seed=i)).photo_id for i in range(3)]
+    killed, _ = lease_rows.register(db_session, "faces@host")  # beat a moment ago: not yet silent
+    other, _ = lease_rows.register(db_session, "faces@other-host")
+    claimed = {"status": PhotoStatus.PROCESSING, "attempts": 1, "processing_started_at": _ago(3)}
+    _set(db_session, ids[:2], **claimed, claimed_by=killed)
+    _set(db_session, ids[2:], **claimed, claimed_by=other)
+
+    quiet = settings.model_copy(update={"worker_heartbeat_seconds": 3600.0})
+    lease = Lease("faces@host", quiet, lambda: contextlib.nullcontext(db_session))
+    assert sorted(lease.start()) == sorted(ids[:2])  # the same name again: its predecessor is gone
+    assert lease.id not in (killed, other)
+    assert photo(db_session, ids[2]).status == PhotoStatus.PROCESSING  # another live worker's batch stays
+    lease.stop()
+    assert db_session.get(WorkerLease, lease.id) is None  # released: nothing it held waits for the bound
 
 
 def test_status_counts_rate_and_eta(db_session: Session, local_storage: LocalStorage, event: Event) -> None:

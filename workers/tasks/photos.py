@@ -37,7 +37,7 @@ from photomatch.queue import (
     queue_backlog,
 )
 from photomatch.storage import Storage, get_storage
-from workers.celery_app import app
+from workers.celery_app import app, worker_lease
 
 log = get_logger(__name__)
 
@@ -90,7 +90,9 @@ def process_photos(self: Any, photo_ids: list[str]) -> dict[str, Any]:
     """Decode, detect and embed a batch of photos; replace their faces; mark them done or failed."""
     settings = get_settings()
     with session_scope() as session:
-        claimed = processing.claim_photos(session, _ids(photo_ids), max_attempts=settings.max_processing_attempts)
+        claimed = processing.claim_photos(
+            session, _ids(photo_ids), max_attempts=settings.max_processing_attempts, lease=worker_lease()
+        )
     if not claimed:
         return {"photos": 0}
     try:
@@ -99,8 +101,8 @@ def process_photos(self: Any, photo_ids: list[str]) -> dict[str, Any]:
         if self.request.retries < self.max_retries:
             raise  # retried with backoff (autoretry_for)
         with session_scope() as session:
-            failed = processing.fail_unavailable(session, claimed, e)
-        return {"photos": len(claimed), "failed": len(failed), "faces": 0}
+            unavailable = processing.fail_unavailable(session, claimed, e)
+        return {"photos": len(claimed), "failed": len(unavailable), "faces": 0}
     with timed("db_write"), session_scope() as session:
         processing.save_outcomes(session, outcomes)
     processing.record_outcomes(outcomes)
@@ -148,7 +150,7 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
     """Re-queue photos stuck in uploaded/processing, and import items left pending, past the bound (beat runs
     this periodically)."""
     settings = get_settings()
-    bound = settings.reconcile_after_seconds if older_than_seconds is None else older_than_seconds
+    bound = service.staleness(settings, older_than_seconds)
     # Uploaded photos behind a face-queue backlog are waiting, not lost; re-queueing them every
     # run would multiply the backlog. Photos stuck in processing are re-queued regardless.
     faces_backlog = queue_backlog(FACES_QUEUE)
@@ -161,11 +163,15 @@ def reconcile_photos(older_than_seconds: float | None = None) -> dict[str, Any]:
             include_uploaded=faces_backlog == 0,
             include_thumbnails=cpu_backlog == 0,
         )
+        # Leases silent past the hung bound: their workers are long gone (their claims already count as orphaned).
+        service.sweep_leases(session, settings.claim_hung_seconds)
         # Faces still owed their event's second vector while the face queue is empty lost their message.
         second = second_embedder.requeue_missing(session) if faces_backlog == 0 else []
         # So did import items left pending while the cpu queue is empty.
         imported = (
-            imports.requeue_lost(session, older_than_seconds=bound, max_attempts=settings.max_processing_attempts)
+            imports.requeue_lost(
+                session, older_than_seconds=bound.older_than, max_attempts=settings.max_processing_attempts
+            )
             if cpu_backlog == 0
             else imports.ImportReconcileResult(0, 0)
         )

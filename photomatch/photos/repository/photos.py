@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from photomatch.models import Face, Photo, PhotoStatus
+from photomatch.photos.repository import leases
 from photomatch.photos.repository.faces import missing_second
 
 # Statuses whose photo still owes the pipeline work (the reconciler's candidates).
@@ -85,8 +87,11 @@ def fail_pending(session: Session, ids: Sequence[uuid.UUID], reason: str) -> lis
     return list(session.scalars(stmt))
 
 
-def claim(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
-    """Mark the pending photos among `ids` processing (attempts + 1); (id, event_id, storage_key) of each.
+def claim(
+    session: Session, ids: Sequence[uuid.UUID], max_attempts: int, lease: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """Mark the pending photos among `ids` processing (attempts + 1) by the worker holding `lease`;
+    (id, event_id, storage_key) of each.
 
     'processing' is claimable too: it is what a redelivered message finds after its worker died.
     Done and failed photos are skipped, which makes a duplicate message a cheap no-op.
@@ -99,6 +104,7 @@ def claim(session: Session, ids: Sequence[uuid.UUID], max_attempts: int) -> list
             attempts=Photo.attempts + 1,
             processing_started_at=func.now(),
             failure_reason=None,
+            claimed_by=lease,
         )
         .returning(Photo.id, Photo.event_id, Photo.storage_key)
         .execution_options(synchronize_session=False)
@@ -195,17 +201,43 @@ def reset_failed(session: Session, event_id: uuid.UUID, ids: Sequence[uuid.UUID]
     return list(session.scalars(stmt))
 
 
-def _stale(older_than_seconds: float) -> ColumnElement[bool]:
-    # A processing photo is stale counting from its claim; an uploaded one from its last (re)queue,
-    # which the reconciler records by touching updated_at.
-    since = case((Photo.status == PhotoStatus.PROCESSING, Photo.processing_started_at), else_=Photo.updated_at)
-    return since <= func.now() - timedelta(seconds=older_than_seconds)
+@dataclass(frozen=True)
+class Staleness:
+    """When the reconciler takes a pending photo back.
+
+    - uploaded: `older_than` seconds after its last (re)queue, which the reconciler records by
+      touching updated_at;
+    - processing, claimed by a worker with a lease: at once when that lease stopped beating for
+      `lease_seconds` (the worker died), else only `hung_seconds` after the claim (a live worker
+      keeps its batch: taking it back would do the work twice);
+    - processing, claimed without a lease (by a worker older than leases): `older_than` after the claim.
+    """
+
+    older_than: float
+    lease_seconds: float = 30.0
+    hung_seconds: float = 3600.0
+
+    def condition(self) -> ColumnElement[bool]:
+        """The SQL condition of a stale photo."""
+        now = func.now()
+        processing = Photo.status == PhotoStatus.PROCESSING
+        claimed_at = Photo.processing_started_at
+        return or_(
+            and_(~processing, Photo.updated_at <= now - timedelta(seconds=self.older_than)),
+            and_(processing, Photo.claimed_by.is_(None), claimed_at <= now - timedelta(seconds=self.older_than)),
+            and_(processing, Photo.claimed_by.is_not(None), ~leases.holder_alive(self.lease_seconds)),
+            and_(processing, claimed_at <= now - timedelta(seconds=self.hung_seconds)),
+        )
+
+
+def _stale(staleness: Staleness | float) -> ColumnElement[bool]:
+    return (staleness if isinstance(staleness, Staleness) else Staleness(float(staleness))).condition()
 
 
 def fail_stale_exhausted(
     session: Session,
     statuses: Sequence[PhotoStatus],
-    older_than_seconds: float,
+    older_than_seconds: Staleness | float,
     max_attempts: int,
     limit: int,
 ) -> list[uuid.UUID]:
@@ -227,7 +259,11 @@ def fail_stale_exhausted(
 
 
 def requeue_stale(
-    session: Session, statuses: Sequence[PhotoStatus], older_than_seconds: float, max_attempts: int, limit: int
+    session: Session,
+    statuses: Sequence[PhotoStatus],
+    older_than_seconds: Staleness | float,
+    max_attempts: int,
+    limit: int,
 ) -> list[uuid.UUID]:
     """Put stale pending photos back to uploaded, touching updated_at so each is re-queued once per bound."""
     candidates = (
@@ -239,7 +275,7 @@ def requeue_stale(
     stmt = (
         update(Photo)
         .where(Photo.id.in_(candidates.scalar_subquery()))
-        .values(status=PhotoStatus.UPLOADED, updated_at=func.now())
+        .values(status=PhotoStatus.UPLOADED, updated_at=func.now(), claimed_by=None)
         .returning(Photo.id)
         .execution_options(synchronize_session=False)
     )
