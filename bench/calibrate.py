@@ -13,7 +13,7 @@ fitted on moves. This rebuilds what the fit needs and rewrites the file search l
 
 It prints the unseen half's table per family and album kind for each calibration.
 
-    uv run python bench/calibrate.py [--out FILE] [--seed 0] [--albums 3] [--party-albums 12]
+    uv run python bench/calibrate.py [--out FILE] [--seed 0] [--albums 3] [--party-albums 12] [--max-images N]
 
 The product refuses to start when the configured detector and embedders have no calibration in the
 file (photomatch.search.calibration.require_calibrated); commit the rewritten file with the engine
@@ -35,14 +35,15 @@ from photomatch.search.calibration import CalibrationSet, default_file
 from photomatch.search.cohort import CohortParams
 
 
-def ensure_caches(second: str) -> dict[str, str]:
-    """The identity caches of every dev family present, built for the current engine where missing."""
+def ensure_caches(second: str, max_images: int = 0) -> dict[str, str]:
+    """The identity caches of every dev family present, built for the current engine where missing;
+    `max_images` caps every family at about that many images (whole identities), else the defaults."""
     caches = {}
     for d in dev_data().families().values():
         if not (d / "MANIFEST.md").is_file():
             print(f"{d}: no MANIFEST.md; this family is left out of the fit", file=sys.stderr)
             continue
-        limit = identity_cache.DEFAULT_MAX_IMAGES.get(d.name, 0)
+        limit = max_images or identity_cache.DEFAULT_MAX_IMAGES.get(d.name, 0)
         path = identity_cache.build(d, max_images=limit, also=(second,) if second else ())
         caches[d.name] = path.name
     return caches
@@ -55,12 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
     ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
+    ap.add_argument(
+        "--max-images",
+        type=int,
+        default=0,
+        help="fit on about this many images per family (whole identities, the first by name): a quicker, "
+        "noisier fit; default: every image (dev-fiw: 6000)",
+    )
     args = ap.parse_args(argv)
     s = get_settings()
     import torch
 
     torch.set_num_threads(2)
-    caches = ensure_caches(s.second_embedder)
+    caches = ensure_caches(s.second_embedder, args.max_images)
     if not caches:
         print("no dev family found: nothing to fit on (PHOTOMATCH_DEV_*_DIR)", file=sys.stderr)
         return 2
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "match_precision": study_args.match_precision,
             "possible_precision": study_args.possible_precision,
             "scan_limit": study.scan_limit(),
+            "max_images": args.max_images or None,
         },
     }
     cals = CalibrationSet(s.detector, tuple(calibrations), study.SEARCH, fitted)

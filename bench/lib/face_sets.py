@@ -85,7 +85,10 @@ def engine_fingerprint(model: str) -> str:
     h = hashlib.sha256()
     for path in sorted((Path(__file__).resolve().parents[2] / "photomatch" / "faces").glob("*.py")):
         h.update(path.read_bytes())
-    engine_settings = {k: v for k, v in s.model_dump().items() if k.startswith(("detect_", "embed_"))}
+    # The detector configuration by name too: two detectors share the code, not the faces they find.
+    engine_settings = {
+        k: v for k, v in s.model_dump().items() if k == "detector" or k.startswith(("detect_", "embed_"))
+    }
     h.update(repr(sorted(engine_settings.items())).encode())
     return f"{model}-{h.hexdigest()[:10]}"
 
