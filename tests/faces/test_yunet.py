@@ -133,3 +133,22 @@ def test_photos_of_one_size_batched_together_give_what_each_gives_alone(yunet: Y
     for a, b in zip(alone, together[:2], strict=True):
         assert len(a) == len(b) > 0
         assert np.abs(np.array([f.box for f in a]) - np.array([f.box for f in b])).max() < 1e-3
+
+
+def test_an_enlarged_look_stops_at_max_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A photo already shrunk to max_side is not enlarged again (a 12 MP photo would cost four looks);
+    # a small one is enlarged up to max_side at most.
+    net = YuNet(torch.device("cpu"), passes=(Pass(), Pass(scale=2.0, max_face=32.0)), max_side=320)
+    seen: list[tuple[int, int]] = []
+    real = net.raw
+
+    def recording(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        seen.append((int(rgb.shape[2]), int(rgb.shape[3])))
+        return real(rgb)
+
+    monkeypatch.setattr(net, "raw", recording)
+    net.detect([np.full((480, 640, 3), 128, np.uint8)])
+    assert seen == [(240, 320)]  # shrunk to 320 long: the photo's own look only
+    seen.clear()
+    net.detect([np.full((120, 200, 3), 128, np.uint8)])
+    assert seen == [(120, 200), (192, 320)]  # doubled would be 400 long: enlarged to 320 instead
