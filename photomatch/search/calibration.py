@@ -9,8 +9,9 @@ they live in versioned files beside this module, one per detector configuration
 That command fits every model on albums of one half of the identities of every dev family and
 prints the other half's table; after any change to detection, alignment or an embedder, run it and
 commit the file it rewrites. Search loads the site's detector's file once
-(Settings.search_calibration_file picks another); every process refuses to start when the configured detector and embedders have none
-(`require_calibrated`), rather than rank an event with another model's numbers.
+(Settings.search_calibration_file picks another); every process refuses to start when the
+configured detector and embedders have none (`require_calibrated`), rather than rank an event with
+another model's numbers.
 
 Each model is a logistic regression: P(the photo shows the person) = 1 / (1 + exp(-(w . x + b))),
 x the features of the photo's best face (photomatch.search.scoring.Features). Two per pair of
