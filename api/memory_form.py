@@ -50,6 +50,10 @@ class MemoryForm:
         values = self.fields.get(name)
         return values[0] if values else None
 
+    def all(self, name: str) -> list[str]:
+        """Every value of a repeated text field, in order."""
+        return list(self.fields.get(name, []))
+
     def file(self, name: str) -> MemoryFile | None:
         """The first file sent under `name`, if any."""
         values = self.files.get(name)

@@ -28,7 +28,7 @@ from photomatch.errors import UserError
 from photomatch.logs import get_logger
 from photomatch.metrics import SEARCH_SECONDS
 from photomatch.models import Event
-from photomatch.search import optout, service
+from photomatch.search import feedback, optout, service
 from photomatch.search.access import require_consent
 from photomatch.search.archive import stream_zip
 from photomatch.search.calibration import site_calibrations
@@ -72,6 +72,20 @@ _SEARCH_BODY: dict[str, Any] = {
                             "description": "the attendee agreed to have the selfie compared with the event's faces",
                         },
                         "code": {"type": "string", "description": "the event's access code"},
+                        "feedback_token": {
+                            "type": "string",
+                            "description": "the feedback_token of this selfie's last results, to send answers",
+                        },
+                        "me": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "description": 'face_id of a result that is the attendee ("this is me"); repeat the field',
+                        },
+                        "not_me": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "description": 'face_id of a result that is someone else ("not me"); repeat the field',
+                        },
                         "token": {"type": "string", "description": "the token of an attendee link (instead of code)"},
                         "match_threshold": {
                             "type": "number",
@@ -118,6 +132,14 @@ def _search(
     selfie = form.file("selfie")
     if selfie is None or not selfie.data:
         raise UnusableSelfie("missing_selfie", "Take or choose a selfie to search with.")
+    answers = feedback.verify(
+        form.first("feedback_token"),
+        settings.secret_key,
+        event.id,
+        selfie.data,
+        feedback.parse_ids(form.all("me"), "me"),
+        feedback.parse_ids(form.all("not_me"), "not_me"),
+    )
     result = service.search_event(
         session,
         storage,
@@ -127,6 +149,7 @@ def _search(
         engine=engine_for(event, settings),
         match_threshold=match,
         possible_threshold=possible,
+        answers=answers,
     )
     _freeze_long_lived_objects()
     return SearchResponse(
@@ -137,6 +160,7 @@ def _search(
         thresholds=Thresholds(match=result.match_threshold, possible=result.possible_threshold),
         matches=[Result.model_validate(r) for r in result.matches],
         possible_matches=[Result.model_validate(r) for r in result.possible_matches],
+        feedback_token=result.feedback_token,
     )
 
 
@@ -149,6 +173,7 @@ def _search(
         429: {"description": "too many searches or wrong codes from this client, or for this event"},
         413: {"description": "the selfie is too large"},
         422: {"description": "no usable face (none, too small, too blurred), or bad thresholds"},
+        400: {"description": "answers (me, not_me) that the feedback_token does not allow for this selfie"},
     },
 )
 async def search(

@@ -28,6 +28,7 @@ class Result(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     photo_id: uuid.UUID
+    face_id: int = Field(description='the face that matched: what "this is me" (me) and "not me" (not_me) name')
     filename: str
     confidence: float = Field(
         ge=0, le=1, description="calibrated probability that the photo shows the person (results are ordered by it)"
@@ -39,6 +40,7 @@ class Result(BaseModel):
     face_box: list[float] = Field(description="x1, y1, x2, y2 of the matched face in original pixels")
     width: int | None
     height: int | None
+    confirmed: bool = Field(default=False, description='the attendee said "this is me" about this photo')
 
 
 class SearchResponse(BaseModel):
@@ -52,6 +54,10 @@ class SearchResponse(BaseModel):
     thresholds: Thresholds
     matches: list[Result]
     possible_matches: list[Result]
+    feedback_token: str = Field(
+        description="send it back with `me` and `not_me` face ids (and the same selfie) to search again with "
+        "those answers; valid for an hour"
+    )
 
 
 class AttendeeLink(BaseModel):

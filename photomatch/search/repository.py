@@ -212,6 +212,18 @@ def photos_of_event(
     return {p.id: p for p in session.scalars(stmt)}
 
 
+def faces_of_event(
+    session: Session, event_id: uuid.UUID, face_ids: Sequence[int]
+) -> dict[int, tuple[uuid.UUID, list[float]]]:
+    """(photo id, box) of each listed face that belongs to `event_id` (others are left out)."""
+    if not face_ids:
+        return {}
+    rows = session.execute(
+        select(Face.id, Face.photo_id, Face.box).where(Face.event_id == event_id, Face.id.in_(list(face_ids)))
+    )
+    return {int(i): (p, list(b or [])) for i, p, b in rows}
+
+
 def remove_faces(session: Session, event_id: uuid.UUID, face_ids: Sequence[int]) -> dict[uuid.UUID, int]:
     """Delete these faces of the event, tombstone each (photo, model, embedding), and lower the photos'
     face counts; returns faces removed per photo."""

@@ -15,6 +15,7 @@ class ResultItem:
     """One photo in the results, with links to show and download it."""
 
     photo_id: uuid.UUID
+    face_id: int  # the face that matched (what "this is me" / "not me" answer about)
     filename: str
     confidence: float
     distance: float
@@ -24,6 +25,7 @@ class ResultItem:
     face_box: list[float]
     width: int | None
     height: int | None
+    confirmed: bool = False  # the attendee said "this is me" about this photo
 
 
 @dataclass
@@ -39,15 +41,17 @@ class SearchResult:
     matches: list[ResultItem] = field(default_factory=list)
     possible_matches: list[ResultItem] = field(default_factory=list)
     fused_with: str | None = None  # the second model fused with `model`, if any
+    feedback_token: str = ""  # what a refined search sends back with its answers (photomatch.search.feedback)
 
 
-def result_item(hit: PhotoHit, photo: Photo, storage: Storage, expires: int) -> ResultItem:
+def result_item(hit: PhotoHit, photo: Photo, storage: Storage, expires: int, *, confirmed: bool = False) -> ResultItem:
     """A ranked photo as the attendee gets it: links signed for `expires` seconds."""
     # Thumbnails are made by a separate task: until they exist the original stands in.
     small = photo.thumb_small_key or photo.storage_key
     medium = photo.thumb_medium_key or photo.storage_key
     return ResultItem(
         photo_id=photo.id,
+        face_id=int(hit.face),
         filename=photo.original_filename,
         confidence=round(hit.confidence, 4),
         distance=round(hit.distance, 4),
@@ -57,4 +61,5 @@ def result_item(hit: PhotoHit, photo: Photo, storage: Storage, expires: int) -> 
         face_box=list(hit.box or ()),
         width=photo.width,
         height=photo.height,
+        confirmed=confirmed,
     )

@@ -10,17 +10,19 @@ import time
 import uuid
 from typing import cast
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings
 from photomatch.faces.types import Analyzer
 from photomatch.logs import get_logger
 from photomatch.models import Event
-from photomatch.search import repository
+from photomatch.search import feedback, repository
 from photomatch.search.archive import ArchiveEntry, unique_names
 from photomatch.search.calibration import site_calibrations
 from photomatch.search.errors import TooManyPhotos
 from photomatch.search.event_scan import event_embeddings, event_knn, query_for
+from photomatch.search.feedback import Answers
 from photomatch.search.ranking import PhotoHit, rank_photos
 from photomatch.search.results import ResultItem, SearchResult, result_item
 from photomatch.search.selfie import selfie_face
@@ -40,8 +42,13 @@ def search_event(
     engine: Analyzer,
     match_threshold: float | None = None,
     possible_threshold: float | None = None,
+    answers: Answers | None = None,
 ) -> SearchResult:
-    """Find the event's photos of the selfie's person; `engine` must be the event's embedder."""
+    """Find the event's photos of the selfie's person; `engine` must be the event's embedder.
+
+    `answers` (checked by photomatch.search.feedback.verify) are honoured: photos the attendee
+    confirmed are matches, first, and photos they rejected never come back in the visit.
+    """
     started = time.perf_counter()
     if engine.model_name != event.embedder:
         raise RuntimeError(f"event {event.slug} needs {event.embedder}, got an engine for {engine.model_name}")
@@ -50,14 +57,23 @@ def search_event(
     tiers = resolve_thresholds(settings, match_threshold, possible_threshold, calibration)
     face = selfie_face(selfie, engine, settings)
     knn = event_knn(session, event, settings, cals)
-    ranked = rank_photos(query_for(face, event, cals), knn, event_embeddings(session, event), tiers, cals)
+    query = query_for(face, event, cals)
+    ranked = rank_photos(query, knn, event_embeddings(session, event), tiers, cals)
+    answers = answers or Answers()
+    confirmed, rejected = _answered(session, event, answers, query.vector, ranked.matches + ranked.possible)
+    matches = list(confirmed.values()) + [h for h in ranked.matches if h.photo not in rejected | confirmed.keys()]
+    possible = [h for h in ranked.possible if h.photo not in rejected | confirmed.keys()]
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
-    photo_of = {h: cast(uuid.UUID, h.photo) for h in ranked.matches + ranked.possible}
+    photo_of = {h: cast(uuid.UUID, h.photo) for h in matches + possible}
     photos = repository.photos_of_event(session, event.id, list(photo_of.values()))
     expires = settings.download_url_seconds
 
     def items(tier: list[PhotoHit]) -> list[ResultItem]:
-        return [result_item(h, photos[photo_of[h]], storage, expires) for h in tier if photo_of[h] in photos]
+        return [
+            result_item(h, photos[photo_of[h]], storage, expires, confirmed=h.photo in confirmed)
+            for h in tier
+            if photo_of[h] in photos
+        ]
 
     result = SearchResult(
         event=event.slug,
@@ -66,19 +82,43 @@ def search_event(
         query_quality=face.quality,
         match_threshold=float(ranked.tiers.match or 0.0),
         possible_threshold=float(ranked.tiers.possible or 0.0),
-        matches=items(ranked.matches),
-        possible_matches=items(ranked.possible),
+        matches=items(matches),
+        possible_matches=items(possible),
         fused_with=ranked.fused_with,
     )
+    shown = answers.shown | {r.face_id for r in result.matches + result.possible_matches}
+    result.feedback_token = feedback.issue(settings.secret_key, event.id, selfie, shown)
     log.info(
         "search.query.done",
         event_id=event.id,
+        answers=len(answers.me) + len(answers.not_me),
         matches=len(result.matches),
         possible=len(result.possible_matches),
         fused_with=ranked.fused_with,
         ms=round((time.perf_counter() - started) * 1000),
     )
     return result
+
+
+def _answered(
+    session: Session, event: Event, answers: Answers, query: np.ndarray, hits: list[PhotoHit]
+) -> tuple[dict[uuid.UUID, PhotoHit], set[uuid.UUID]]:
+    """The photos the attendee confirmed (each as a certain hit on the face they confirmed) and the
+    photos they rejected. A photo both confirmed and rejected (two faces of it) counts as confirmed."""
+    if not answers:
+        return {}, set()
+    faces = repository.faces_of_event(session, event.id, sorted(answers.me | answers.not_me))
+    confirmed_faces = sorted(f for f in answers.me if f in faces)
+    vectors = repository.face_embeddings(session, event.id, confirmed_faces)
+    ranked = {h.photo: h for h in hits}
+    confirmed: dict[uuid.UUID, PhotoHit] = {}
+    for face_id, vector in zip(confirmed_faces, vectors, strict=True):
+        photo, box = faces[face_id]
+        d = float(np.linalg.norm(np.asarray(query, np.float64) - np.asarray(vector, np.float64)))
+        quality = ranked[photo].quality if photo in ranked else 1.0
+        confirmed.setdefault(photo, PhotoHit(photo, face_id, d, quality, 1.0, 1.0, tuple(round(v, 1) for v in box)))
+    rejected = {faces[f][0] for f in answers.not_me if f in faces} - confirmed.keys()
+    return confirmed, rejected
 
 
 # A zip is streamed from storage, so its size is bounded by patience, not memory; this keeps one

@@ -7,6 +7,7 @@ Photos are uploaded through the API and processed in this process by the pipelin
 from __future__ import annotations
 
 import io
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.faces.engine import get_engine_for
 from photomatch.photos import processing
+from photomatch.search import feedback
 from photomatch.storage import get_storage
 from tests.support.accounts import new_photographer
 
@@ -74,6 +76,7 @@ class World:
     a_photos: dict[str, str]  # file name -> photo id
     b_photos: dict[str, str]
     selfie: bytes
+    faces_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def world(client: TestClient, settings: Settings, faces_dir: Path) -> World:
     # Nobody consumes the queue here; empty it so other modules' workers never see these ids.
     redis.Redis.from_url(settings.redis_url).flushall()
     process(settings, ids)
-    return World(auth, other_auth, a, b, photos[0], photos[1], (faces_dir / "obama/3.jpg").read_bytes())
+    return World(auth, other_auth, a, b, photos[0], photos[1], (faces_dir / "obama/3.jpg").read_bytes(), faces_dir)
 
 
 def search(client: TestClient, slug: str, selfie: bytes | None, **form: Any) -> Any:
@@ -145,6 +148,66 @@ def test_a_selfie_finds_the_persons_photos_with_working_links(client: TestClient
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
     download = client.get(best["download_url"])
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+
+
+# --- answers: "this is me" / "not me" -------------------------------------------------------------
+
+
+def test_answers_keep_the_confirmed_photo_and_drop_the_rejected_one(client: TestClient, world: World) -> None:
+    code = world.a["access_code"]
+    first = search(client, world.a["slug"], world.selfie, code=code).json()
+    shown = first["matches"] + first["possible_matches"]
+    assert len(shown) >= 2 and all(isinstance(r["face_id"], int) for r in shown) and first["feedback_token"]
+    keep, drop = shown[-1], shown[0]  # confirm the one it was least sure of, reject the surest
+    again = search(
+        client, world.a["slug"], world.selfie, code=code,
+        feedback_token=first["feedback_token"], me=[keep["face_id"]], not_me=[drop["face_id"]],
+    )  # fmt: skip
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert body["matches"][0]["photo_id"] == keep["photo_id"] and body["matches"][0]["confirmed"] is True
+    assert drop["photo_id"] not in result_ids(body)
+    # The next round's token still allows the earlier answers (the visit's faces accumulate).
+    third = search(
+        client, world.a["slug"], world.selfie, code=code,
+        feedback_token=body["feedback_token"], me=[keep["face_id"]], not_me=[drop["face_id"]],
+    )  # fmt: skip
+    assert third.status_code == 200 and drop["photo_id"] not in result_ids(third.json())
+
+
+def test_answers_the_token_does_not_allow_are_refused(client: TestClient, world: World, settings: Settings) -> None:
+    code = world.a["access_code"]
+    first = search(client, world.a["slug"], world.selfie, code=code).json()
+    token, face = first["feedback_token"], first["matches"][0]["face_id"]
+    other_selfie = (world.faces_dir / "john_salley" / "1.jpg").read_bytes()
+
+    def refine(slug: str, access: str, selfie: bytes, **form: Any) -> Any:
+        return search(client, slug, selfie, code=access, **form)
+
+    cases = {
+        "forged": refine(world.a["slug"], code, world.selfie, feedback_token=token[:-4] + "AAAA", me=[face]),
+        "never shown": refine(world.a["slug"], code, world.selfie, feedback_token=token, me=[face + 10_000]),
+        "no token": refine(world.a["slug"], code, world.selfie, me=[face]),
+        "another event": refine(world.b["slug"], world.b["access_code"], world.selfie, feedback_token=token, me=[face]),
+        "another selfie": refine(world.a["slug"], code, other_selfie, feedback_token=token, me=[face]),
+        "not an id": refine(world.a["slug"], code, world.selfie, feedback_token=token, me=["x"]),
+        "both answers": refine(world.a["slug"], code, world.selfie, feedback_token=token, me=[face], not_me=[face]),
+    }
+    expired = feedback.issue(
+        settings.secret_key, uuid.UUID(world.a["id"]), world.selfie, [face], now=time.time() - 7200
+    )
+    cases["expired"] = refine(world.a["slug"], code, world.selfie, feedback_token=expired, me=[face])
+    reasons = {name: (r.status_code, r.json()["reason"]) for name, r in cases.items()}
+    assert reasons == {
+        "forged": (400, "invalid_feedback_token"),
+        "never shown": (400, "feedback_unknown_face"),
+        "no token": (400, "feedback_token_required"),
+        "another event": (400, "invalid_feedback_token"),
+        "another selfie": (400, "feedback_other_selfie"),
+        "not an id": (400, "invalid_feedback"),
+        "both answers": (400, "invalid_feedback"),
+        "expired": (400, "feedback_token_expired"),
+    }
 
 
 def test_results_never_include_another_events_photos(client: TestClient, world: World) -> None:
