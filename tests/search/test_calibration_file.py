@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,15 @@ def test_the_shipped_file_calibrates_the_default_engine_and_survives_a_round_tri
     assert cals.find("dlib-resnet-v1") and cals.find("dlib-resnet-v1", "sface-2021dec-int8bq")
     cals.write(tmp_path / "again.json")
     assert CalibrationSet.load(tmp_path / "again.json") == cals
+
+
+@pytest.mark.parametrize("detector", typing.get_args(Settings.model_fields["detector"].annotation))
+def test_every_selectable_detector_ships_its_own_calibration(detector: str) -> None:
+    # PHOTOMATCH_DETECTOR may name any of them: each has a file fitted for it, not another's numbers.
+    cals = require_calibrated(Settings(detector=detector))
+    assert cals.detector == detector
+    assert cals.source.endswith(f"calibrations/{detector}.json")
+    assert cals.find("dlib-resnet-v1", "sface-2021dec-int8bq")
 
 
 @pytest.mark.parametrize(
