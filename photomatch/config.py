@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     # On a GPU, JPEGs are decoded by nvJPEG on the device (photomatch.faces.decode).
     decode_on_device: bool = True
     # The face detector configuration (photomatch.faces.detection.DETECTOR_CONFIGS; README "The face
-    # engine"). Search is calibrated per detector and embedders (search_calibration_file): every process
-    # refuses to start on a combination that has no calibration.
+    # engine"). Each ships its search calibration (photomatch/search/calibrations/<detector>.json, or
+    # search_calibration_file): every process refuses to start on a combination that has none.
     detector: Literal["mtcnn", "yunet"] = "mtcnn"
     embedder: str = "dlib-resnet-v1"
     # A second embedder for the same faces, fused with the first in search (README "Two embedders");
