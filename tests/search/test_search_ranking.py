@@ -24,7 +24,7 @@ from photomatch.search.ranking import (
 )
 from photomatch.search.scoring import Features
 
-# The calibration that ships (photomatch/search/calibrations/, the default detector): dlib's net alone, and fused with SFace.
+# The default detector's shipped calibration (photomatch/search/calibrations/): dlib alone, and fused with SFace.
 CALS = load_calibrations()
 SINGLE = CALS.for_models("dlib-resnet-v1")
 CANDIDATE_RADIUS = CALS.search.candidate_radius
