@@ -378,6 +378,38 @@ def test_attendee_finds_their_photos_from_the_shared_link(
     assert all(any(name.endswith(Path(m).stem) or name.endswith(m) for name in names) for m in matches), names
 
 
+def test_attendee_confirms_one_photo_rejects_another_and_finds_more(
+    photographer_run: PhotographerRun, phone: Any, truth: dict[str, Any], album: Path
+) -> None:
+    needs_search()
+    identity, _ = pick_identity(truth)
+    page = phone
+    page.goto(photographer_run.share_url)
+    page.wait_for_selector("#step-selfie:not([hidden])")
+    page.check("#consent-box")
+    page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
+    page.wait_for_selector("#step-results:not([hidden])", timeout=60_000)
+    shown = tiles(page, "matches") + tiles(page, "possible")
+    assert len(shown) >= 2, shown
+    assert page.is_hidden("#find-more")  # nothing to send yet
+    keep, drop = shown[-1], shown[0]  # confirm the result it was least sure of, reject the surest
+    page.click(f'li:has(.tile[data-filename="{keep}"]) .answer.me')
+    page.click(f'li:has(.tile[data-filename="{drop}"]) .answer.not-me')
+    page.wait_for_selector("#find-more:not([hidden])")
+    shoot(page, "06-attendee-answers")
+    page.click("#find-more")
+    # The page sends the same selfie again with the answers: the rejected photo is gone, the
+    # confirmed one leads the matches, marked as the attendee's.
+    wait_js(
+        page, f"() => ![...document.querySelectorAll('.tile')].some(t => t.dataset.filename === {drop!r})", timeout=90
+    )
+    page.wait_for_selector("#step-results:not([hidden])")
+    assert drop not in tiles(page, "matches") + tiles(page, "possible")
+    assert tiles(page, "matches")[0] == keep
+    assert page.get_attribute(f'#matches li:has(.tile[data-filename="{keep}"])', "data-answer") == "me"
+    shoot(page, "07-attendee-found-more")
+
+
 def no_face_image(path: Path) -> Path:
     """A plain image with no face in it: a smooth gradient."""
     x = np.linspace(0, 255, 640, dtype=np.float32)

@@ -1,5 +1,6 @@
 // The attendee page: the event code (or a signed link token), a selfie, then the photos found.
-// The selfie goes to the search endpoint and nowhere else: nothing about it is kept in the browser.
+// The selfie goes to the search endpoint and nowhere else: it is held in this page's memory only, so
+// that "Find more" can send it again with the attendee's answers ("This is me" / "Not me").
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -18,6 +19,10 @@
   let token = params.get("t") || "";
   let code = params.get("code") || sessionStorage.getItem(CODE_STORE) || "";
   let results = { matches: [], possible_matches: [] };
+  // The visit's answers (face_id -> true for "this is me", false for "not me") and the selfie they
+  // are about, kept in memory until another selfie or a reload.
+  let answers = new Map();
+  let lastSelfie = null;
   let viewing = { list: [], index: 0 };
 
   const steps = ["step-code", "step-selfie", "step-search", "step-results"];
@@ -145,7 +150,7 @@
     return "";
   }
 
-  async function search(file) {
+  async function search(file, refine = false) {
     say("");
     const preview = $("selfie-preview");
     const previewUrl = URL.createObjectURL(file);
@@ -153,10 +158,19 @@
     preview.hidden = false;
     show("step-search");
     const form = new FormData();
-    form.append("selfie", await shrink(file), file.name || "selfie.jpg");
+    const selfie = refine ? file : await shrink(file);
+    if (!refine) {
+      answers = new Map();
+      lastSelfie = mode === "search" ? selfie : null;
+    }
+    form.append("selfie", selfie, file.name || "selfie.jpg");
     if (token) form.append("token", token);
     else form.append("code", code);
     form.append("consent", $("consent-box").checked ? "yes" : "no");
+    if (refine) {
+      form.append("feedback_token", results.feedback_token || "");
+      for (const [faceId, isMe] of answers) form.append(isMe ? "me" : "not_me", String(faceId));
+    }
     const action = mode === "optout" ? "opt-out" : "search";
     let res;
     try {
@@ -171,6 +185,12 @@
     if (res.ok && mode === "optout") return showOptedOut(await res.json());
     if (res.ok) return showResults(await res.json());
     const detail = await errorText(res);
+    if (refine && res.status === 400) {
+      // The answers' token expired (an hour) or no longer fits: start again from the selfie.
+      answers = new Map();
+      askSelfie();
+      return say(detail || "Your answers have expired. Take your selfie again.");
+    }
     if (res.status === 401 || res.status === 403) {
       const wasLink = !!token;
       sessionStorage.removeItem(CODE_STORE);
@@ -215,9 +235,43 @@
     button.append(img);
     button.addEventListener("click", () => openViewer(list, index));
     const li = document.createElement("li");
-    li.append(button);
+    li.dataset.faceId = String(result.face_id);
+    li.append(button, answerButtons(result, li));
     return li;
   }
+
+  // "This is me" / "Not me" under each photo: a second tap on the same answer takes it back.
+  function answerButtons(result, li) {
+    const bar = document.createElement("div");
+    bar.className = "answers";
+    for (const [isMe, label] of [
+      [true, "This is me"],
+      [false, "Not me"],
+    ]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = `btn small answer ${isMe ? "me" : "not-me"}`;
+      b.textContent = label;
+      b.setAttribute("aria-pressed", String(answers.get(result.face_id) === isMe));
+      b.addEventListener("click", () => {
+        if (answers.get(result.face_id) === isMe) answers.delete(result.face_id);
+        else answers.set(result.face_id, isMe);
+        for (const other of bar.querySelectorAll("button")) {
+          const mine = other.classList.contains("me");
+          other.setAttribute("aria-pressed", String(answers.get(result.face_id) === mine));
+        }
+        li.dataset.answer = answers.has(result.face_id) ? (answers.get(result.face_id) ? "me" : "not-me") : "";
+        $("find-more").hidden = answers.size === 0 || !lastSelfie;
+      });
+      bar.append(b);
+    }
+    if (result.confirmed) li.dataset.answer = "me";
+    return bar;
+  }
+
+  $("find-more").addEventListener("click", () => {
+    if (lastSelfie && answers.size) search(lastSelfie, true);
+  });
 
   function fill(section, grid, count, list) {
     $(count).textContent = `(${list.length})`;
@@ -249,6 +303,7 @@
         ? ""
         : "Some photos might be you.";
     $("no-matches").hidden = !none;
+    $("find-more").hidden = answers.size === 0 || !lastSelfie;
     say("");
     show("step-results");
     root.dataset.state = "results";
