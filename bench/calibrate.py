@@ -4,7 +4,7 @@ After any change to detection, alignment or an embedder, every distance the sear
 fitted on moves. This rebuilds what the fit needs and rewrites the file search loads:
 
 1. the identity caches of dev-faces, dev-lfw and dev-fiw for the configured detector, embedder and
-   second embedder (bench/identity_cache.py; about 25 minutes on 2 cores when missing, else reused);
+   second embedder (bench/identity_cache.py; about 50 minutes on 2 cores when missing, else reused);
 2. the study (bench/study.py, its defaults) for the first embedder alone and fused with the
    second: logistic models fitted on albums of one half of the identities, tiers at pooled match
    precision 0.99 and a possible band at least 0.55 precise;
