@@ -55,8 +55,9 @@ def save(settings: Settings, *, api_key: str, email: str, api_url: str | None = 
     return path
 
 
-def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
-    """The value kept in data_dir/`name` (owner-only), made by `make` and written there the first time.
+def kept_secret(settings: Settings, name: str, make: Callable[[], str], valid: Callable[[str], bool] = bool) -> str:
+    """The value kept in data_dir/`name` (owner-only), made by `make` and written there the first time
+    (or when what is kept there is not `valid`).
 
     The one-command stack keeps its own secrets this way, so that they survive restarts (links it
     signed stay valid, logins stay the same) without anyone choosing a password.
@@ -66,7 +67,7 @@ def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
         value = path.read_text().strip()
     except OSError:
         value = ""
-    if not value:
+    if not valid(value):
         value = make()
         path.parent.mkdir(parents=True, exist_ok=True)
         # Created 0600 before the secret is written, so it is never readable by others even briefly.
@@ -78,11 +79,9 @@ def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
 
 def flower_basic_auth(settings: Settings) -> str:
     """`admin:<random>` for the embedded Flower, generated once and kept in data_dir (owner-only)."""
-    value = kept_secret(settings, FLOWER_AUTH_FILE, lambda: f"admin:{secrets.token_urlsafe(18)}")
-    if ":" in value:
-        return value
-    (settings.data_dir / FLOWER_AUTH_FILE).unlink(missing_ok=True)  # not user:password: make a new one
-    return flower_basic_auth(settings)
+    return kept_secret(
+        settings, FLOWER_AUTH_FILE, lambda: f"admin:{secrets.token_urlsafe(18)}", valid=lambda v: ":" in v
+    )
 
 
 def stack_secret_key(settings: Settings) -> str:
