@@ -72,6 +72,7 @@ def kept_secret(settings: Settings, name: str, make: Callable[[], str], valid: C
         path.parent.mkdir(parents=True, exist_ok=True)
         # Created 0600 before the secret is written, so it is never readable by others even briefly.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file that was already there keeps its mode through O_CREAT
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
     return value
