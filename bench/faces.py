@@ -1,11 +1,15 @@
 """Face engine benchmark: photomatch against face_recognition on the same photos, in one run.
 
-Two photo sets: the dev-faces group photos, and a generated album of large photos (made with
+Three photo sets: the dev-faces group photos, real crowds (`--crowd-photos` of dev-wider's WIDER
+FACE images, spread over its events), and a generated album of large photos (made with
 bench/make_album.py on first use and cached under bench/out/). For each pipeline it reports
-photos/s, faces/s and faces found; on the album also the share of pasted faces found and the
-mAP of ranking album photos for each held-back selfie (brute force, no database).
+photos/s, faces/s and faces found, and against face_recognition the ratio of both; on the album
+also the share of pasted faces found and the mAP of ranking album photos for each held-back selfie
+(brute force, no database). `--detectors` runs the engine once per detector configuration, in the
+same run (default: the settings' PHOTOMATCH_DETECTOR).
 
-    uv run python bench/faces.py [--album-photos 20] [--threads N] [--skip-baseline]
+    uv run python bench/faces.py [--detectors mtcnn yunet] [--crowd-photos 60] [--album-photos 20]
+                                 [--threads N] [--skip-baseline]
 
 face_recognition runs with its defaults (HOG detector, one upsample, 1 jitter) on the same
 decoded pixels. Large photos are first shrunk to PHOTOMATCH_DETECT_MAX_SIDE for both, since
@@ -121,6 +125,14 @@ def album_map(
     return round(mean_average_precision(runs), 4)
 
 
+def crowd_photos(wider_dir: Path, n: int) -> list[Path]:
+    """n of dev-wider's images, evenly spread over its sorted list (so over its events); [] without it."""
+    images = sorted((wider_dir / "images").rglob("*.jpg"))
+    if n <= 0 or not images:
+        return []
+    return [images[round(i * len(images) / min(n, len(images)))] for i in range(min(n, len(images)))]
+
+
 def _largest_first(p: Pipeline) -> Pipeline:
     def run(rgb: np.ndarray) -> tuple[list[tuple[float, float, float, float]], np.ndarray]:
         boxes, vecs = p(rgb)
@@ -133,6 +145,8 @@ def _largest_first(p: Pipeline) -> Pipeline:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--album-photos", type=int, default=20)
+    ap.add_argument("--crowd-photos", type=int, default=60, help="dev-wider images (0: none)")
+    ap.add_argument("--detectors", nargs="+", default=None, help="detector configurations to compare")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-baseline", action="store_true", help="time photomatch only")
@@ -141,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     settings = get_settings()
-    engine = FaceEngine(settings, device=args.device)
-    pipelines: dict[str, Pipeline] = {"photomatch": photomatch_pipeline(engine)}
+    detectors = args.detectors or [settings.detector]
+    engines = {d: FaceEngine(settings.model_copy(update={"detector": d}), device=args.device) for d in detectors}
+    engine = engines[detectors[0]]
+    pipelines: dict[str, Pipeline] = {f"photomatch[{d}]": photomatch_pipeline(e) for d, e in engines.items()}
     if not args.skip_baseline:
         pipelines["face_recognition"] = _largest_first(face_recognition_pipeline(settings.detect_max_side))
 
@@ -153,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     album_names = sorted(truth["photos"])
     sets = {
         "groups": [load_image(p).rgb for p in groups],
+        "crowds": [load_image(p).rgb for p in crowd_photos(dev_data().wider_dir, args.crowd_photos)],
         "album": [load_image(album_dir / "album" / n).rgb for n in album_names],
     }
     report: dict[str, Any] = {
@@ -161,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": platform.processor() or platform.machine(),
         "threads": args.threads,
         "embedder": engine.model_name,
+        "second_embedder": engine.second_model_name,
+        "detectors": detectors,
         "detect_max_side": settings.detect_max_side,
         "album": {"dir": str(album_dir), "photos": len(album_names), "size": truth["size"], "seed": args.seed},
         "results": {},
     }
     for set_name, images in sets.items():
+        if not images:  # no dev-wider folder, or --crowd-photos 0
+            continue
         for name, pipeline in pipelines.items():
             r = time_set(pipeline, images)
             results = r.pop("_results")
@@ -175,9 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             report["results"].setdefault(set_name, {})[name] = r
         if "face_recognition" in pipelines:
             res = report["results"][set_name]
-            res["photos_per_s_ratio"] = round(
-                res["photomatch"]["photos_per_s"] / res["face_recognition"]["photos_per_s"], 2
-            )
+            base = res["face_recognition"]
+            res["against_face_recognition"] = {
+                d: {
+                    "photos_per_s_ratio": round(res[f"photomatch[{d}]"]["photos_per_s"] / base["photos_per_s"], 2),
+                    "faces_ratio": round(res[f"photomatch[{d}]"]["faces_found"] / max(base["faces_found"], 1), 2),
+                }
+                for d in detectors
+            }
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -14,7 +14,11 @@ With --fuse, the event is then made one from before the second embedder (its sec
 model cleared) and `photomatch event fuse`'s library call gives them back through the same worker:
 photos/s and faces/s from the call to the last face filled in, from stored landmarks, no detection.
 
-    uv run python bench/ingest.py [--photos 200] [--size 4000x3000] [--no-baseline] [--fuse]
+    uv run python bench/ingest.py [--photos 200] [--size 4000x3000] [--detectors mtcnn yunet]
+                                  [--no-baseline] [--fuse]
+
+`--detectors` runs one worker per detector configuration in turn, each into its own event, over the
+same files (default: the settings' PHOTOMATCH_DETECTOR).
 
 Prints JSON; the keys are the same every run. CPU unless PHOTOMATCH_DEVICE says otherwise.
 """
@@ -148,32 +152,22 @@ def fuse(factory: Any, event_id: Any, worker: psutil.Process, settings: Any) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=200)
-    parser.add_argument("--size", default="4000x3000")
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--fuse", action="store_true", help="then time `event fuse` on the same event")
-    args = parser.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
+def ingest(
+    settings: Any, factory: Any, api_url: str, files: list[Path], detector: str, fuse_after: bool
+) -> dict[str, Any]:
+    """One worker running `detector` ingests the album into a fresh event: its figures."""
     threads = os.cpu_count() or 1
-
-    metrics_dir = OUT / "metrics"
+    metrics_dir = OUT / f"metrics-{detector}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    settings = services(OUT)
-    files = sorted(album(args.photos, (w, h), dev_data().faces_dir).glob("*.jpg"))
-    engine = make_engine(settings.database_url, pool_size=2)
-    factory = make_session_factory(engine)
     with session_scope(factory) as session:
         photographer, key = create_photographer(session, "Ingest", f"ingest-{time.time_ns()}@example.com")
-        event = create_event(session, photographer, "Ingest bench", settings=settings)
+        event = create_event(session, photographer, f"Ingest bench {detector}", settings=settings)
         slug, event_id = event.slug, event.id
 
-    api_url, server = serve_api(settings)
-    log = OUT / f"worker-{int(time.time())}.log"
+    log = OUT / f"worker-{int(time.time())}-{detector}.log"
     proc = start_worker(
-        settings, log, queues="faces,cpu", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        settings, log, queues="faces,cpu", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), PHOTOMATCH_DETECTOR=detector,
         OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
     )  # fmt: skip
     worker = psutil.Process(proc.pid)
@@ -206,37 +200,64 @@ def main() -> None:
         wall = time.monotonic() - started
         cpu_s = sum(worker.cpu_times()[:2]) - cpu_before
         stages = stage_times(metrics_dir)  # before --fuse adds its own samples
-        fused = fuse(factory, event_id, worker, settings) if args.fuse else {"skipped": "without --fuse"}
+        fused = fuse(factory, event_id, worker, settings) if fuse_after else {"skipped": "without --fuse"}
     finally:
         stop.set()
         proc.terminate()
         proc.wait(60)
-        server.should_exit = True
     found = integrity(factory, event_id)
+    return {
+        "upload_exit_code": code,
+        "photos_per_s": round(len(files) / wall, 3),
+        "wall_s": round(wall, 1),
+        "upload_s": round(uploaded_s, 1),
+        "faces": found["faces"],
+        "status": counts(factory, event_id),
+        "worker_cpu_s": round(cpu_s, 1),
+        "worker_peak_rss_mb": round(max(peak) / 2**20),
+        **stages,
+        "fuse": fused,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--size", default="4000x3000")
+    parser.add_argument("--detectors", nargs="+", default=None, help="one worker per configuration, in turn")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--fuse", action="store_true", help="then time `event fuse` on the same event")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+
+    settings = services(OUT)
+    detectors = args.detectors or [settings.detector]
+    files = sorted(album(args.photos, (w, h), dev_data().faces_dir).glob("*.jpg"))
+    engine = make_engine(settings.database_url, pool_size=2)
+    factory = make_session_factory(engine)
+    api_url, server = serve_api(settings)
+    try:
+        runs = {d: ingest(settings, factory, api_url, files, d, args.fuse) for d in detectors}
+    finally:
+        server.should_exit = True
+    fr = {"skipped": "--no-baseline"} if args.no_baseline else baseline(files)
     result: dict[str, Any] = {
         "bench": "ingest",
         "device": os.environ.get("PHOTOMATCH_DEVICE", "cpu"),
-        "machine": {"cpus": threads, "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count() or 1, "platform": platform.platform()},
         "album": {"photos": len(files), "size": args.size, "quality": 90, "faces_per_photo": [3, 12]},
-        "upload_exit_code": code,
-        "photomatch": {
-            "photos_per_s": round(len(files) / wall, 3),
-            "wall_s": round(wall, 1),
-            "upload_s": round(uploaded_s, 1),
-            "faces": found["faces"],
-            "status": counts(factory, event_id),
-            "worker_cpu_s": round(cpu_s, 1),
-            "worker_peak_rss_mb": round(max(peak) / 2**20),
-            **stages,
+        "photomatch": runs,
+        "face_recognition": fr,
+        "ratio_photos_per_s": {
+            d: round(r["photos_per_s"] / fr["photos_per_s"], 2) if "photos_per_s" in fr else None
+            for d, r in runs.items()
         },
-        "fuse": fused,
-        "face_recognition": {"skipped": "--no-baseline"} if args.no_baseline else baseline(files),
+        # Against the first configuration named (today's default, when it comes first).
+        "speedup_over_first": {
+            d: round(r["photos_per_s"] / runs[detectors[0]]["photos_per_s"], 2) for d, r in runs.items()
+        },
         "command": "uv run python bench/ingest.py " + " ".join(sys.argv[1:]),
     }
-    fr = result["face_recognition"]
-    result["ratio_photos_per_s"] = (
-        round(result["photomatch"]["photos_per_s"] / fr["photos_per_s"], 2) if "photos_per_s" in fr else None
-    )
     print(json.dumps(result, indent=2))
     engine.dispose()
 

@@ -184,6 +184,12 @@ class DetectorConfig:
     rank_down_to: float  # measurement only: the lowest score kept, to rank detections for AP
     passes: tuple[Pass, ...] = (Pass(),)  # YuNet: the looks at each photo (scales, mirror)
     vote: bool = True  # YuNet: merge overlapping boxes by score-weighted voting rather than plain NMS
+    average: bool = False  # YuNet: a face's score is the mean of every pass's, not the best (yunet.merge)
+    # Each embedder also embeds every chip's mirror image and averages the two (Embedder.flip). On
+    # dev-lfw and dev-fiw pairs it moved ROC-AUC by under 0.001 for twice the embedding cost per face
+    # (bench/mirror_passes.py), so configurations fitted since run without it; MTCNN's calibration
+    # was fitted with it, and its vectors keep it.
+    embed_mirror: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The configuration as JSON-ready data."""
@@ -193,11 +199,13 @@ class DetectorConfig:
             "cut": self.cut,
             "passes": [vars(p) for p in self.passes] if self.kind == "yunet" else None,
             "vote": self.vote if self.kind == "yunet" else None,
+            "average": self.average if self.kind == "yunet" else None,
+            "embed_mirror": self.embed_mirror,
         }
 
 
-def _yunet(name: str, *passes: Pass, vote: bool = True) -> DetectorConfig:
-    return DetectorConfig(name, "yunet", cut=0.6, rank_down_to=0.02, passes=passes, vote=vote)
+def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False, cut: float = 0.6) -> DetectorConfig:
+    return DetectorConfig(name, "yunet", cut=cut, rank_down_to=0.02, passes=passes, vote=vote, average=average)
 
 
 # The product's detectors and the variants bench/detection.py compares them with. An enlarged pass
@@ -206,7 +214,9 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
     c.name: c
     for c in (
         # MTCNN's cut is the site's (Settings.detect_min_prob); its default is what the product runs.
-        DetectorConfig("mtcnn", "mtcnn", cut=Settings.model_fields["detect_min_prob"].default, rank_down_to=0.0),
+        DetectorConfig(
+            "mtcnn", "mtcnn", cut=Settings.model_fields["detect_min_prob"].default, rank_down_to=0.0, embed_mirror=True
+        ),
         # The product's YuNet: one look at the photo's own scale (as OpenCV's FaceDetectorYN runs
         # it). On dev-wider it finds 87% of the faces >= 32 px (MTCNN 73%) at 1/5 of MTCNN's time;
         # the looks below find up to 2 points more at 2-8 times the cost, which CPU ingest cannot
@@ -221,6 +231,16 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
             Pass(scale=2.0, max_face=32.0),
         ),
         _yunet("yunet-1x-flip", Pass(), Pass(flip=True)),
+        # The same looks with their scores averaged rather than the best kept (yunet.merge).
+        _yunet("yunet-1x-flip-avg", Pass(), Pass(flip=True), average=True),
+        _yunet(
+            "yunet-multiscale-avg",
+            Pass(scale=0.5, min_face=64.0),
+            Pass(),
+            Pass(flip=True),
+            Pass(scale=2.0, max_face=32.0),
+            average=True,
+        ),
         _yunet("yunet-1x-2x", Pass(), Pass(scale=2.0, max_face=32.0)),
         # A halved pass for the large faces a 640 px-trained network can outgrow (WIDER's easy set).
         _yunet("yunet-half-1x-2x", Pass(scale=0.5, min_face=64.0), Pass(), Pass(scale=2.0, max_face=32.0)),
@@ -246,4 +266,4 @@ def detector_for(
         return Detector(device, **kw)
     max_side = settings.detect_max_side if settings is not None else 2048
     cut = c.cut if min_score is None else min_score
-    return YuNet(device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote)
+    return YuNet(device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote, average=c.average)

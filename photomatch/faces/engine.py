@@ -57,6 +57,13 @@ class FaceEngine:
             if second
             else None
         )
+        # The mirror pass is part of the configuration the calibration was fitted for (DetectorConfig).
+        # Embedders handed in ready-made keep their own setting.
+        mirror = DETECTOR_CONFIGS[s.detector].embed_mirror
+        if not isinstance(embedder, Embedder):
+            self.embedder.flip = mirror
+        if self.second is not None and not isinstance(second, Embedder):
+            self.second.flip = mirror
         # Images per call that fitted in the device's memory after it last ran out (None: no limit yet).
         self._batch_cap: int | None = None
 

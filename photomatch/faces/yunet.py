@@ -56,6 +56,7 @@ class YuNet:
         min_score: float = 0.6,
         nms_iou: float = 0.3,
         vote: bool = True,
+        average: bool = False,
         top_k: int = 5000,
     ) -> None:
         self.device = device
@@ -64,6 +65,7 @@ class YuNet:
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.vote = vote
+        self.average = average
         self.top_k = top_k
         self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
@@ -119,12 +121,14 @@ class YuNet:
         found: list[list[np.ndarray]] = [[] for _ in images]
         for (sh, sw), idx in groups.items():
             base = torch.stack([smalls[i] for i in idx]).permute(0, 3, 1, 2).float()
-            for p in self.passes:
+            for k, p in enumerate(self.passes):
                 for j, dets in zip(idx, self._look(base, p), strict=True):
                     h, w = int(images[j].shape[0]), int(images[j].shape[1])
-                    found[j].append(dets * np.array([w / sw, h / sh] * 7 + [1.0]))
+                    rows = dets * np.array([w / sw, h / sh] * 7 + [1.0])
+                    found[j].append(np.column_stack([rows, np.full(len(rows), k)]))  # and which pass
         return [
-            self._merged(parts, int(img.shape[0]), int(img.shape[1])) for parts, img in zip(found, images, strict=True)
+            self._merged(parts, int(img.shape[0]), int(img.shape[1]), int(small.shape[0]) / int(img.shape[0]))
+            for parts, img, small in zip(found, images, smalls, strict=True)
         ]
 
     def _look(self, base: torch.Tensor, p: Pass) -> list[np.ndarray]:
@@ -143,8 +147,10 @@ class YuNet:
         if p.flip:
             x = x.flip(3)
         out = []
+        # Averaged scores need each pass's weaker votes too: a pass keeps half the cut, the merge the cut.
+        floor = self.min_score / 2 if self.average else self.min_score
         for boxes, scores, marks in zip(*self.raw(x), strict=True):
-            keep = scores >= self.min_score
+            keep = scores >= floor
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if p.flip:  # mirror back: x -> width - x, and the left/right landmarks swap
                 boxes = torch.stack([size[1] - boxes[:, 2], boxes[:, 1], size[1] - boxes[:, 0], boxes[:, 3]], 1)
@@ -157,10 +163,16 @@ class YuNet:
             out.append(rows.double().cpu().numpy())
         return out
 
-    def _merged(self, parts: list[np.ndarray], h: int, w: int) -> list[Detection]:
-        """One photo's detections of every pass (original pixels), merged, clipped and sorted."""
-        dets = np.concatenate(parts) if parts else np.zeros((0, 15))
-        merged = merge(dets, self.nms_iou, vote=self.vote)[: self.top_k]
+    def _merged(self, parts: list[np.ndarray], h: int, w: int, shrunk: float) -> list[Detection]:
+        """One photo's detections of every pass (original pixels, pass index last), merged, clipped and
+        sorted; `shrunk` is the factor from original to detection pixels (where passes cover sizes)."""
+        dets = np.concatenate(parts) if parts else np.zeros((0, 16))
+        if self.average:
+            merged = merge(dets, self.nms_iou, vote=self.vote, passes=self.passes, shrunk=shrunk)
+            merged = merged[merged[:, 14] >= self.min_score]
+        else:
+            merged = merge(dets[:, :15], self.nms_iou, vote=self.vote)
+        merged = merged[: self.top_k]
         # Boxes may poke past the frame; clip them (the landmarks stay as found), largest face first.
         merged[:, :4] = np.clip(merged[:, :4], 0, [w, h, w, h])
         merged = merged[
@@ -185,11 +197,18 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def merge(dets: np.ndarray, iou: float, *, vote: bool) -> np.ndarray:
+def merge(
+    dets: np.ndarray, iou: float, *, vote: bool, passes: Sequence[Pass] | None = None, shrunk: float = 1.0
+) -> np.ndarray:
     """Non-maximum suppression of rows (x1, y1, x2, y2, 10 landmark values, score), best first.
 
     With `vote`, each kept row becomes the score-weighted mean of the rows it suppressed (box voting,
     as in SSH and RetinaFace's multi-scale testing) and keeps the best score.
+
+    With `passes`, each row carries a 16th value, the index of the pass that found it, and a kept
+    face's score becomes the mean over the passes that answer for its size (its height times
+    `shrunk`) of each one's best score for it, 0 where a pass missed it: test-time augmentation's
+    averaging, so that a face every look agrees on outranks one that a single look imagined.
     """
     order = np.argsort(-dets[:, 14], kind="stable")
     dets = dets[order]
@@ -201,9 +220,14 @@ def merge(dets: np.ndarray, iou: float, *, vote: bool) -> np.ndarray:
         rest = np.flatnonzero(alive)
         group = rest[_iou(dets[i], dets[rest]) >= iou]
         alive[group] = False
-        row = dets[i].copy()
+        row = dets[i, :15].copy()
         if vote and len(group) > 1:
             wts = dets[group, 14:15]
             row[:14] = (dets[group, :14] * wts).sum(0) / wts.sum()
+        if passes is not None:
+            height = (row[3] - row[1]) * shrunk
+            answer = [k for k, p in enumerate(passes) if p.min_face <= height < p.max_face] or range(len(passes))
+            best = {int(k): float(dets[group][dets[group, 15] == k, 14].max()) for k in np.unique(dets[group, 15])}
+            row[14] = sum(best.get(k, 0.0) for k in answer) / len(answer)
         out.append(row)
     return np.array(out).reshape(-1, 15)

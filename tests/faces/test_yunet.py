@@ -93,6 +93,24 @@ def test_box_voting_averages_what_it_merges_and_keeps_the_best_score() -> None:
     assert plain[0].tolist() == a.tolist() and len(plain) == 2
 
 
+def test_averaged_scores_count_a_pass_that_missed_the_face_as_zero_among_those_that_answer_for_its_size() -> None:
+    def row(box: list[float], score: float, pass_index: int) -> np.ndarray:
+        r = np.zeros(16)
+        r[[0, 1, 2, 3, 14, 15]] = [*box, score, pass_index]
+        return r
+
+    passes = (Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0))
+    seen_twice = [row([0, 0, 40, 40], 0.9, 0), row([1, 0, 41, 40], 0.7, 1)]  # 40 px: two passes answer
+    seen_once = [row([100, 100, 140, 140], 0.9, 0)]
+    small = [row([200, 200, 210, 210], 0.6, 2), row([201, 200, 211, 210], 0.9, 0)]  # 10 px: all three
+    merged = merge(np.stack(seen_twice + seen_once + small), 0.3, vote=True, passes=passes)
+    scores = sorted(merged[:, 14].round(4).tolist(), reverse=True)
+    assert merged.shape[1] == 15
+    assert scores == [0.8, 0.5, 0.45]  # (0.9 + 0.7) / 2, (0.9 + 0 + 0.6) / 3, (0.9 + 0) / 2
+    # Heights are measured where the passes look: the same 40 px box in a photo shrunk 4x is 10 px.
+    quarter = merge(np.stack(seen_once), 0.3, vote=True, passes=passes, shrunk=0.25)
+    assert quarter[0, 14] == pytest.approx(0.3)
+
 def test_a_mirrored_pass_lands_on_the_same_faces(group_images: list[Path]) -> None:
     rgb = load_image(group_images[0]).rgb
     one = YuNet(torch.device("cpu"), passes=(Pass(),), vote=False).detect([rgb])[0]
@@ -112,6 +130,16 @@ def test_the_engine_runs_the_configured_detector_and_records_it_on_every_face(gr
     faces = engine.analyze([load_image(group_images[0]).rgb])[0]
     assert faces and {f.detector for f in faces} == {"yunet"} and all(f.embedding is not None for f in faces)
     assert engine.analyze([np.full((200, 200, 3), 128, np.uint8)]) == [[]]
+
+
+def test_the_mirror_pass_of_both_embedders_follows_the_configuration_the_calibration_was_fitted_for() -> None:
+    from photomatch.faces.engine import FaceEngine
+
+    for name in ("mtcnn", "yunet"):
+        engine = FaceEngine(Settings(detector=name), device="cpu")
+        assert engine.second is not None
+        assert engine.embedder.flip is engine.second.flip is DETECTOR_CONFIGS[name].embed_mirror
+    assert DETECTOR_CONFIGS["mtcnn"].embed_mirror and not DETECTOR_CONFIGS["yunet"].embed_mirror
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: YuNet batched on the GPU (bench/gpu_check.sh)")
