@@ -71,7 +71,11 @@ class YuNet:
         self._lock = threading.Lock()
         # On a CPU the network runs channels-last: its depthwise convolutions and max pooling took
         # 2.3x as long in torch's default layout (a 2048 x 1536 photo, 1 thread: 1.34 s against 0.59 s).
-        self._layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+        on_cpu = torch.device(device).type == "cpu"
+        self._layout = torch.channels_last if on_cpu else torch.contiguous_format
+        # A CPU takes photos one at a time: a worker's batch of eight 12 MP photos at 2048 px held
+        # 7.9 GB of feature maps and ran slower than one by one (bench/ingest.py); a GPU takes them all.
+        self._batch = 1 if on_cpu else 1 << 30
 
     def load(self) -> None:
         """Read the network (once; safe to call repeatedly)."""
@@ -116,7 +120,7 @@ class YuNet:
     def detect(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Detection]]:
         """Faces of each RGB image (H x W x 3 uint8, numpy or torch), in original pixels, largest first.
 
-        Photos of one size go through the network together, one batch per pass (a GPU's batches).
+        On a GPU, photos of one size go through the network together, one batch per pass.
         """
         # Each photo at most max_side long (Pillow's antialiased shrink, as MTCNN gets it).
         smalls = [shrink(img, min(1.0, self.max_side / max(img.shape[0], img.shape[1])), self.device) for img in images]
@@ -124,7 +128,10 @@ class YuNet:
         for i, small in enumerate(smalls):
             groups.setdefault((int(small.shape[0]), int(small.shape[1])), []).append(i)
         found: list[list[np.ndarray]] = [[] for _ in images]
-        for (sh, sw), idx in groups.items():
+        batches = [
+            (size, idx[i : i + self._batch]) for size, idx in groups.items() for i in range(0, len(idx), self._batch)
+        ]
+        for (sh, sw), idx in batches:
             base = torch.stack([smalls[i] for i in idx]).permute(0, 3, 1, 2).float()
             for k, p in enumerate(self.passes):
                 for j, dets in zip(idx, self._look(base, p), strict=True):
