@@ -31,11 +31,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.lib.datasets import dev_data
+from bench.lib.datasets import dev_data, lfw_pairs
 from bench.lib.identity_cache import labelled_images
-from bench.lib.metrics import roc_auc
-from bench.tiny_faces import pairs as lfw_pairs
-from bench.tiny_faces import tar_at_far
+from bench.lib.metrics import roc_auc, tar_at_far
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
 from photomatch.faces.types import Detection

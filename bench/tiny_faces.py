@@ -16,43 +16,21 @@ Prints one JSON object (CPU unless a GPU is present).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from bench.lib.datasets import dev_data
-from bench.lib.metrics import roc_auc
+from bench.lib.datasets import dev_data, lfw_pairs
+from bench.lib.metrics import roc_auc, tar_at_far
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
 from photomatch.faces.types import Detection
 from photomatch.imaging import load_image
-
-
-def tar_at_far(same: np.ndarray, dist: np.ndarray, far: float) -> float:
-    """Share of same-person pairs accepted at the threshold that accepts `far` of different-person pairs."""
-    threshold = float(np.quantile(dist[~same], far))
-    return float(np.mean(dist[same] <= threshold))
-
-
-def pairs(lfw: Path, n: int) -> list[tuple[Path, Path, bool]]:
-    """The first n/2 same-person and n/2 different-person pairs of pairs.tsv."""
-    out: dict[bool, list[tuple[Path, Path, bool]]] = {True: [], False: []}
-    with (lfw / "pairs.tsv").open() as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            same = row["same"] == "1"
-            if len(out[same]) < n // 2:
-                a = lfw / row["name_a"] / f"{row['image_a']}.jpg"
-                b = lfw / row["name_b"] / f"{row['image_b']}.jpg"
-                if a.is_file() and b.is_file():
-                    out[same].append((a, b, same))
-    return out[True] + out[False]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[tuple[bool, np.ndarray, dict[int | str, np.ndarray]]] = []
     embed_ms: list[float] = []
-    for a, b, same in pairs(lfw, args.pairs):
+    for a, b, same in lfw_pairs(lfw, args.pairs):
         img_a, img_b = load_image(a).rgb, load_image(b).rgb
         det_a, det_b = largest(img_a), largest(img_b)
         if det_a is None or det_b is None:

@@ -6,6 +6,7 @@ needs one skips, saying so, when it is absent.
 
 from __future__ import annotations
 
+import csv
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,3 +36,17 @@ class DevData(BaseSettings):
 def dev_data() -> DevData:
     """The dev folders, read once from the environment."""
     return DevData()
+
+
+def lfw_pairs(lfw: Path, n: int) -> list[tuple[Path, Path, bool]]:
+    """The first n/2 same-person and n/2 different-person pairs of pairs.tsv."""
+    out: dict[bool, list[tuple[Path, Path, bool]]] = {True: [], False: []}
+    with (lfw / "pairs.tsv").open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            same = row["same"] == "1"
+            if len(out[same]) < n // 2:
+                a = lfw / row["name_a"] / f"{row['image_a']}.jpg"
+                b = lfw / row["name_b"] / f"{row['image_b']}.jpg"
+                if a.is_file() and b.is_file():
+                    out[same].append((a, b, same))
+    return out[True] + out[False]

@@ -57,3 +57,9 @@ def mean_average_precision(runs: Iterable[tuple[Sequence[bool], int]]) -> float:
     """mAP over queries, each given as (relevance of its ranked results, number of relevant items)."""
     aps = [average_precision(r, n) for r, n in runs]
     return float(np.mean(aps)) if aps else 0.0
+
+
+def tar_at_far(same: np.ndarray, dist: np.ndarray, far: float) -> float:
+    """Share of same-person pairs accepted at the threshold that accepts `far` of different-person pairs."""
+    threshold = float(np.quantile(dist[~same], far))
+    return float(np.mean(dist[same] <= threshold))

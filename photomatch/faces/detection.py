@@ -208,6 +208,8 @@ def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False, c
     return DetectorConfig(name, "yunet", cut=cut, rank_down_to=0.02, passes=passes, vote=vote, average=average)
 
 
+_MULTISCALE = (Pass(scale=0.5, min_face=64.0), Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0))
+
 # The product's detectors and the variants bench/detection.py compares them with. An enlarged pass
 # answers only for faces under 32 px in the photo: larger ones are seen better at the photo's scale.
 DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
@@ -223,24 +225,11 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         # pay (bench/detection.py, README "The face engine").
         _yunet("yunet", Pass(), vote=False),
         # Every look at once, the best dev-wider AP: half, full and double scale with a mirror.
-        _yunet(
-            "yunet-multiscale",
-            Pass(scale=0.5, min_face=64.0),
-            Pass(),
-            Pass(flip=True),
-            Pass(scale=2.0, max_face=32.0),
-        ),
+        _yunet("yunet-multiscale", *_MULTISCALE),
         _yunet("yunet-1x-flip", Pass(), Pass(flip=True)),
         # The same looks with their scores averaged rather than the best kept (yunet.merge).
         _yunet("yunet-1x-flip-avg", Pass(), Pass(flip=True), average=True),
-        _yunet(
-            "yunet-multiscale-avg",
-            Pass(scale=0.5, min_face=64.0),
-            Pass(),
-            Pass(flip=True),
-            Pass(scale=2.0, max_face=32.0),
-            average=True,
-        ),
+        _yunet("yunet-multiscale-avg", *_MULTISCALE, average=True),
         _yunet("yunet-1x-2x", Pass(), Pass(scale=2.0, max_face=32.0)),
         # A halved pass for the large faces a 640 px-trained network can outgrow (WIDER's easy set).
         _yunet("yunet-half-1x-2x", Pass(scale=0.5, min_face=64.0), Pass(), Pass(scale=2.0, max_face=32.0)),

@@ -26,7 +26,7 @@ def group_images(dev_faces: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def engine():  # type: ignore[no-untyped-def]
-    """One CPU engine for the whole session: loading MTCNN and the ResNet costs seconds."""
+    """One CPU engine for the whole session: loading the detector and the embedders costs seconds."""
     import torch
 
     from photomatch.faces.engine import FaceEngine

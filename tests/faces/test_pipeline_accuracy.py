@@ -1,4 +1,4 @@
-"""The full pipeline (MTCNN, our alignment, the torch dlib ResNet) on every dev-faces identity pair."""
+"""The full pipeline (each detector, our alignment, the torch dlib ResNet) on every dev-faces identity pair."""
 
 from __future__ import annotations
 
@@ -8,12 +8,27 @@ import numpy as np
 import pytest
 
 from bench.lib.metrics import balanced_accuracy, best_threshold, roc_auc
+from photomatch.config import get_settings
 from photomatch.imaging import load_image
 
+# Each detector's bar, from its measured dev-faces pairs with dlib's net alone at verify_threshold:
+# MTCNN (with its landmark refinement and the mirror pass) 0.9815 and ROC-AUC 0.9988; YuNet, the
+# default (no mirror pass), 0.9654 and 0.9959, of which the mirror pass would give back 0.6 points
+# (issue 21's closing note). Search fuses both models and is measured per family in bench/.
+BARS = {"mtcnn": (0.98, 0.99), "yunet": (0.96, 0.995)}
 
-@pytest.fixture(scope="module")
-def pair_distances(engine, identity_images: list[tuple[str, Path]]):  # type: ignore[no-untyped-def]
-    """(same-person flags, distances) over all pairs of identity images where a face was found."""
+
+@pytest.fixture(scope="module", params=sorted(BARS))
+def pair_distances(request, identity_images: list[tuple[str, Path]]):  # type: ignore[no-untyped-def]
+    """(detector, threshold, images, faces, same-person flags, distances) over all pairs of identity
+    images where a face was found, for each detector."""
+    import torch
+
+    from photomatch.faces.engine import FaceEngine
+
+    torch.set_num_threads(2)
+    settings = get_settings().model_copy(update={"detector": request.param})
+    engine = FaceEngine(settings, device="cpu", second_embedder="")
     labels, vectors = [], []
     images = [(identity, load_image(path).rgb) for identity, path in identity_images]
     for start in range(0, len(images), 16):
@@ -26,18 +41,18 @@ def pair_distances(engine, identity_images: list[tuple[str, Path]]):  # type: ig
     i, j = np.triu_indices(len(v), k=1)
     same = np.array(labels)[i] == np.array(labels)[j]
     dist = np.linalg.norm(v[i] - v[j], axis=1)
-    return len(identity_images), len(v), same, dist
+    return request.param, settings.verify_threshold, len(identity_images), len(v), same, dist
 
 
-def test_balanced_accuracy_at_default_threshold(engine, pair_distances, record_property) -> None:  # type: ignore[no-untyped-def]
-    n_images, n_faces, same, dist = pair_distances
-    # 7 identity images hold 0 or several faces per the MANIFEST; MTCNN must find the rest.
+def test_balanced_accuracy_at_default_threshold(pair_distances, record_property) -> None:  # type: ignore[no-untyped-def]
+    detector, threshold, n_images, n_faces, same, dist = pair_distances
+    # 7 identity images hold 0 or several faces per the MANIFEST; the detector must find the rest.
     assert n_faces >= n_images - 7
-    threshold = engine.settings.verify_threshold
     acc = balanced_accuracy(same, dist, threshold)
     auc = roc_auc(same, dist)
     best_t, best_acc = best_threshold(same, dist)
     report = {
+        "detector": detector,
         "pairs_same": int(same.sum()),
         "pairs_different": int((~same).sum()),
         "threshold": threshold,
@@ -49,5 +64,6 @@ def test_balanced_accuracy_at_default_threshold(engine, pair_distances, record_p
     for k, v in report.items():
         record_property(k, v)
     print("pipeline accuracy:", report)
-    assert acc >= 0.98, report
-    assert auc >= 0.99, report
+    min_acc, min_auc = BARS[detector]
+    assert acc >= min_acc, report
+    assert auc >= min_auc, report

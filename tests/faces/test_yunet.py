@@ -111,6 +111,7 @@ def test_averaged_scores_count_a_pass_that_missed_the_face_as_zero_among_those_t
     quarter = merge(np.stack(seen_once), 0.3, vote=True, passes=passes, shrunk=0.25)
     assert quarter[0, 14] == pytest.approx(0.3)
 
+
 def test_a_mirrored_pass_lands_on_the_same_faces(group_images: list[Path]) -> None:
     rgb = load_image(group_images[0]).rgb
     one = YuNet(torch.device("cpu"), passes=(Pass(),), vote=False).detect([rgb])[0]
