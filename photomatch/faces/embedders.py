@@ -67,7 +67,7 @@ class Embedder:
         with self._lock:
             if self._net is None:
                 net = self._build().eval().requires_grad_(False)
-                self._net = net.to(device=self.device, dtype=self.dtype, memory_format=self.layout)
+                self._net = net.to(device=self.device, dtype=self.dtype).to(memory_format=self.layout)
                 log.info("faces.embedder.loaded", model=self.name, device=self.device, dtype=self.dtype)
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
