@@ -7,6 +7,8 @@ by face height, faces found and seconds per image; the faces it finds on the dev
 
     uv run python bench/detection.py [--detectors mtcnn ...] [--limit N] [--threads 2] [--photos-12mp 4]
 
+PHOTOMATCH_DETECT_MAX_SIDE sets the scale the 12 MP photos are detected at (default 2048).
+
 Configurations (photomatch.faces.detection.DETECTOR_CONFIGS): the product's detectors and the
 variants studied for them. CPU unless PHOTOMATCH_DEVICE says otherwise.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.lib.albums import ingest_album
+from bench.lib.albums import found_truth, ingest_album
 from bench.lib.datasets import dev_data
 from bench.lib.wider import at_cut, average_precision, load_truth
 from photomatch.config import get_settings
@@ -83,7 +85,8 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
         }
     else:
         log(f"dev-wider not found at {wider}; skipped (PHOTOMATCH_DEV_WIDER_DIR)")
-    product = detector_for(config, device)
+    # The product's detector as the settings run it (PHOTOMATCH_DETECT_MAX_SIDE: the detection scale).
+    product = detector_for(config, device, get_settings(), min_score=config.cut)
     groups = sorted((data.faces_dir / "groups").glob("*.jp*g"))
     if groups:
         found, seconds = _detect_all(product, groups)
@@ -93,12 +96,17 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "seconds_per_image": round(seconds / len(groups), 3),
         }
     if args.photos_12mp and (data.faces_dir / "MANIFEST.md").is_file():
-        photos = sorted(ingest_album(args.photos_12mp, (4000, 3000), data.faces_dir).glob("*.jpg"))[: args.photos_12mp]
+        album = ingest_album(args.photos_12mp, (4000, 3000), data.faces_dir)
+        photos = sorted(album.glob("*.jpg"))[: args.photos_12mp]
         product.detect([load_image(photos[0]).rgb])  # warm up
         found, seconds = _detect_all(product, photos)
+        truth = json.loads((album.parent / "truth.json").read_text())
         out["photos_12mp"] = {
             "photos": len(photos),
+            "detect_max_side": get_settings().detect_max_side,
             "faces_found": int(sum(len(s) for _, s in found.values())),
+            # The album's pasted faces (3-12 a photo, 55-190 px tiles) with a detection inside.
+            "pasted_faces_found": round(found_truth(truth, [p.name for p in photos], list(found.values())), 4),
             "seconds_per_photo": round(seconds / len(photos), 3),
         }
     return out

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.lib.albums import ensure_album
+from bench.lib.albums import ensure_album, found_truth
 from bench.lib.datasets import dev_data
 from bench.lib.metrics import mean_average_precision
 from photomatch.config import get_settings
@@ -92,17 +92,6 @@ def time_set(pipeline: Pipeline, images: list[np.ndarray]) -> dict[str, Any]:
         "faces_per_s": round(faces / seconds, 2),
         "_results": results,
     }
-
-
-def found_truth(truth: dict[str, Any], names: list[str], results: list[Any]) -> float:
-    """Share of pasted faces that have a detection centred inside their tile."""
-    hit = total = 0
-    for name, (boxes, _) in zip(names, results, strict=True):
-        for face in truth["photos"][name]:
-            x1, y1, x2, y2 = face["box"]
-            total += 1
-            hit += any(x1 <= (b[0] + b[2]) / 2 <= x2 and y1 <= (b[1] + b[3]) / 2 <= y2 for b in boxes)
-    return hit / max(total, 1)
 
 
 def album_map(
