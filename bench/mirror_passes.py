@@ -29,14 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from bench.lib.datasets import dev_data, lfw_pairs
+from bench.lib.face_sets import largest_face, scaled
 from bench.lib.identity_cache import labelled_images
 from bench.lib.metrics import roc_auc, tar_at_far
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
-from photomatch.faces.types import Detection
 from photomatch.imaging import load_image
 
 Pair = tuple[Path, Path, bool]
@@ -68,19 +67,6 @@ def fiw_pairs(fiw: Path, n: int, seed: int) -> list[Pair]:
     return same + kin
 
 
-def shrunk(img: np.ndarray, det: Detection, width: float) -> tuple[np.ndarray, Detection]:
-    """The photo shrunk so that the face is `width` px, and its detection scaled with it."""
-    scale = min(1.0, width / det.size)
-    h, w = img.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
-    return small, Detection(
-        box=tuple(v * scale for v in det.box),  # type: ignore[arg-type]
-        landmarks=tuple((x * scale, y * scale) for x, y in det.landmarks),  # type: ignore[arg-type]
-        probability=det.probability,
-    )
-
-
 def measure(engine: FaceEngine, pairs: list[Pair], album_px: float, timing: dict[str, float]) -> dict[str, Any]:
     """ROC-AUC and TAR@FAR 1% per embedder, fused, mirror on and off, full size and album size."""
     models = {"first": engine.embedder, "second": engine.second}
@@ -88,16 +74,16 @@ def measure(engine: FaceEngine, pairs: list[Pair], album_px: float, timing: dict
     labels: list[bool] = []
     for a, b, same in pairs:
         img_a, img_b = load_image(a).rgb, load_image(b).rgb
-        da = max(engine.detect([img_a])[0], key=lambda d: d.size, default=None)
-        db = max(engine.detect([img_b])[0], key=lambda d: d.size, default=None)
+        da, db = largest_face(engine, img_a), largest_face(engine, img_b)
         if da is None or db is None:
             continue
         labels.append(same)
-        views = {"full": (img_b, db), "album": shrunk(img_b, db, album_px)}
+        views = {"full": (img_b, db), "album": scaled(img_b, db, min(1.0, album_px / db.size))}
         for key, model in models.items():
             if model is None:
                 continue
             ca = engine.chips(img_a, [da], model)
+            configured = model.flip
             for flip in (True, False):
                 model.flip = flip
                 va = model.embed(ca)[0]
@@ -108,7 +94,7 @@ def measure(engine: FaceEngine, pairs: list[Pair], album_px: float, timing: dict
                     timing[f"{key}_{'mirror' if flip else 'plain'}"] += time.perf_counter() - t0
                     d = float(np.linalg.norm(va - vb))
                     dists.setdefault(f"{key}|{flip}|{view}", []).append(d)
-            model.flip = True
+            model.flip = configured
     same = np.array(labels, dtype=bool)
     out: dict[str, Any] = {"pairs": len(labels), "same_person": int(same.sum())}
     for view in ("full", "album"):

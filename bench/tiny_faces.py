@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from bench.lib.datasets import dev_data, lfw_pairs
+from bench.lib.face_sets import largest_face, scaled
 from bench.lib.metrics import roc_auc, tar_at_far
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
-from photomatch.faces.types import Detection
 from photomatch.imaging import load_image
 
 
@@ -48,32 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     engine = FaceEngine(get_settings())
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    def largest(img: np.ndarray) -> Detection | None:
-        faces = engine.detect([img])[0]
-        return max(faces, key=lambda d: d.size, default=None)
-
     rows: list[tuple[bool, np.ndarray, dict[int | str, np.ndarray]]] = []
     embed_ms: list[float] = []
     for a, b, same in lfw_pairs(lfw, args.pairs):
         img_a, img_b = load_image(a).rgb, load_image(b).rgb
-        det_a, det_b = largest(img_a), largest(img_b)
+        det_a, det_b = largest_face(engine, img_a), largest_face(engine, img_b)
         if det_a is None or det_b is None:
             continue
         ref = engine.embedder.embed(engine.chips(img_a, [det_a]))[0]
         shrunk: dict[int | str, np.ndarray] = {"full": engine.embedder.embed(engine.chips(img_b, [det_b]))[0]}
         for s in sizes:
-            scale = s / det_b.size
-            h, w = img_b.shape[:2]
-            small = np.asarray(
-                Image.fromarray(img_b).resize(
-                    (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
-                )
-            )
-            det = Detection(
-                box=tuple(v * scale for v in det_b.box),  # type: ignore[arg-type]
-                landmarks=tuple((x * scale, y * scale) for x, y in det_b.landmarks),  # type: ignore[arg-type]
-                probability=det_b.probability,
-            )
+            small, det = scaled(img_b, det_b, s / det_b.size)
             t0 = time.perf_counter()
             shrunk[s] = engine.embedder.embed(engine.chips(small, [det]))[0]
             embed_ms.append((time.perf_counter() - t0) * 1000)

@@ -1,7 +1,8 @@
 """Faces of a set of images (geometry, quality, embeddings) as the search benchmarks cache them.
 
 `analyze_images` runs the engine over files as a worker would; a FaceSet saves and loads as .npz;
-`engine_fingerprint` keys every cache to the engine code and settings that made it.
+`engine_fingerprint` keys every cache to the engine code and settings that made it. `largest_face`
+and `scaled` serve the studies of one face per image (bench/tiny_faces.py, bench/mirror_passes.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from photomatch.faces.types import Detection, Face
 
@@ -145,3 +147,20 @@ def faces_of(faces: FaceSet, i: int) -> list[Face]:
             )
         )
     return out
+
+
+def largest_face(engine: Any, image: np.ndarray) -> Detection | None:
+    """The largest face the engine detects in an image (the labelled person of a portrait), or None."""
+    return max(engine.detect([image])[0], key=lambda d: d.size, default=None)
+
+
+def scaled(image: np.ndarray, det: Detection, scale: float) -> tuple[np.ndarray, Detection]:
+    """The image resized by `scale` (bilinear), and its detection scaled with it, as if found there."""
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    return small, Detection(
+        box=tuple(v * scale for v in det.box),  # type: ignore[arg-type]
+        landmarks=tuple((x * scale, y * scale) for x, y in det.landmarks),  # type: ignore[arg-type]
+        probability=det.probability,
+    )

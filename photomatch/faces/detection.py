@@ -204,8 +204,8 @@ class DetectorConfig:
         }
 
 
-def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False, cut: float = 0.6) -> DetectorConfig:
-    return DetectorConfig(name, "yunet", cut=cut, rank_down_to=0.02, passes=passes, vote=vote, average=average)
+def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False) -> DetectorConfig:
+    return DetectorConfig(name, "yunet", cut=0.6, rank_down_to=0.02, passes=passes, vote=vote, average=average)
 
 
 _MULTISCALE = (Pass(scale=0.5, min_face=64.0), Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0))
