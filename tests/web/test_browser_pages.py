@@ -338,20 +338,28 @@ def tiles(page: Any, grid: str) -> list[str]:
     return names
 
 
+def open_share_link(page: Any, url: str) -> None:
+    """The event's shared link, up to the selfie step."""
+    page.goto(url)
+    page.wait_for_selector("#step-selfie:not([hidden])")
+
+
+def send_selfie(page: Any, selfie: Path) -> None:
+    """Consent (it comes before the first selfie), the selfie, and the results step."""
+    page.check("#consent-box")
+    page.set_input_files("#selfie-camera", str(selfie))
+    page.wait_for_selector("#step-results:not([hidden])", timeout=60_000)
+
+
 def test_attendee_finds_their_photos_from_the_shared_link(
     photographer_run: PhotographerRun, phone: Any, truth: dict[str, Any], album: Path
 ) -> None:
     needs_search()
     identity, expected = pick_identity(truth)
     page = phone
-    page.goto(photographer_run.share_url)
-    page.wait_for_selector("#step-selfie:not([hidden])")
+    open_share_link(page, photographer_run.share_url)
     shoot(page, "03-attendee-selfie-step")
-
-    page.check("#consent-box")  # consent comes before the first selfie
-
-    page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
-    page.wait_for_selector("#step-results:not([hidden])", timeout=60_000)
+    send_selfie(page, album / truth["selfies"][identity])
     matches, possible = tiles(page, "matches"), tiles(page, "possible")
     print(f"{identity}: in {expected}; matches {matches}; possible {possible}")
     assert set(expected) <= set(matches) | set(possible), (identity, expected, matches, possible)
@@ -384,11 +392,8 @@ def test_attendee_confirms_one_photo_rejects_another_and_finds_more(
     needs_search()
     identity, _ = pick_identity(truth)
     page = phone
-    page.goto(photographer_run.share_url)
-    page.wait_for_selector("#step-selfie:not([hidden])")
-    page.check("#consent-box")
-    page.set_input_files("#selfie-camera", str(album / truth["selfies"][identity]))
-    page.wait_for_selector("#step-results:not([hidden])", timeout=60_000)
+    open_share_link(page, photographer_run.share_url)
+    send_selfie(page, album / truth["selfies"][identity])
     shown = tiles(page, "matches") + tiles(page, "possible")
     assert len(shown) >= 2, shown
     assert page.is_hidden("#find-more")  # nothing to send yet
