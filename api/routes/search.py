@@ -161,6 +161,7 @@ def _search(
         matches=[Result.model_validate(r) for r in result.matches],
         possible_matches=[Result.model_validate(r) for r in result.possible_matches],
         feedback_token=result.feedback_token,
+        questions=[Result.model_validate(r) for r in result.questions],
     )
 
 

@@ -58,6 +58,11 @@ class SearchResponse(BaseModel):
         description="send it back with `me` and `not_me` face ids (and the same selfie) to search again with "
         "those answers; valid for an hour"
     )
+    questions: list[Result] = Field(
+        default_factory=list,
+        description='"Is this you too?": the likeliest photos below the possible tier, to ask the attendee about '
+        "(not results until they answer `me`); their face ids may be answered like the results'",
+    )
 
 
 class AttendeeLink(BaseModel):

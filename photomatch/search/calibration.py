@@ -27,13 +27,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from photomatch.config import Settings
 from photomatch.search.cohort import CohortParams
-from photomatch.search.scoring import Features
+from photomatch.search.scoring import AnswerFeatures, Features
 
 CALIBRATIONS_DIR = Path(__file__).with_name("calibrations")
 
@@ -53,6 +53,18 @@ class NotCalibrated(RuntimeError):
     """The detector and embedders in use have no calibration: search would rank with wrong numbers."""
 
 
+class Columns(Protocol):
+    """Named feature columns of some candidates (Features, AnswerFeatures)."""
+
+    @property
+    def d(self) -> np.ndarray: ...
+
+    def column(self, name: str) -> np.ndarray: ...
+
+
+FEATURE_NAMES = Features.NAMES + AnswerFeatures.NAMES
+
+
 @dataclass(frozen=True)
 class Model:
     """A logistic model over named features."""
@@ -62,15 +74,20 @@ class Model:
     bias: float
 
     def __post_init__(self) -> None:
-        unknown = [n for n in self.features if n not in Features.NAMES]
+        unknown = [n for n in self.features if n not in FEATURE_NAMES]
         if unknown or len(self.features) != len(self.weights) or not self.features:
             raise ValueError(f"a model needs one weight per known feature (unknown: {unknown})")
 
-    def probabilities(self, f: Features) -> np.ndarray:
-        """P(same person) for the candidates whose features are `f`."""
+    def logits(self, f: Columns) -> np.ndarray:
+        """w . x + b for the candidates whose features are `f`: the log-odds of the same person."""
         z = np.full(np.shape(f.d), self.bias, dtype=np.float64)
         for name, w in zip(self.features, self.weights, strict=True):
             z += w * np.asarray(f.column(name), dtype=np.float64)
+        return z
+
+    def probabilities(self, f: Columns) -> np.ndarray:
+        """P(same person) for the candidates whose features are `f`."""
+        z = self.logits(f)
         # exp(-|z|) never overflows; the two forms are the same logistic.
         e = np.exp(-np.abs(z))
         return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -83,6 +100,43 @@ class Model:
     def to_json(self) -> dict[str, Any]:
         """The file form."""
         return {"features": list(self.features), "weights": list(self.weights), "bias": self.bias}
+
+
+@dataclass(frozen=True)
+class AnswerModels:
+    """How the attendee's answers change a search's probabilities (photomatch.search.answers): two
+    logistic models over AnswerFeatures, own evidence (decides matches) and full (ranks, decides
+    possible matches), and their tier thresholds, fitted with simulated answers on the fitting half."""
+
+    own: Model
+    full: Model
+    match: float
+    possible: float
+    # The fit's own figures on the unseen half (as bench/fit_answers.py printed them).
+    unseen: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AnswerModels:
+        """Answer models from their file form."""
+        models = cls(
+            Model.from_json(d["own"]),
+            Model.from_json(d["full"]),
+            float(d["thresholds"]["match"]),
+            float(d["thresholds"]["possible"]),
+            d.get("unseen", {}),
+        )
+        if not 0 < models.possible <= models.match < 1:
+            raise ValueError("answer thresholds must satisfy 0 < possible <= match < 1")
+        return models
+
+    def to_json(self) -> dict[str, Any]:
+        """The file form."""
+        return {
+            "own": self.own.to_json(),
+            "full": self.full.to_json(),
+            "thresholds": {"match": self.match, "possible": self.possible},
+            "unseen": dict(self.unseen),
+        }
 
 
 @dataclass(frozen=True)
@@ -99,6 +153,8 @@ class Calibration:
     second_cohort: CohortParams | None = None
     # The fit's own figures on the unseen half, per family and album kind (as the study printed them).
     unseen: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # How answers change the probabilities (None: not fitted; answers then only confirm and remove).
+    answers: AnswerModels | None = None
 
     @property
     def fused(self) -> bool:
@@ -121,6 +177,7 @@ class Calibration:
             cohort=CohortParams(**d["cohort"]),
             second_cohort=None if second is None else CohortParams(**second),
             unseen=d.get("unseen", {}),
+            answers=AnswerModels.from_json(d["answers"]) if d.get("answers") else None,
         )
         if not 0 < cal.possible <= cal.match < 1:
             raise ValueError(f"{'+'.join(embedders)}: thresholds must satisfy 0 < possible <= match < 1")
@@ -136,6 +193,7 @@ class Calibration:
             "cohort": asdict(self.cohort),
             "second_cohort": None if self.second_cohort is None else asdict(self.second_cohort),
             "unseen": dict(self.unseen),
+            "answers": None if self.answers is None else self.answers.to_json(),
         }
 
 

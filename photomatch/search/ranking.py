@@ -15,7 +15,7 @@ confident hit would pull that stranger's look-alikes in with it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,10 +23,13 @@ import numpy as np
 
 from photomatch.errors import UserError
 from photomatch.faces.types import Face
+from photomatch.search.answers import Feedback, judged_as_selfie
 from photomatch.search.calibration import Calibration, CalibrationSet, SearchParams, load_calibrations
 from photomatch.search.cohort import CohortParams, cohort_stats
 from photomatch.search.scoring import (
+    AnswerFeatures,
     Features,
+    answer_features,
     best_face_per_photo,
     expanded,
     expansion_hits,
@@ -85,6 +88,11 @@ def face_quality(probability: np.ndarray, size: np.ndarray, sharpness: np.ndarra
 
 
 # --- candidate faces and photo ranking -----------------------------------------------------------
+
+# "Is this you too?": at most this many photos below the possible tier are put to the attendee, the
+# likeliest first, none less likely than QUESTION_FLOOR (a question about a stranger wastes a tap).
+QUESTIONS = 10
+QUESTION_FLOOR = 0.02
 
 
 @dataclass
@@ -164,9 +172,13 @@ class Tiers:
 
     def resolved(self, cal: Calibration) -> Tiers:
         """Both thresholds, the calibration's where none was asked for."""
+        return self.resolved_by(cal.match, cal.possible)
+
+    def resolved_by(self, match: float, possible: float) -> Tiers:
+        """Both thresholds, these where none was asked for."""
         return Tiers(
-            self.match if self.match is not None else cal.match,
-            self.possible if self.possible is not None else cal.possible,
+            self.match if self.match is not None else match,
+            self.possible if self.possible is not None else possible,
         )
 
 
@@ -193,6 +205,9 @@ class Ranked:
     event_faces: int = 0
     fused_with: str | None = None  # the second model, when both were fused
     tiers: Tiers = field(default_factory=Tiers)  # the thresholds applied
+    # The likeliest photos just below the possible tier: questions for the attendee ("Is this you
+    # too?"), not results, until they confirm one.
+    questions: list[PhotoHit] = field(default_factory=list)
 
 
 def closest_per_photo(c: Candidates, score: np.ndarray | None = None) -> np.ndarray:
@@ -215,17 +230,23 @@ def expand_query(
     embeddings: Embeddings,
     second: np.ndarray | None = None,
     params: SearchParams | None = None,
+    feedback: Feedback | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray | None]:
     """The selfie plus its likely hits (photomatch.search.scoring.expansion_hits), re-normalised; the
-    second vector expanded with the same hits."""
+    second vector expanded with the same hits. With the attendee's answers, the faces they confirmed
+    are certain hits and join first, and no other face of an answered photo joins."""
     p = params or SearchParams()
+    sure = np.array(sorted(feedback.me) if feedback else [], dtype=np.int64)
+    if feedback:
+        answered = feedback.photos
+        own = np.where([ph in answered for ph in c.photo], 0.0, own)
     chosen = expansion_hits(own, c.photo, p.expansion_probability, p.expansion_hits)
-    if not chosen:
+    if not chosen and not len(sure):
         return query, 0, second
-    ids = c.face[chosen]
+    ids = np.concatenate([sure, c.face[chosen]])
     return (
         expanded(query, embeddings(ids)),
-        len(chosen),
+        len(ids),
         None if second is None else expanded(second, embeddings(ids, True)),
     )
 
@@ -284,12 +305,18 @@ def rank_photos(
     embeddings: Embeddings,
     tiers: Tiers | None = None,
     calibrations: CalibrationSet | None = None,
+    feedback: Feedback | None = None,
 ) -> Ranked:
     """Score every candidate photo of the event, then split them into tiers, most likely first.
 
     A Query with a second vector is searched with both models fused (that pair's calibration),
     provided the pair is calibrated and the event's faces carry the second model's vectors;
     otherwise with the first model alone. NotCalibrated if the first model has no calibration.
+
+    With `feedback` (the attendee's answers), confirmed photos lead the matches, rejected photos
+    are left out, and every other photo's probabilities are re-judged with the answers by the
+    calibration's answer models (photomatch.search.answers), whose tier thresholds then apply
+    unless the request set its own.
     """
     cals = calibrations or load_calibrations()
     q = query if isinstance(query, Query) else Query(np.asarray(query))
@@ -301,11 +328,12 @@ def rank_photos(
     if cal.fused and not _fusable(q, first, cal):
         cal = cals.for_models(model)
     second = second if cal.fused else None
-    tiers = (tiers or Tiers()).resolved(cal)
+    asked = tiers or Tiers()
+    tiers = asked.resolved(cal)
     c = first.candidates
     f = _features(first, cal)
     own_all = cal.own.probabilities(f)
-    expanded_q, n_hits, expanded2 = expand_query(vector, c, own_all, embeddings, second, cals.search)
+    expanded_q, n_hits, expanded2 = expand_query(vector, c, own_all, embeddings, second, cals.search, feedback)
     if n_hits:
         # The expanded query sits between the selfie and its hits: its nearest faces are among the
         # selfie's nearest, so those are re-measured (by id) rather than the event scanned again.
@@ -314,7 +342,17 @@ def rank_photos(
     else:
         f = without_expansion(f)
     best = closest_per_photo(c, photo_choice_key(f))
-    full = cal.full.probabilities(f.take(best))
+    full, own = cal.full.probabilities(f.take(best)), own_all[best]
+    confirmed: list[PhotoHit] = []
+    if feedback:
+        answered = feedback.photos
+        keep = np.array([c.photo[i] not in answered for i in best], dtype=bool)
+        best, full, own = best[keep], full[keep], own[keep]
+        confirmed = _confirmed(feedback, vector, c, embeddings)
+        if cal.answers is not None:
+            fa = answer_features_of(feedback, cal, first, c.face[best], own, full, embeddings, second is not None)
+            own, full = cal.answers.own.probabilities(fa), cal.answers.full.probabilities(fa)
+            tiers = Tiers(asked.match, asked.possible).resolved_by(cal.answers.match, cal.answers.possible)
     hits = [
         PhotoHit(
             c.photo[i],
@@ -325,17 +363,66 @@ def rank_photos(
             float(o),
             None if c.box is None else tuple(round(float(v), 1) for v in c.box[i]),
         )
-        for i, p, o in zip(best, full, own_all[best], strict=True)
+        for i, p, o in zip(best, full, own, strict=True)
     ]
     hits.sort(key=lambda h: (-h.confidence, -h.quality, h.distance, str(h.photo)))
     assert tiers.match is not None and tiers.possible is not None
-    matches = [h for h in hits if h.own_evidence >= tiers.match]
+    matches = confirmed + [h for h in hits if h.own_evidence >= tiers.match]
     possible = [h for h in hits if h.own_evidence < tiers.match and h.confidence >= tiers.possible]
+    below = [h for h in hits if h.own_evidence < tiers.match and QUESTION_FLOOR <= h.confidence < tiers.possible]
     return Ranked(
         matches=matches,
         possible=possible,
+        questions=below[:QUESTIONS],
         expanded_with=n_hits,
         event_faces=first.event_faces,
         fused_with=q.second_model if cal.fused else None,
         tiers=tiers,
     )
+
+
+def _confirmed(feedback: Feedback, query: np.ndarray, c: Candidates, embeddings: Embeddings) -> list[PhotoHit]:
+    """The confirmed photos, each a certain hit on the face the attendee confirmed (one per photo)."""
+    ids = np.array(sorted(feedback.me), dtype=np.int64)
+    if not len(ids):
+        return []
+    vectors = np.asarray(embeddings(ids), dtype=np.float64)
+    row = {int(f): i for i, f in enumerate(c.face)}
+    hits: dict[Hashable, PhotoHit] = {}
+    for face, v in zip(ids.tolist(), vectors, strict=True):
+        i = row.get(face)
+        box = None if i is None or c.box is None else tuple(round(float(x), 1) for x in c.box[i])
+        d = float(np.linalg.norm(np.asarray(query, np.float64) - v))
+        quality = 1.0 if i is None else float(c.quality[i])
+        hits.setdefault(feedback.me[face], PhotoHit(feedback.me[face], face, d, quality, 1.0, 1.0, box))
+    return sorted(hits.values(), key=lambda h: (h.distance, str(h.photo)))
+
+
+def answer_features_of(
+    feedback: Feedback,
+    cal: Calibration,
+    first: Neighbours,
+    faces: np.ndarray,
+    own: np.ndarray,
+    full: np.ndarray,
+    embeddings: Embeddings,
+    fused: bool,
+) -> AnswerFeatures:
+    """The answer features of candidate `faces` (one per photo) whose probabilities before the answers
+    are `own` and `full`; `first` is the selfie's scan (its cohorts judge the answered faces)."""
+    cohort = cohort_of(first.nearest, cal.cohort)
+    cohort2 = None
+    if fused:
+        assert first.nearest_second is not None and cal.second_cohort is not None
+        cohort2 = cohort_of(first.nearest_second, cal.second_cohort)
+    vectors = embeddings(faces)
+    vectors2 = embeddings(faces, True) if fused else None
+
+    def judged(answered: Mapping[int, Hashable]) -> np.ndarray:
+        ids = np.array(sorted(answered), dtype=np.int64)
+        if not len(ids) or not len(faces):
+            return np.zeros((len(ids), len(faces)))
+        views2 = embeddings(ids, True) if fused else None
+        return judged_as_selfie(cal.own, embeddings(ids), vectors, cohort, first.event_faces, views2, vectors2, cohort2)
+
+    return answer_features(own, full, judged(feedback.me), judged(feedback.not_me))

@@ -42,6 +42,8 @@ class SearchResult:
     possible_matches: list[ResultItem] = field(default_factory=list)
     fused_with: str | None = None  # the second model fused with `model`, if any
     feedback_token: str = ""  # what a refined search sends back with its answers (photomatch.search.feedback)
+    # "Is this you too?": photos just below the possible tier, to ask about; not results.
+    questions: list[ResultItem] = field(default_factory=list)
 
 
 def result_item(hit: PhotoHit, photo: Photo, storage: Storage, expires: int, *, confirmed: bool = False) -> ResultItem:

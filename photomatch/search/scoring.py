@@ -145,3 +145,69 @@ def expanded(query: np.ndarray, hits: np.ndarray) -> np.ndarray:
     """The query plus its hits' vectors, back on the unit sphere."""
     v = np.asarray(query, dtype=np.float64) + np.asarray(hits, dtype=np.float64).reshape(-1, len(query)).sum(axis=0)
     return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+# --- the attendee's answers --------------------------------------------------------------------
+#
+# After "this is me" and "not me" answers, a candidate photo's face has four more features, named as
+# photomatch.search.calibration's answer models read them, each on the log-odds scale (clipped to
+# +-LOGIT_CLIP):
+#
+# - own, full: the search's own logits before the answers (selfie alone; with expansion): the answer
+#   models start from them (weight 1), so that no answer at all changes nothing;
+# - gain: how far the likeliest confirmed face, judged as if it were the selfie (its distances to the
+#   face, against the selfie's cohort), says yes beyond what the selfie says (0 when it does not);
+# - rival: how far the likeliest rejected face, judged the same way, says yes beyond the best view
+#   of the person (the selfie or a confirmed face; 0 when it does not): the photo looks more like
+#   the sister the attendee said no to than like the attendee.
+
+LOGIT_CLIP = 12.0
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), clipped to +-LOGIT_CLIP so that certain answers stay finite."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.clip(np.log(q) - np.log1p(-q), -LOGIT_CLIP, LOGIT_CLIP)
+
+
+@dataclass(frozen=True)
+class AnswerFeatures:
+    """The answer features of some candidates (1-D columns of one length)."""
+
+    own: np.ndarray
+    full: np.ndarray
+    gain: np.ndarray
+    rival: np.ndarray
+
+    NAMES: ClassVar[tuple[str, ...]] = ("own", "full", "gain", "rival")
+
+    @property
+    def d(self) -> np.ndarray:
+        """A column of the candidates' shape (what calibration models size their output by)."""
+        return self.own
+
+    def column(self, name: str) -> np.ndarray:
+        """One feature's column; KeyError for an unknown name."""
+        if name not in self.NAMES:
+            raise KeyError(f"feature {name!r} is not an answer feature")
+        return np.asarray(getattr(self, name))
+
+
+def answer_features(own: np.ndarray, full: np.ndarray, confirmed: np.ndarray, rejected: np.ndarray) -> AnswerFeatures:
+    """The answer features of n candidates from their probabilities before the answers (`own`,
+    `full`) and the own-evidence logits of each confirmed and each rejected face judged as the
+    selfie, shaped (views, n) (no rows: no such answer)."""
+    own_l, full_l = logit(own), logit(full)
+    # Only a yes counts: a view that finds a stranger unlikely, or a rejected face that finds the
+    # face less likely than an even chance, says nothing the search did not know.
+    me = own_l
+    gain = np.zeros_like(own_l)
+    if len(confirmed):
+        view = np.clip(np.max(confirmed, axis=0), -LOGIT_CLIP, LOGIT_CLIP)
+        gain = np.maximum(view - np.maximum(own_l, 0.0), 0.0)
+        me = np.maximum(own_l, view)
+    rival = np.zeros_like(own_l)
+    if len(rejected):
+        rejected_best = np.clip(np.max(rejected, axis=0), -LOGIT_CLIP, LOGIT_CLIP)
+        rival = np.maximum(rejected_best - np.maximum(me, 0.0), 0.0)
+    return AnswerFeatures(own_l, full_l, gain, rival)

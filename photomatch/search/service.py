@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import cast
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from photomatch.config import Settings
@@ -18,6 +18,7 @@ from photomatch.faces.types import Analyzer
 from photomatch.logs import get_logger
 from photomatch.models import Event
 from photomatch.search import feedback, repository
+from photomatch.search.answers import Feedback
 from photomatch.search.archive import ArchiveEntry, unique_names
 from photomatch.search.calibration import site_calibrations
 from photomatch.search.errors import TooManyPhotos
@@ -58,13 +59,13 @@ def search_event(
     face = selfie_face(selfie, engine, settings)
     knn = event_knn(session, event, settings, cals)
     query = query_for(face, event, cals)
-    ranked = rank_photos(query, knn, event_embeddings(session, event), tiers, cals)
-    answers = answers or Answers()
-    confirmed, rejected = _answered(session, event, answers, query.vector, ranked.matches + ranked.possible)
-    matches = list(confirmed.values()) + [h for h in ranked.matches if h.photo not in rejected | confirmed.keys()]
-    possible = [h for h in ranked.possible if h.photo not in rejected | confirmed.keys()]
+    answered, boxes = _feedback(session, event, answers or Answers())
+    ranked = rank_photos(query, knn, event_embeddings(session, event), tiers, cals, answered)
+    confirmed = {h.photo for h in ranked.matches if h.face in answered.me}
+    matches = [replace(h, box=h.box or boxes.get(h.face)) for h in ranked.matches]
+    possible = ranked.possible
     # The knn returns photo ids from the database: the ranking only keeps them opaque.
-    photo_of = {h: cast(uuid.UUID, h.photo) for h in matches + possible}
+    photo_of = {h: cast(uuid.UUID, h.photo) for h in matches + possible + ranked.questions}
     photos = repository.photos_of_event(session, event.id, list(photo_of.values()))
     expires = settings.download_url_seconds
 
@@ -85,8 +86,10 @@ def search_event(
         matches=items(matches),
         possible_matches=items(possible),
         fused_with=ranked.fused_with,
+        questions=items(ranked.questions),
     )
-    shown = answers.shown | {r.face_id for r in result.matches + result.possible_matches}
+    answers = answers or Answers()
+    shown = answers.shown | {r.face_id for r in result.matches + result.possible_matches + result.questions}
     result.feedback_token = feedback.issue(settings.secret_key, event.id, selfie, shown)
     log.info(
         "search.query.done",
@@ -100,25 +103,16 @@ def search_event(
     return result
 
 
-def _answered(
-    session: Session, event: Event, answers: Answers, query: np.ndarray, hits: list[PhotoHit]
-) -> tuple[dict[uuid.UUID, PhotoHit], set[uuid.UUID]]:
-    """The photos the attendee confirmed (each as a certain hit on the face they confirmed) and the
-    photos they rejected. A photo both confirmed and rejected (two faces of it) counts as confirmed."""
+def _feedback(session: Session, event: Event, answers: Answers) -> tuple[Feedback, dict[int, tuple[float, ...]]]:
+    """The answers as the ranking takes them (each face with its photo), and the answered faces'
+    boxes; faces removed since they were shown (an opt-out) are left out."""
     if not answers:
-        return {}, set()
+        return Feedback(), {}
     faces = repository.faces_of_event(session, event.id, sorted(answers.me | answers.not_me))
-    confirmed_faces = sorted(f for f in answers.me if f in faces)
-    vectors = repository.face_embeddings(session, event.id, confirmed_faces)
-    ranked = {h.photo: h for h in hits}
-    confirmed: dict[uuid.UUID, PhotoHit] = {}
-    for face_id, vector in zip(confirmed_faces, vectors, strict=True):
-        photo, box = faces[face_id]
-        d = float(np.linalg.norm(np.asarray(query, np.float64) - np.asarray(vector, np.float64)))
-        quality = ranked[photo].quality if photo in ranked else 1.0
-        confirmed.setdefault(photo, PhotoHit(photo, face_id, d, quality, 1.0, 1.0, tuple(round(v, 1) for v in box)))
-    rejected = {faces[f][0] for f in answers.not_me if f in faces} - confirmed.keys()
-    return confirmed, rejected
+    me = {f: faces[f][0] for f in sorted(answers.me) if f in faces}
+    not_me = {f: faces[f][0] for f in sorted(answers.not_me) if f in faces}
+    boxes = {f: tuple(round(float(v), 1) for v in box) for f, (_, box) in faces.items()}
+    return Feedback(me, not_me), boxes
 
 
 # A zip is streamed from storage, so its size is bounded by patience, not memory; this keeps one

@@ -27,7 +27,7 @@ from photomatch.config import Settings
 from photomatch.db import make_engine, make_session_factory, session_scope
 from photomatch.faces.engine import get_engine_for
 from photomatch.photos import processing
-from photomatch.search import feedback
+from photomatch.search import feedback, ranking
 from photomatch.storage import get_storage
 from tests.support.accounts import new_photographer
 
@@ -173,6 +173,23 @@ def test_answers_keep_the_confirmed_photo_and_drop_the_rejected_one(client: Test
         feedback_token=body["feedback_token"], me=[keep["face_id"]], not_me=[drop["face_id"]],
     )  # fmt: skip
     assert third.status_code == 200 and drop["photo_id"] not in result_ids(third.json())
+
+
+def test_questions_below_the_possible_tier_may_be_answered_and_become_results(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, slug = world.a["access_code"], world.a["slug"]
+    # This small event's other photos are far below the possible tier: with no floor they are asked about.
+    monkeypatch.setattr(ranking, "QUESTION_FLOOR", 0.0)
+    first = search(client, slug, world.selfie, code=code).json()
+    assert first["questions"], [(r["filename"], r["confidence"]) for r in first["matches"] + first["possible_matches"]]
+    asked = first["questions"][0]
+    assert asked["photo_id"] not in result_ids(first) and asked["confidence"] < first["thresholds"]["possible"]
+    again = search(client, slug, world.selfie, code=code, feedback_token=first["feedback_token"], me=[asked["face_id"]])
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert body["matches"][0]["photo_id"] == asked["photo_id"] and body["matches"][0]["confirmed"] is True
+    assert asked["photo_id"] not in [q["photo_id"] for q in body["questions"]]
 
 
 def test_answers_the_token_does_not_allow_are_refused(client: TestClient, world: World, settings: Settings) -> None:

@@ -23,6 +23,7 @@ from photomatch.search.ranking import (
     rank_photos,
 )
 from photomatch.search.scoring import Features
+from tests.support.vectors import unit_vectors_at
 
 # The default detector's shipped calibration (photomatch/search/calibrations/): dlib alone, and fused with SFace.
 CALS = load_calibrations()
@@ -182,15 +183,7 @@ def test_face_quality_saturates_and_tolerates_missing_sharpness() -> None:
 
 def vectors_at(query: np.ndarray, distances: list[float], seed: int) -> np.ndarray:
     """Unit vectors at the given distances from a unit query."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for d in distances:
-        o = rng.standard_normal(len(query))
-        o -= o.dot(query) * query
-        o /= np.linalg.norm(o)
-        cos = 1 - d * d / 2
-        out.append(cos * query + np.sqrt(max(0.0, 1 - cos * cos)) * o)
-    return np.array(out, dtype=np.float32)
+    return unit_vectors_at(query, distances, np.random.default_rng(seed))
 
 
 def fused_event(first: list[float], second: list[float], q1: np.ndarray, q2: np.ndarray, with_second: bool = True):  # type: ignore[no-untyped-def]

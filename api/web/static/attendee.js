@@ -18,7 +18,7 @@
   const params = new URLSearchParams(location.search);
   let token = params.get("t") || "";
   let code = params.get("code") || sessionStorage.getItem(CODE_STORE) || "";
-  let results = { matches: [], possible_matches: [] };
+  let results = { matches: [], possible_matches: [], questions: [] };
   // The visit's answers (face_id -> true for "this is me", false for "not me") and the selfie they
   // are about, kept in memory until another selfie or a reload.
   let answers = new Map();
@@ -294,6 +294,8 @@
     results = body;
     fill("matches-section", "matches", "matches-count", body.matches);
     fill("possible-section", "possible", "possible-count", body.possible_matches);
+    // Questions, not results: they only become results once the attendee says "This is me".
+    fill("questions-section", "questions", "questions-count", body.questions || []);
     $("download-matches").textContent = body.matches.length === 1 ? "Download" : `Download all ${body.matches.length}`;
     const none = body.matches.length === 0 && body.possible_matches.length === 0;
     const n = body.matches.length;
