@@ -9,7 +9,9 @@ fitted on moves. This rebuilds what the fit needs and rewrites the file search l
    second: logistic models fitted on albums of one half of the identities, tiers at pooled match
    precision 0.99 and a possible band at least 0.55 precise;
 3. photomatch/search/calibrations/<detector>.json (or --out): the detector, the embedders, the features, the
-   coefficients, the thresholds, the cohort and search settings, the data and the date.
+   coefficients, the thresholds, the cohort and search settings, the data and the date;
+4. the answer models (bench/fit_answers.py) into the same file: how "this is me" and "not me"
+   change those probabilities.
 
 It prints the unseen half's table per family and album kind for each calibration.
 
@@ -28,7 +30,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.lib import identity_cache, study
+from bench.lib import answer_models, identity_cache, study
 from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
 from photomatch.search.calibration import CalibrationSet, default_file
@@ -108,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_file(s.detector)
     out.parent.mkdir(parents=True, exist_ok=True)
     cals.write(out)
+    # The answer models start from these models' probabilities: fitted last, into the same file.
+    print("fitting the answer models ...", file=sys.stderr, flush=True)
+    answers = answer_models.refit(
+        answer_models.parser().parse_args(["--calibration", str(out), "--seed", str(args.seed)])
+    )
     table = {"+".join(c.embedders): {"thresholds": [c.match, c.possible], "unseen": c.unseen} for c in calibrations}
-    print(json.dumps({"written": str(out), "detector": s.detector, "calibrations": table}, indent=1))
+    result = {"written": str(out), "detector": s.detector, "calibrations": table, "answers": answers}
+    print(json.dumps(result, indent=1))
     return 0
 
 

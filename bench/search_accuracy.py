@@ -18,15 +18,13 @@ seconds. Progress goes to stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 import numpy as np
 
-from bench.lib.datasets import dev_data
-from bench.lib.rendered import PRESETS, Album, Searches, load, search_album
+from bench.lib.rendered import Album, Searches, family_albums, log, parser, search_album
 from photomatch.config import get_settings
 
 TARGETS = {"matches_P": 0.98, "both_R": 0.95, "possible_P": 0.5}
@@ -98,23 +96,10 @@ def report(s: Searches, album: Album) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", nargs="+", default=["dev-faces", "dev-lfw", "dev-fiw"])
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="crowd")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
     settings = get_settings()
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     out: dict[str, Any] = {"preset": args.preset, "seed": args.seed, "targets": TARGETS, "families": {}}
-    for family in args.families:
-        faces_dir = dev_data().families()[family]
-        if not (faces_dir / "MANIFEST.md").is_file():
-            log(f"{family}: no MANIFEST.md under {faces_dir}; skipped")
-            continue
-        album = load(family, faces_dir, args.preset, args.seed, log)
+    for family, album in family_albums(args):
         out["families"][family] = report(search_album(album, settings), album)
         log(f"{family}: " + json.dumps({k: v for k, v in out["families"][family].items() if not isinstance(v, list)}))
     print(json.dumps(out, indent=1))

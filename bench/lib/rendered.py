@@ -8,8 +8,11 @@ reports it; bench/selfie_pose.py slices it by head pose.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +45,23 @@ PRESETS = {"crowd": {"targets": 250, "photos": 400}, "small": {"targets": 40, "p
 
 def album_scan(photos: FaceSet, limit: int, radius: float) -> Knn:
     """The repository's scan over an album's cached faces (halfvec-rounded, like Postgres holds them)."""
-    emb = photos.embedding.astype(np.float16).astype(np.float32)
-    emb2 = None if photos.second_embedding is None else photos.second_embedding.astype(np.float16).astype(np.float32)
     quality = face_quality(photos.probability, photos.size, photos.sharpness)
     names = [photos.names[i] for i in photos.image]
+    return scan_of(photos.embedding, photos.second_embedding, names, quality, limit, radius)
+
+
+def scan_of(
+    embedding: np.ndarray,
+    second_embedding: np.ndarray | None,
+    photo: list[Any],
+    quality: np.ndarray,
+    limit: int,
+    radius: float,
+) -> Knn:
+    """The repository's scan over faces held in memory (row i: face id i of `photo[i]`), their vectors
+    halfvec-rounded like Postgres holds them."""
+    emb = embedding.astype(np.float16).astype(np.float32)
+    emb2 = None if second_embedding is None else second_embedding.astype(np.float16).astype(np.float32)
 
     def knn(query: np.ndarray, second: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
         q = query.astype(np.float16).astype(np.float32)
@@ -62,7 +78,7 @@ def album_scan(photos: FaceSet, limit: int, radius: float) -> Knn:
             d2 = np.full(len(emb), np.nan)
             d2[order] = np.linalg.norm(emb2[order] - q2[None, :], axis=1)
         c = Candidates(
-            near.astype(np.int64), [names[i] for i in near], d[near], quality[near], None if d2 is None else d2[near]
+            near.astype(np.int64), [photo[i] for i in near], d[near], quality[near], None if d2 is None else d2[near]
         )
         return Neighbours(c, d[order], order.astype(np.int64), len(emb), None if d2 is None else d2[order])
 
@@ -71,8 +87,13 @@ def album_scan(photos: FaceSet, limit: int, radius: float) -> Knn:
 
 def album_embeddings(photos: FaceSet) -> Embeddings:
     """Face vectors by row index (the album scan's face ids), halfvec-rounded."""
-    emb = photos.embedding.astype(np.float16).astype(np.float32)
-    emb2 = None if photos.second_embedding is None else photos.second_embedding.astype(np.float16).astype(np.float32)
+    return embeddings_of(photos.embedding, photos.second_embedding)
+
+
+def embeddings_of(embedding: np.ndarray, second_embedding: np.ndarray | None) -> Embeddings:
+    """Face vectors held in memory by row index (scan_of's face ids), halfvec-rounded."""
+    emb = embedding.astype(np.float16).astype(np.float32)
+    emb2 = None if second_embedding is None else second_embedding.astype(np.float16).astype(np.float32)
 
     def embeddings(face_ids: np.ndarray, second: bool = False) -> np.ndarray:
         table = emb2 if second and emb2 is not None else emb
@@ -127,6 +148,33 @@ def load(family: str, faces_dir: Path, preset: str, seed: int, log: Any) -> Albu
     return Album(
         truth, FaceSet.load(photo_cache), FaceSet.load(selfie_cache), json.loads(meta.read_text())["engine_seconds"]
     )
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark over the rendered albums: which families, preset and seed."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--families", nargs="+", default=["dev-faces", "dev-lfw", "dev-fiw"])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="crowd")
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def log(msg: str) -> None:
+    """Progress, to stderr (stdout carries the benchmark's JSON)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def family_albums(args: argparse.Namespace) -> Iterator[tuple[str, Album]]:
+    """Each family's rendered album for (args.families, args.preset, args.seed), rendered and analysed
+    on first use; a family without its data is skipped with a message."""
+    from bench.lib.datasets import dev_data
+
+    for family in args.families:
+        faces_dir = dev_data().families()[family]
+        if not (faces_dir / "MANIFEST.md").is_file():
+            log(f"{family}: no MANIFEST.md under {faces_dir}; skipped")
+            continue
+        yield family, load(family, faces_dir, args.preset, args.seed, log)
 
 
 @dataclass

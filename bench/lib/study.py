@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +155,10 @@ def sample_album(
         emb2=None if faces.album2 is None else faces.album2[idx].astype(np.float16).astype(np.float32),
         q_emb2=None if faces.selfie2 is None else faces.selfie2[np.array(selfies)],
     )
+
+
+# (family, album kind, half): which albums a sampled album belongs with.
+AlbumKey = tuple[str, str, int]
 
 
 # --- features of a (selfie, photo) candidate -------------------------------------------------------
@@ -438,15 +443,22 @@ def pr(score: np.ndarray, rel: np.ndarray, total: int, lo: float, hi: float = np
 
 
 def fit_logistic(
-    x: np.ndarray, rel: np.ndarray, iters: int = 60, l2: float = 1e-3, sample_weight: np.ndarray | None = None
+    x: np.ndarray,
+    rel: np.ndarray,
+    iters: int = 60,
+    l2: float = 1e-3,
+    sample_weight: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Weights w of P(relevant) = 1 / (1 + exp(-x @ w)), fitted by Newton's method (lightly regularised)."""
+    """Weights w of P(relevant) = 1 / (1 + exp(-(x @ w + offset))), fitted by Newton's method (lightly
+    regularised); `offset` (default 0) is a log-odds each row starts from."""
     w = np.zeros(x.shape[1])
     sw = np.ones(len(x)) if sample_weight is None else sample_weight * len(x) / sample_weight.sum()
+    base = np.zeros(len(x)) if offset is None else np.asarray(offset, dtype=np.float64)
     scale = np.maximum(np.abs(x).max(axis=0), 1e-9)
     xs = x / scale  # conditioning; undone below
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(xs @ w, -30, 30)))
+        p = 1 / (1 + np.exp(-np.clip(xs @ w + base, -30, 30)))
         g = xs.T @ (sw * (p - rel)) + l2 * w
         h = (xs * (sw * p * (1 - p))[:, None]).T @ xs + l2 * np.eye(len(w))
         w = w - np.linalg.solve(h, g)
@@ -482,6 +494,30 @@ def album_sizes(family: str, args: argparse.Namespace) -> dict[str, tuple[int, i
     return {"crowd": (args.targets, args.photos), "party": (30, 40)}
 
 
+def sampled_albums(
+    args: argparse.Namespace, refusals: dict[str, float] | None = None
+) -> Iterator[tuple[AlbumKey, Album]]:
+    """Every (family, album kind, half, album) the study samples with `args`, its Faces loaded once per
+    family (with the second model's when args.fuse); the selfie refusal rate per family goes to `refusals`."""
+    fuse = getattr(args, "fuse", None)
+    for family in args.families:
+        try:
+            faces = Faces.load(family, fuse)
+        except (IndexError, FileNotFoundError):
+            print(f"no cache for {family}: run bench/identity_cache.py", file=sys.stderr)
+            continue
+        if refusals is not None:
+            refusals[family] = round(refusal_rate(faces), 4)
+        fam_code = int(hashlib.sha256(family.encode()).hexdigest()[:4], 16)
+        for kind, (targets, photos) in album_sizes(family, args).items():
+            for half in (0, 1):
+                n_albums = args.albums if kind == "crowd" else args.party_albums
+                for a in range(n_albums):
+                    rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
+                    al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
+                    yield (family, kind, half), al
+
+
 def sample_all(
     args: argparse.Namespace, params: CohortParams, own: tuple[np.ndarray, float] | None = None
 ) -> tuple[dict, dict[str, float]]:
@@ -489,28 +525,14 @@ def sample_all(
     out: dict = {}
     refusals: dict[str, float] = {}
     wccn = wccn_fit(args) if getattr(args, "wccn", 0) else None
-    for family in args.families:
-        try:
-            faces = Faces.load(family, getattr(args, "fuse", None))
-        except (IndexError, FileNotFoundError):
-            print(f"no cache for {family}: run bench/identity_cache.py", file=sys.stderr)
-            continue
-        refusals[family] = round(refusal_rate(faces), 4)
-        fam_code = int(hashlib.sha256(family.encode()).hexdigest()[:4], 16)
-        for kind, (targets, photos) in album_sizes(family, args).items():
-            for half in (0, 1):
-                albums = []
-                n_albums = args.albums if kind == "crowd" else args.party_albums
-                for a in range(n_albums):
-                    rng = np.random.Generator(np.random.PCG64([args.seed, half, a, fam_code, photos]))
-                    al = sample_album(faces, half, rng, targets=targets, photos=photos, per_photo=(3, 12))
-                    fuse = getattr(args, "fuse", None)
-                    p2 = SECOND_COHORT.get(fuse) if fuse else None
-                    z = getattr(args, "expansion_z", EXPANSION_Z)
-                    extra = {"dba": getattr(args, "dba", 0), "rivals": getattr(args, "rivals", False), "wccn": wccn}
-                    albums.append(candidates(al, params, own, z, p2, **extra))
-                out[(family, kind, half)] = albums
-                print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
+    fuse = getattr(args, "fuse", None)
+    p2 = SECOND_COHORT.get(fuse) if fuse else None
+    z = getattr(args, "expansion_z", EXPANSION_Z)
+    extra = {"dba": getattr(args, "dba", 0), "rivals": getattr(args, "rivals", False), "wccn": wccn}
+    for key, al in sampled_albums(args, refusals):
+        out.setdefault(key, []).append(candidates(al, params, own, z, p2, **extra))
+    for (family, kind, half), albums in out.items():
+        print(f"sampled {family} {kind} half {half}: {len(albums)} albums", file=sys.stderr, flush=True)
     return out, refusals
 
 
