@@ -352,7 +352,7 @@ def rank_photos(
         if cal.answers is not None:
             fa = answer_features_of(feedback, cal, first, c.face[best], own, full, embeddings, second is not None)
             own, full = cal.answers.own.probabilities(fa), cal.answers.full.probabilities(fa)
-            tiers = Tiers(asked.match, asked.possible).resolved_by(cal.answers.match, cal.answers.possible)
+            tiers = asked.resolved_by(cal.answers.match, cal.answers.possible)
     hits = [
         PhotoHit(
             c.photo[i],
