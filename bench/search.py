@@ -17,7 +17,10 @@ own code (photomatch.ann), timed. Then, per event:
   every measured event (8 photos near the selfie), so that searches find matches and expand.
 
     uv run python bench/search.py [--sizes 10000,100000,1000000] [--queries 100] [--http-queries 40]
-        [--churn N]
+        [--churn N] [--answers 10]
+
+--answers N also sends every HTTP search again with N answers ("this is me" / "not me") on its
+results and questions, as the page's "Find more" does, and reports that search's p50/p95/p99.
 
 With a second embedder (Settings.second_embedder, on by default) events fuse it: each face also
 holds a second vector (a copy of its first, same size and work), scans read its distances, and the
@@ -268,7 +271,7 @@ def churn(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dic
     events = [event_uuid(e) for e in range(background, len(sizes))]
     t0 = time.perf_counter()
     for _ in range(args.churn):
-        unplant(settings, plant(settings, selfies, events, rng))
+        unplant(settings, plant(settings, selfies, events, rng, PLANTED_PER_SELFIE))
     with psycopg.connect(conninfo(settings.database_url, DB)) as conn:
         row = conn.execute(
             "SELECT n_dead_tup, last_autovacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'faces'"
@@ -297,12 +300,16 @@ def http(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict
         return {"skipped": selfies}
     out: dict[str, Any] = {}
     background = len(sizes) - len(args.sizes)
-    planted = plant(settings, selfies, [event_uuid(e) for e in range(background, len(sizes))], rng)
+    events = [event_uuid(e) for e in range(background, len(sizes))]
+    # With answers, enough of the person's photos that a search shows as many to answer about.
+    planted = plant(settings, selfies, events, rng, max(PLANTED_PER_SELFIE, args.answers))
     with TestClient(create_app(settings)) as client:
         for e in range(background, len(sizes)):
             times: list[float] = []
             statuses: dict[str, int] = {}
             found: list[int] = []
+            refined: list[float] = []
+            answered: list[int] = []
             for rep in range(2):  # the first pass loads the models and warms the caches
                 for data in selfies:
                     t0 = time.perf_counter()
@@ -317,21 +324,50 @@ def http(settings: Settings, sizes: list[int], args: argparse.Namespace) -> dict
                         statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
                         if r.status_code == 200:
                             found.append(len(r.json()["matches"]))
+                    if args.answers and r.status_code == 200:
+                        ms, n = refine(client, e, data, r.json(), args.answers)
+                        if rep and n:
+                            refined.append(ms)
+                            answered.append(n)
             out[str(sizes[e])] = {
                 **pct(times),
                 "statuses": statuses,
                 "selfies_with_matches": round(float(np.mean([f > 0 for f in found])), 2) if found else 0.0,
             }
+            if args.answers:
+                out[str(sizes[e])]["with_answers"] = {
+                    **pct(refined),
+                    "searches": len(refined),
+                    "answers_per_search": round(float(np.mean(answered)), 1) if answered else 0.0,
+                }
             print(f"http {sizes[e]}: {out[str(sizes[e])]}", file=sys.stderr, flush=True)
     unplant(settings, planted)
     return out
 
 
+def refine(client: Any, e: int, selfie: bytes, body: dict[str, Any], answers: int) -> tuple[float, int]:
+    """The same search again with up to `answers` answers on its results and questions ("this is me"
+    on every other one, "not me" on the rest), as the page's "Find more" sends them; ms and answers."""
+    shown = body["matches"] + body["possible_matches"] + body.get("questions", [])
+    faces = [r["face_id"] for r in shown][:answers]
+    form: dict[str, Any] = {"code": f"C{e}", "consent": "yes", "feedback_token": body["feedback_token"]}
+    form["me"] = [str(f) for f in faces[::2]]
+    form["not_me"] = [str(f) for f in faces[1::2]]
+    t0 = time.perf_counter()
+    r = client.post(f"/events/e{e}/search", data=form, files={"selfie": ("s.jpg", selfie)})
+    ms = (time.perf_counter() - t0) * 1000
+    if r.status_code != 200:
+        raise RuntimeError(f"a search with answers failed: {r.status_code} {r.text}")
+    return ms, len(faces)
+
+
 PLANTED_PER_SELFIE = 8
 
 
-def plant(settings: Settings, selfies: list[bytes], events: list[Any], rng: np.random.Generator) -> list[Any]:
-    """Put each selfie's person into every measured event: PLANTED_PER_SELFIE photos with one face each,
+def plant(
+    settings: Settings, selfies: list[bytes], events: list[Any], rng: np.random.Generator, per_selfie: int
+) -> list[Any]:
+    """Put each selfie's person into every measured event: `per_selfie` photos with one face each,
     at a same-person distance (~0.3) from the selfie's embedding. Real selfies then find matches and
     the search runs its second, expanded scan, as for a real attendee. Returns the photo ids added."""
     import uuid
@@ -352,7 +388,7 @@ def plant(settings: Settings, selfies: list[bytes], events: list[Any], rng: np.r
     photos, faces_rows = [], []
     for event_id in events:
         for v, v2 in vectors:
-            for _ in range(PLANTED_PER_SELFIE):
+            for _ in range(per_selfie):
                 photo = uuid.uuid4()
                 u = v + rng.normal(0, 0.3 / np.sqrt(2 * DIM), DIM)
                 # The second model's same-person distances are ~0.9 (SFace on dev-lfw).
@@ -407,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--churn", type=int, default=0, help="plant and delete the HTTP photos this many times first")
+    ap.add_argument(
+        "--answers", type=int, default=0, help="also time each HTTP search again with this many answers on its results"
+    )
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
 
