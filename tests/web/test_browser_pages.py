@@ -397,6 +397,17 @@ def test_attendee_confirms_one_photo_rejects_another_and_finds_more(
     shown = tiles(page, "matches") + tiles(page, "possible")
     assert len(shown) >= 2, shown
     assert page.is_hidden("#find-more")  # nothing to send yet
+    # Each tile marks the face its answers are about, inside the tile (the thumbnail is centred on it).
+    marks = page.eval_on_selector_all(
+        "#matches .tile, #possible .tile",
+        """tiles => tiles.map(t => {
+            const r = t.getBoundingClientRect(), m = t.querySelector('.face-mark');
+            if (!m) return null;
+            const f = m.getBoundingClientRect();
+            return [(f.left + f.right) / 2 - r.left, (f.top + f.bottom) / 2 - r.top, r.width, r.height, f.width];
+        })""",
+    )
+    assert all(m is not None and 0 < m[0] < m[2] and 0 < m[1] < m[3] and 0 < m[4] < m[2] for m in marks), marks
     keep, drop = shown[-1], shown[0]  # confirm the result it was least sure of, reject the surest
     page.click(f'li:has(.tile[data-filename="{keep}"]) .answer.me')
     page.click(f'li:has(.tile[data-filename="{drop}"]) .answer.not-me')

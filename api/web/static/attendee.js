@@ -233,11 +233,36 @@
     button.dataset.photoId = result.photo_id;
     button.dataset.filename = result.filename;
     button.append(img);
+    const face = faceMark(result, img);
+    if (face) button.append(face);
     button.addEventListener("click", () => openViewer(list, index));
     const li = document.createElement("li");
     li.dataset.faceId = String(result.face_id);
     li.append(button, answerButtons(result, li));
     return li;
+  }
+
+  // The face the result is about, so that "This is me" / "Not me" answer for that face: the square
+  // thumbnail is centred on it, and a ring marks it. The thumbnail covers the tile (object-fit), so
+  // a point at fraction f of the photo's width w sits at f * w / m of the tile, shifted by the
+  // crop (m: the photo's shorter side).
+  function faceMark(result, img) {
+    const [x1, y1, x2, y2] = result.face_box || [];
+    const w = result.width;
+    const h = result.height;
+    if (!(w > 0 && h > 0) || x2 === undefined) return null;
+    const m = Math.min(w, h);
+    const px = Math.min(100, Math.max(0, ((x1 + x2) / 2 / w) * 100));
+    const py = Math.min(100, Math.max(0, ((y1 + y2) / 2 / h) * 100));
+    img.style.objectPosition = `${px}% ${py}%`;
+    const ring = document.createElement("span");
+    ring.className = "face-mark";
+    ring.setAttribute("aria-hidden", "true");
+    ring.style.left = `${(100 * x1) / m + (1 - w / m) * px}%`;
+    ring.style.top = `${(100 * y1) / m + (1 - h / m) * py}%`;
+    ring.style.width = `${(100 * (x2 - x1)) / m}%`;
+    ring.style.height = `${(100 * (y2 - y1)) / m}%`;
+    return ring;
   }
 
   // "This is me" / "Not me" under each photo: a second tap on the same answer takes it back.
