@@ -37,12 +37,11 @@ def stage_of(al: study.Album, cals: CalibrationSet) -> Stage:
     return Stage(knn, embeddings_of(al.emb, al.emb2), photo)
 
 
-def query_of(al: study.Album, i: int) -> Query:
-    """Selfie i of the album as search queries with it (fused when the album holds both models)."""
-    s = get_settings()
-    if al.q_emb2 is None:
-        return Query(al.q_emb[i], model=s.embedder)
-    return Query(al.q_emb[i], al.q_emb2[i], s.second_embedder, s.embedder)
+def query_of(al: study.Album, i: int, cal: Calibration) -> Query:
+    """Selfie i of the album as search queries with it: by `cal`'s models, fused where it fuses them."""
+    if al.q_emb2 is None or not cal.fused:
+        return Query(al.q_emb[i], model=cal.embedders[0])
+    return Query(al.q_emb[i], al.q_emb2[i], cal.embedders[1], cal.embedders[0])
 
 
 def rows_of(
@@ -105,7 +104,7 @@ def simulate(
         stage = stage_of(al, cals)
         rng = np.random.default_rng(args.seed)
         for i in range(min(args.selfies, len(al.q_ident))):
-            query = query_of(al, i)
+            query = query_of(al, i, cal)
             relevant = set(al.relevant[i])
             for k in ks:
                 visits = visit(stage, query, relevant, cals, k, ROUNDS, careless=careless, rng=rng)
@@ -130,6 +129,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--albums", type=int, default=3, help="crowd albums per family and half")
     ap.add_argument("--party-albums", type=int, default=12, help="party albums per family and half")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--embedders", nargs=2, metavar=("FIRST", "SECOND"), help="the calibration to fit (default: the configured)"
+    )
     return ap
 
 
@@ -138,7 +140,8 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     the site's file) and write them into it; what was written, and the unseen half's rounds."""
     s = get_settings()
     cals = CalibrationSet.load(args.calibration) if args.calibration else site_calibrations(s)
-    cal = cals.for_models(s.embedder, s.second_embedder or None)
+    first, second = args.embedders or (s.embedder, s.second_embedder)
+    cal = cals.for_models(first, second or None)
     sargs = study.parser().parse_args(
         ["--seed", str(args.seed), "--albums", str(args.albums), "--party-albums", str(args.party_albums)]
         + (["--fuse", cal.embedders[1]] if cal.fused else [])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.lib import study
+from bench.lib import answer_models, study
 from photomatch.search.calibration import CalibrationSet, SearchParams
 from photomatch.search.cohort import CohortParams
 from photomatch.search.ranking import Candidates, Neighbours, Query, rank_photos
@@ -73,3 +73,13 @@ def test_a_fitted_study_becomes_a_calibration_file_that_search_ranks_with(
         Query(q, model="model-a"), knn, lambda ids, second=False: np.tile(q, (len(ids), 1)), None, cals
     )
     assert [h.photo for h in ranked.matches] == ["p0"]
+
+    # The answer models, fitted last into the same file (bench/calibrate.py's step 4): a confirmed
+    # face's yes raises a photo, a rejected face's yes lowers it, and the file still loads.
+    answers = ["--calibration", str(path), "--embedders", "model-a", "model-b", "--selfies", "15"]
+    out = answer_models.refit(answer_models.parser().parse_args([*answers, "--albums", "1", "--party-albums", "2"]))
+    models = CalibrationSet.load(path).for_models("model-a", "model-b").answers
+    assert models is not None and models.to_json()["own"] == out["answers"]["own"]
+    weights = dict(zip(models.full.features, models.full.weights, strict=True))
+    assert weights["full"] == 1.0 and weights["gain"] > 0 and weights["rival"] < 0
+    assert {"dev-lfw crowd k=1", "dev-lfw party k=5"} <= set(out["unseen"])
