@@ -7,8 +7,10 @@ sure of (k = 1, 3, 5, 10), for up to 3 rounds. After each round every candidate 
 becomes a row: its answer features (photomatch.search.ranking.answer_features_of) and whether it
 shows the person. Two logistic models are fitted on them: own evidence (own, gain, rival), which
 decides the matches tier, and full (full, gain, rival), which ranks and decides the possible tier.
-Each starts from the search's logit before the answers, with weight 1 and no bias, so the tiers keep
-the calibration's thresholds and their meaning. A second pass simulates the visits
+Each starts from the search's logit before the answers, with weight 1 and no bias, so answers that
+say nothing new change nothing. The tiers follow the study's rules on the same rows: the match
+threshold stays the calibration's while those matches hold precision 0.99 (else it tightens), and
+the possible threshold is the loosest whose tier is 0.55 precise. A second pass simulates the visits
 again with the first pass's models (later rounds then ask what the refined ranking is unsure of) and
 fits again. The unseen half's tiers after each round are printed, and the models are written into
 the calibration file (the calibration of the configured embedders, fused where they are).

@@ -70,17 +70,35 @@ def _design(feats: list[AnswerFeatures], names: tuple[str, ...]) -> np.ndarray:
     return np.stack([*cols, np.ones(len(cols[0]))], axis=1)
 
 
+# The study's rules for the tiers (bench/lib/study.py's defaults): matches at pooled precision 0.99,
+# the possible tier at least 0.55 precise.
+MATCH_PRECISION = 0.99
+POSSIBLE_PRECISION = 0.55
+
+
 def fit(feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration) -> AnswerModels:
-    """The two answer models: each starts from the search's logit before the answers, with no bias,
-    so that answers that say nothing new change nothing and the calibration's tier thresholds keep
-    their meaning; only what a confirmed view's gain and a rejected face's lead are worth is fitted."""
-    rel = np.concatenate(truth).astype(np.float64)
+    """The two answer models, and their tiers by the study's rules on the same rows.
+
+    Each model starts from the search's logit before the answers, with no bias, so that answers
+    that say nothing new change nothing; only what a confirmed view's gain and a rejected face's
+    lead are worth is fitted. The match threshold stays the calibration's while its matches hold
+    MATCH_PRECISION after answers (else it tightens); the possible threshold is the loosest whose
+    tier (the non-matches above it) is POSSIBLE_PRECISION precise.
+    """
+    rel = np.concatenate(truth)
     models = []
     for names in (OWN, FULL):
         x = _design(feats, names)
-        w = study.fit_logistic(x[:, 1:-1], rel, offset=x[:, 0])
-        models.append(Model(names, (1.0, *(round(float(v), 5) for v in w)), 0.0))
-    return AnswerModels(models[0], models[1], cal.match, cal.possible)
+        w = study.fit_logistic(x[:, 1:-1], rel.astype(np.float64), offset=x[:, 0])
+        weights = (1.0, *(round(float(v), 5) for v in w))
+        models.append((Model(names, weights, 0.0), study.predict(x, np.array([*weights, 0.0]))))
+    (own, p_own), (full, p_full) = models
+    match = cal.match
+    if rel[p_own >= match].mean() < MATCH_PRECISION:
+        match = study.threshold_for_precision(p_own, rel, MATCH_PRECISION)
+    below = p_own < match
+    possible = study.threshold_for_precision(p_full[below], rel[below], POSSIBLE_PRECISION)
+    return AnswerModels(own, full, round(float(min(match, 0.9999)), 4), round(float(min(possible, match)), 4))
 
 
 def simulate(
