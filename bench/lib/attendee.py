@@ -34,11 +34,14 @@ class Stage:
 
 
 def least_sure(ranked: Ranked, k: int, answered: Collection[int]) -> list[PhotoHit]:
-    """The k results and questions whose confidence is nearest an even chance, not answered yet."""
+    """The k results and questions the search is least sure of, not answered yet: whose confidence is
+    nearest the possible tier's boundary (in log-odds), where an answer decides whether a photo is
+    shown at all."""
     pool = [
         h for h in ranked.matches + ranked.possible + ranked.questions if h.face not in answered and h.confidence < 1.0
     ]
-    return sorted(pool, key=lambda h: (abs(float(logit(np.array(h.confidence)))), str(h.photo)))[:k]
+    edge = float(logit(np.array(ranked.tiers.possible or 0.5)))
+    return sorted(pool, key=lambda h: (abs(float(logit(np.array(h.confidence))) - edge), str(h.photo)))[:k]
 
 
 def visit(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.lib.attendee import Tally, least_sure
-from photomatch.search.ranking import PhotoHit, Ranked
+from photomatch.search.ranking import PhotoHit, Ranked, Tiers
 
 
 def hit(photo: str, face: int, confidence: float) -> PhotoHit:
@@ -15,10 +15,12 @@ def test_the_attendee_answers_what_the_search_is_least_sure_of_first() -> None:
         matches=[hit("sure", 1, 0.99), hit("confirmed", 2, 1.0), hit("likely", 3, 0.8)],
         possible=[hit("even", 4, 0.52), hit("doubt", 5, 0.3)],
         questions=[hit("asked", 6, 0.06)],
+        tiers=Tiers(match=0.8, possible=0.15),
     )
-    assert [h.photo for h in least_sure(ranked, 3, answered=())] == ["even", "doubt", "likely"]
+    # Nearest the possible tier's boundary in log-odds (0.15: -1.73) first.
+    assert [h.photo for h in least_sure(ranked, 3, answered=())] == ["doubt", "asked", "even"]
     # Confirmed photos are certain, answered faces are not asked again, and the pool can run out.
-    assert [h.photo for h in least_sure(ranked, 10, answered={4})] == ["doubt", "likely", "asked", "sure"]
+    assert [h.photo for h in least_sure(ranked, 10, answered={5})] == ["asked", "even", "likely", "sure"]
 
 
 def test_the_tally_counts_each_tier_against_the_truth() -> None:
