@@ -51,12 +51,13 @@ def rows_of(
     feats, truth = [], []
     everything = Tiers(match=cal.match, possible=1e-12)
     fused = query.second is not None
+    # The selfie's own scan (its cohorts judge the answered faces): the same in every round.
+    first = stage.knn(query.vector, query.second) if fused else stage.knn(query.vector)
     for _, fb in visits[1:]:
         ranked = rank_photos(query, stage.knn, stage.embeddings, everything, plain, fb)
         hits = [h for h in ranked.matches + ranked.possible if h.face not in fb.me]
         if not hits:
             continue
-        first = stage.knn(query.vector, query.second) if fused else stage.knn(query.vector)
         own = np.array([h.own_evidence for h in hits])
         full = np.array([h.confidence for h in hits])
         faces = np.array([h.face for h in hits], dtype=np.int64)

@@ -20,7 +20,7 @@ from bench.lib.metrics import average_precision
 from photomatch.search import scoring
 from photomatch.search.calibration import Calibration, Model, SearchParams
 from photomatch.search.cohort import CohortParams, cohort_stats
-from photomatch.search.scoring import Features
+from photomatch.search.scoring import Features, pairwise_distances
 
 FAMILIES = ("dev-faces", "dev-lfw", "dev-fiw")
 
@@ -169,10 +169,6 @@ SEARCH = SearchParams()
 EXPANSION_Z = 6.0  # --expansion z: the z a hit needs to expand the query
 
 
-def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.clip(2.0 - 2.0 * a @ b.T, 0.0, None))
-
-
 @dataclass
 class Candidates:
     """Per (query, photo) within the candidate radius: its best face's features and whether it is the person."""
@@ -219,7 +215,7 @@ def augmented(al: Album, k: int) -> tuple[np.ndarray, np.ndarray]:
     nearest weighing most. A person's appearances pull together; whether relatives do too is the
     question --dba answers."""
     assert al.emb2 is not None
-    d = _dist(al.emb, al.emb) / 0.45 + _dist(al.emb2, al.emb2) / 1.21
+    d = pairwise_distances(al.emb, al.emb) / 0.45 + pairwise_distances(al.emb2, al.emb2) / 1.21
     d = np.where(al.photo[:, None] == al.photo[None, :], np.inf, d)
     nearest = np.argsort(d, axis=1)[:, :k]
     weights = 1.0 - np.arange(k) / (k + 1.0)
@@ -294,9 +290,10 @@ def candidates(
     fused = al.emb2 is not None and al.q_emb2 is not None
     p2 = params2 or params
     n_faces = len(al.emb)
-    d = _dist(al.q_emb, al.emb)
-    f_mu, f_sd = cohort_stats(_dist(al.emb, al.emb), params, same_photo=al.photo[:, None] == al.photo[None, :])
-    d2 = _dist(al.q_emb2, al.emb2) if fused else None
+    d = pairwise_distances(al.q_emb, al.emb)
+    same_photo = al.photo[:, None] == al.photo[None, :]
+    f_mu, f_sd = cohort_stats(pairwise_distances(al.emb, al.emb), params, same_photo=same_photo)
+    d2 = pairwise_distances(al.q_emb2, al.emb2) if fused else None
     full = scoring.query_features(
         d, _cohort(d, params), n_faces, d2, None if d2 is None else _cohort(_scanned(d, d2), p2)
     )
@@ -306,7 +303,7 @@ def candidates(
         # cohort from the faces the first model's scan returns, as a search would see them.
         no_prior = CohortParams(prior_weight=0.0)
         for model, qe, ae, (mu0, w0) in (("", al.q_emb, al.emb, wccn[0]), ("2", al.q_emb2, al.emb2, wccn[1])):
-            dw = _dist(_project(qe, mu0, w0), _project(ae, mu0, w0))
+            dw = pairwise_distances(_project(qe, mu0, w0), _project(ae, mu0, w0))
             extra_full[f"dw{model}"], extra_full[f"zw{model}"] = (
                 dw,
                 scoring.z_score(dw, *_cohort(_scanned(d, dw), no_prior)),
@@ -342,10 +339,10 @@ def candidates(
         names, w, limit = own
         confident = predict(np.stack([full.column(n) for n in names] + [np.ones(d.shape)], axis=-1), w)
     hits = [scoring.expansion_hits(confident[qi], al.photo, limit, SEARCH.expansion_hits) for qi in range(len(d))]
-    d_exp = _dist(_expanded_all(al.q_emb, al.emb, hits), al.emb)
+    d_exp = pairwise_distances(_expanded_all(al.q_emb, al.emb, hits), al.emb)
     d2_exp = None
     if fused:
-        d2_exp = _dist(_expanded_all(al.q_emb2, al.emb2, hits), al.emb2)
+        d2_exp = pairwise_distances(_expanded_all(al.q_emb2, al.emb2, hits), al.emb2)
     feats = scoring.with_expansion(
         feats,
         d_exp[q, f],
@@ -356,7 +353,7 @@ def candidates(
     if fused and dba:
         aug, aug2 = augmented(al, dba)
         for model, query, album, p in (("", al.q_emb, aug, params), ("2", al.q_emb2, aug2, p2)):
-            d_aug = _dist(query, album)
+            d_aug = pairwise_distances(query, album)
             extra[f"d{model}_dba"] = d_aug[q, f]
             extra[f"z{model}_dba"] = scoring.z_score(d_aug[q, f], *_cohort(d_aug, p, q))
     if fused and rivals:
@@ -364,7 +361,7 @@ def candidates(
         # Rivals: does the candidate face have closer company than the (expanded) query? A relative's
         # own other appearances sit nearer to it than the selfie does; a true match's are the hits.
         for model, emb, dq in (("", al.emb, d_exp), ("2", al.emb2, d2_exp)):
-            dd_all = _dist(emb, emb)
+            dd_all = pairwise_distances(emb, emb)
             dd_all = np.where(al.photo[:, None] == al.photo[None, :], np.inf, dd_all)
             nn = np.sort(dd_all, axis=1)[:, :3]
             extra[f"nn1{model}"] = nn[f, 0]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from photomatch.search.calibration import Model
-from photomatch.search.scoring import query_features
+from photomatch.search.scoring import pairwise_distances, query_features
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,8 @@ Cohort = tuple[float, float]
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """L2 distances between the rows of `a` and of `b` (unit vectors), shaped (len(a), len(b))."""
-    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.sqrt(np.clip(2.0 - 2.0 * a64 @ b64.T, 0.0, None))
+    """pairwise_distances in float64 (the stored vectors are halfvec)."""
+    return pairwise_distances(np.asarray(a, np.float64), np.asarray(b, np.float64))
 
 
 def judged_as_selfie(

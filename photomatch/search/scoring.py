@@ -57,6 +57,12 @@ class Features:
         return replace(self, **{f.name: v[index] for f in fields(self) if (v := getattr(self, f.name)) is not None})
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L2 distances between the rows of `a` and of `b` (unit vectors), shaped (len(a), len(b)), in
+    their own precision."""
+    return np.sqrt(np.clip(2.0 - 2.0 * a @ b.T, 0.0, None))
+
+
 def z_score(distance: np.ndarray, mean: np.ndarray | float, sd: np.ndarray | float) -> np.ndarray:
     """How many cohort spreads a distance lies below the cohort's mean: high is a likely match."""
     return (mean - distance) / sd

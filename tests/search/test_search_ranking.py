@@ -97,18 +97,7 @@ def test_cohort_statistics_skip_the_nearest_and_lean_on_the_prior_when_few() -> 
 
 def event(person: list[float], impostors: np.ndarray, query: np.ndarray) -> tuple[Knn, Embeddings]:
     """A knn over a synthetic event: the person's faces at the given distances, impostors beyond."""
-    dim = len(query)
-    rng = np.random.default_rng(1)
-    emb, dist = [], []
-    for d in list(person) + list(impostors):
-        # A unit vector at distance d from the query: rotate towards a random orthogonal direction.
-        o = rng.standard_normal(dim)
-        o -= o.dot(query) * query
-        o /= np.linalg.norm(o)
-        cos = 1 - d * d / 2
-        emb.append(cos * query + np.sqrt(max(0.0, 1 - cos * cos)) * o)
-        dist.append(d)
-    e = np.array(emb, dtype=np.float32)
+    e = unit_vectors_at(query, list(person) + list(impostors), np.random.default_rng(1))
     photos = [f"p{i}" for i in range(len(e))]
 
     def knn(q: np.ndarray, _s: np.ndarray | None = None, among: np.ndarray | None = None) -> Neighbours:
