@@ -99,6 +99,9 @@ def load_image(
             # Pillow warns (rather than raises) between 1x and 2x its own bomb limit; we decide ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im, fmt = _open_checked(data, max_pixels)
+            fast = _whole_jpeg_by_opencv(data, im) if fmt == "JPEG" else None
+            if fast is not None:
+                return LoadedImage(rgb=fast, format=fmt, captured_at=_captured_at(im))
             # Decode before touching EXIF: a PNG's EXIF lookup can trigger the decode, and its
             # error must not be swallowed by the tolerant EXIF parsing below.
             im.load()
@@ -188,6 +191,46 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int) -> bytes:
     if not data:
         raise CorruptImage("file is empty")
     return data
+
+
+# EXIF orientation -> how to make an H x W x 3 array upright (Pillow's exif_transpose).
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # rotated 180
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # transposed
+    6: lambda a: np.rot90(a, -1),  # needs a quarter turn clockwise
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # transversed
+    8: lambda a: np.rot90(a, 1),  # needs a quarter turn anticlockwise
+}
+
+
+def _whole_jpeg_by_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
+    """An RGB or greyscale JPEG that ends where a JPEG ends, decoded by OpenCV and made upright; None
+    for anything else, which Pillow decodes or explains.
+
+    Both decode with libjpeg-turbo's defaults (the accurate integer IDCT, smooth chroma upsampling),
+    so the pixels are Pillow's exactly (tests/faces/test_imaging.py), in 0.06 against 0.16 s for a
+    12 MP photo (CPU, one core): Pillow decodes into its own buffer, then copies it out to numpy.
+    OpenCV fills in a truncated file silently, where Pillow refuses it; a file cut short does not
+    end with the end-of-image marker, so it goes to Pillow and gets its reason.
+    """
+    if im.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    import cv2
+
+    try:
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
+    if rgb is None or rgb.shape[:2] != (im.height, im.width):
+        return None
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: Pillow's exif_transpose judges it
+        return None
+    upright = _UPRIGHT.get(orientation)
+    return rgb if upright is None else np.ascontiguousarray(upright(rgb))
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:

@@ -9,13 +9,14 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from photomatch.imaging import (
     CorruptImage,
     ImageError,
     ImageTooLarge,
     UnsupportedImage,
+    _whole_jpeg_by_opencv,
     load_image,
 )
 
@@ -71,6 +72,35 @@ def test_exif_orientation_is_applied() -> None:
     out = load_image(_encode(im, "JPEG", exif=exif.tobytes()))
     assert (out.width, out.height) == (40, 80)
     assert out.captured_at == datetime(2024, 6, 1, 14, 30, 5)
+
+
+def _noisy(w: int = 97, h: int = 61) -> Image.Image:
+    """Odd sizes and noise: every 8x8 block and chroma sample differs, so any decoder difference shows."""
+    rng = np.random.default_rng(3)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("kind", ["4:2:0", "4:2:2", "4:4:4", "progressive", "greyscale", "trailing bytes", "CMYK"])
+def test_jpegs_decode_to_pillows_exact_pixels_whichever_decoder_takes_them(orientation: int, kind: str) -> None:
+    im = _noisy().convert({"greyscale": "L", "CMYK": "CMYK"}.get(kind, "RGB"))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    kw: dict[str, object] = {"quality": 90, "exif": exif.tobytes()}
+    if kind.startswith("4:"):
+        kw["subsampling"] = kind
+    if kind == "progressive":
+        kw["progressive"] = True
+    data = _encode(im, "JPEG", **kw)
+    if kind == "trailing bytes":  # a camera's trailer after the end-of-image marker
+        data += b"trailer"
+    pillow = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    # OpenCV decodes whole RGB and greyscale JPEGs; a trailer or CMYK goes to Pillow.
+    by_opencv = _whole_jpeg_by_opencv(data, Image.open(io.BytesIO(data)))
+    assert (by_opencv is not None) == (kind not in ("trailing bytes", "CMYK"))
+    out = load_image(data)
+    assert out.rgb.shape == pillow.shape and out.rgb.flags.c_contiguous and out.rgb.flags.writeable
+    assert np.array_equal(out.rgb, pillow), (orientation, kind)
 
 
 def test_bad_exif_date_is_ignored() -> None:
