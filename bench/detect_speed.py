@@ -1,6 +1,7 @@
 """MTCNN with every crop in one roi_align call (photomatch.faces.mtcnn) against facenet-pytorch's
 per-box loop, on the 12 MP photos of bench/ingest.py's album: time, faces found, and how far the
-boxes and landmarks of the same faces moved.
+boxes and landmarks of the same faces moved. Then YuNet on the same photos through each runtime
+(torch on the device, OpenCV's dnn on the CPU): seconds per photo and how far their answers differ.
 
     uv run python bench/detect_speed.py [--photos 16] [--threads 2]
 
@@ -23,6 +24,7 @@ from bench.lib.datasets import dev_data
 from photomatch.config import get_settings
 from photomatch.faces.detection import Detector
 from photomatch.faces.device import choose_device
+from photomatch.faces.yunet import YuNet
 from photomatch.imaging import load_image
 
 
@@ -54,6 +56,28 @@ def crowd_timing(device: torch.device) -> dict[str, Any]:
         faces = [det.detect([im])[0] for im in images]
         out[name] = {"seconds_per_photo": round((time.perf_counter() - t0) / len(images), 2),
                      "faces_per_photo": round(sum(len(f) for f in faces) / len(images), 1)}  # fmt: skip
+    return out
+
+
+def yunet_runtimes(images: list[np.ndarray], device: torch.device) -> dict[str, Any]:
+    """YuNet one photo at a time through torch (on `device`) and OpenCV's dnn (CPU): time and agreement."""
+    found, out = {}, {}
+    for runtime, where in (("torch", device), ("opencv", torch.device("cpu"))):
+        net = YuNet(where, runtime=runtime)  # type: ignore[arg-type]
+        net.detect(images[:1])  # load and warm up
+        t0 = time.perf_counter()
+        found[runtime] = [net.detect([im])[0] for im in images]
+        seconds = time.perf_counter() - t0
+        out[runtime] = {"device": str(where), "seconds_per_photo": round(seconds / len(images), 3),
+                        "faces": sum(len(f) for f in found[runtime])}  # fmt: skip
+        print("yunet", runtime, out[runtime], file=sys.stderr, flush=True)
+    per_photo = list(zip(found["torch"], found["opencv"], strict=True))
+    same = all(len(a) == len(b) for a, b in per_photo)
+    pairs = [(f, g) for a, b in per_photo for f, g in zip(a, b, strict=True)] if same else []
+    out["same_face_counts"] = same
+    out["max_box_difference_px"] = max((float(np.abs(np.subtract(f.box, g.box)).max()) for f, g in pairs), default=None)
+    out["max_score_difference"] = max((abs(f.probability - g.probability) for f, g in pairs), default=None)
+    out["speedup"] = round(out["torch"]["seconds_per_photo"] / out["opencv"]["seconds_per_photo"], 2)
     return out
 
 
@@ -101,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
     }
     out["speedup"] = round(out["facenet_loop"]["seconds"] / out["batched_roi_align"]["seconds"], 2)
+    out["yunet_runtimes"] = yunet_runtimes(images, device)
     print(json.dumps(out, indent=1))
     return 0
 

