@@ -7,6 +7,11 @@ ranking down to a low score spends most of its time merging weak boxes); the fac
 dev-faces group photos (no ground truth); and its detection time on 12 MP photos (the product's scale).
 
     uv run python bench/detection.py [--detectors mtcnn ...] [--limit N] [--threads 2] [--photos-12mp 4]
+                                     [--second-opinion yunet+mtcnn]
+
+With --second-opinion, each pair is also measured as one detector with the other as a second opinion
+(the first's faces, plus the second's that overlap none of them, each at its own cut): recall and
+precision at the cut, and the two detectors' time together.
 
 PHOTOMATCH_DETECT_MAX_SIDE sets the scale the 12 MP photos are detected at (default 2048).
 
@@ -27,7 +32,7 @@ import numpy as np
 
 from bench.lib.albums import found_truth, ingest_album
 from bench.lib.datasets import dev_data
-from bench.lib.wider import at_cut, average_precision, load_truth
+from bench.lib.wider import at_cut, average_precision, load_truth, union
 from photomatch.config import get_settings
 from photomatch.imaging import load_image
 
@@ -51,8 +56,8 @@ def _detect_all(detector: Any, paths: list[Path]) -> tuple[dict[str, tuple[np.nd
     return out, seconds
 
 
-def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
-    """One configuration on every set."""
+def measure(name: str, args: argparse.Namespace, log: Any, ranked_out: dict[str, Any]) -> dict[str, Any]:
+    """One configuration on every set; its ranked dev-wider detections go into `ranked_out[name]`."""
     import torch
 
     from photomatch.faces.detection import DETECTOR_CONFIGS, detector_for
@@ -73,6 +78,7 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
         log(f"{name}: dev-wider, {len(names)} images ...")
         paths = [wider / "images" / n for n in names]
         detections, ranked_seconds = _detect_all(ranked, paths)
+        ranked_out[name] = (detections, truth)
         _, seconds = _detect_all(product, paths)
         out["dev_wider"] = {
             "images": len(names),
@@ -116,6 +122,25 @@ def measure(name: str, args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return out
 
 
+def second_opinions(pairs: list[str], results: dict[str, Any], ranked: dict[str, Any]) -> dict[str, Any]:
+    """Each pair's recall and precision at both configurations' cuts, and what the pair costs."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        a, b = pair.split("+")
+        if a not in ranked or b not in ranked:
+            out[pair] = {"skipped": f"measure both with --detectors {a} {b}"}
+            continue
+        (first, truth), (second, _) = ranked[a], ranked[b]
+        ca, cb = results[a]["config"]["cut"], results[b]["config"]["cut"]
+        r = at_cut(union(first, second, ca, cb), truth, 0.0)
+        out[pair] = {
+            "cuts": [ca, cb],
+            **{k: r[k] for k in ("recall", "precision", "recall_32px_and_taller", "recall_by_height", "detections")},
+            "seconds_per_image": round(sum(results[n]["dev_wider"]["seconds_per_image"] for n in (a, b)), 3),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     from photomatch.faces.detection import DETECTOR_CONFIGS
@@ -125,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N dev-wider images (0: all 350)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos-12mp", type=int, default=4, help="12 MP photos to time (0: skip)")
+    ap.add_argument(
+        "--second-opinion",
+        nargs="*",
+        default=[],
+        metavar="FIRST+SECOND",
+        help="pairs of measured configurations (e.g. yunet+mtcnn): the first's faces plus the second's new ones",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -133,10 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    results = {name: measure(name, args, log) for name in args.detectors}
+    ranked: dict[str, Any] = {}
+    results = {name: measure(name, args, log, ranked) for name in args.detectors}
     for name, r in results.items():
         log(f"{name}: " + json.dumps({k: r[k] for k in ("dev_wider",) if k in r}))
-    print(json.dumps({"detectors": results}, indent=1))
+    out: dict[str, Any] = {"detectors": results}
+    if args.second_opinion:
+        out["second_opinion"] = second_opinions(args.second_opinion, results, ranked)
+        log("second opinion: " + json.dumps(out["second_opinion"]))
+    print(json.dumps(out, indent=1))
     return 0
 
 

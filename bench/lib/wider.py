@@ -175,3 +175,26 @@ def at_cut(
         "faces": faces,
         "detections": int(sum(int((s >= cut).sum()) for _, s in detections.values())),
     }
+
+
+def union(
+    first: dict[str, tuple[np.ndarray, np.ndarray]],
+    second: dict[str, tuple[np.ndarray, np.ndarray]],
+    first_cut: float,
+    second_cut: float,
+    iou: float = 0.3,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A second detector as a second opinion: each image's first detections at their cut, plus the
+    second's at theirs that overlap none of them (IoU < `iou`). Scores are ranks only: every first
+    detection outranks every second one, so `at_cut(..., 0.0)` measures the pair at both cuts."""
+    out = {}
+    for name in first.keys() | second.keys():
+        empty = (np.zeros((0, 4)), np.zeros(0))
+        b1, s1 = first.get(name, empty)
+        b2, s2 = second.get(name, empty)
+        b1, s1, b2, s2 = b1[s1 >= first_cut], s1[s1 >= first_cut], b2[s2 >= second_cut], s2[s2 >= second_cut]
+        if len(b1) and len(b2):
+            new = overlaps(b2, b1).max(axis=1) < iou
+            b2, s2 = b2[new], s2[new]
+        out[name] = (np.concatenate([b1, b2]), np.concatenate([2.0 + s1, np.clip(s2, 0.0, 1.0)]))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.lib.wider import Truth, at_cut, average_precision, overlaps
+from bench.lib.wider import Truth, at_cut, average_precision, overlaps, union
 
 A, B, IGNORED = [10, 10, 49, 49], [100, 100, 119, 119], [200, 10, 239, 49]
 
@@ -42,3 +42,17 @@ def test_at_the_cut_recall_precision_and_heights_count_only_what_scores_above_it
     assert out["recall_by_height"]["32-64"] == {"recall": 1.0, "faces": 1}  # A is 40 px tall
     assert out["recall_by_height"]["16-24"] == {"recall": 0.0, "faces": 1}  # B is 20 px tall
     assert out["recall_32px_and_taller"] == 1.0 and out["detections"] == 3
+
+
+def test_a_second_opinion_adds_only_the_faces_the_first_detector_missed_each_at_its_own_cut() -> None:
+    first = {"x.jpg": (np.array([A, [400, 400, 440, 440]], dtype=float), np.array([0.9, 0.3]))}  # A; a weak miss
+    # The second finds A again (overlapping: dropped), B (new) and a false face (new), and one under its cut.
+    second = {"x.jpg": (np.array([[11, 10, 50, 49], B, [300, 300, 330, 330], IGNORED], dtype=float),
+                        np.array([0.95, 0.92, 0.91, 0.5]))}  # fmt: skip
+    merged = union(first, second, first_cut=0.6, second_cut=0.9)
+    boxes, scores = merged["x.jpg"]
+    assert len(boxes) == 3 and scores[0] > 2 > scores[1]  # A (the first's), then B and the false face
+    out = at_cut(merged, one_image(), 0.0)
+    assert out["recall"] == 1.0 and out["precision"] == pytest.approx(2 / 3, abs=1e-4)
+    alone = at_cut(first, one_image(), 0.6)
+    assert alone["recall"] == 0.5 and alone["precision"] == 1.0
