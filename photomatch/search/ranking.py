@@ -319,6 +319,9 @@ def rank_photos(
     unless the request set its own.
     """
     cals = calibrations or load_calibrations()
+    if feedback:
+        # The answered faces are read by the expansion, the confirmed hits and the answer features.
+        embeddings = ReadOnce(embeddings)
     q = query if isinstance(query, Query) else Query(np.asarray(query))
     model = q.model or cals.calibrations[0].embedders[0]
     vector = np.asarray(q.vector, dtype=np.float32)
@@ -379,6 +382,24 @@ def rank_photos(
         fused_with=q.second_model if cal.fused else None,
         tiers=tiers,
     )
+
+
+class ReadOnce:
+    """Embeddings that fetch each face's vector (per model) from the store once per search."""
+
+    def __init__(self, fetch: Embeddings) -> None:
+        self.fetch = fetch
+        self._rows: dict[tuple[int, bool], np.ndarray] = {}
+
+    def __call__(self, face_ids: np.ndarray, second: bool = False, /) -> np.ndarray:
+        ids = [int(f) for f in np.asarray(face_ids).reshape(-1)]
+        missing = sorted({f for f in ids if (f, second) not in self._rows})
+        if missing or not ids:
+            fetched = self.fetch(np.array(missing, dtype=np.int64), second)
+            if not ids:
+                return fetched
+            self._rows.update({(f, second): row for f, row in zip(missing, fetched, strict=True)})
+        return np.stack([self._rows[(f, second)] for f in ids])
 
 
 def _confirmed(feedback: Feedback, query: np.ndarray, c: Candidates, embeddings: Embeddings) -> list[PhotoHit]:

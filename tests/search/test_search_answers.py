@@ -9,7 +9,15 @@ import numpy as np
 
 from photomatch.search.answers import Feedback
 from photomatch.search.calibration import AnswerModels, CalibrationSet, Model, load_calibrations
-from photomatch.search.ranking import QUESTION_FLOOR, QUESTIONS, Candidates, Neighbours, Ranked, rank_photos
+from photomatch.search.ranking import (
+    QUESTION_FLOOR,
+    QUESTIONS,
+    Candidates,
+    Neighbours,
+    Ranked,
+    ReadOnce,
+    rank_photos,
+)
 from photomatch.search.scoring import LOGIT_CLIP, answer_features, logit
 from tests.support.vectors import unit_vectors_at
 
@@ -120,6 +128,37 @@ def test_a_rejected_look_alike_pushes_down_her_other_photos_and_never_comes_back
     for photo in ("sister1", "sister2"):
         assert photo in was and now.get(photo, 0.0) < was[photo]
     assert {"me1", "me2"} <= {str(h.photo) for h in after.matches}
+
+
+def test_with_answers_each_face_is_read_from_the_store_once() -> None:
+    q, knn, emb = wedding()
+    reads: list[tuple[int, bool]] = []
+
+    def counted(ids: np.ndarray, second: bool = False) -> np.ndarray:
+        reads.extend((int(i), second) for i in np.asarray(ids).reshape(-1))
+        return emb(ids, second)
+
+    answers = Feedback(me={2: "angle0", 0: "me1"}, not_me={5: "sister0"})
+    ranked = rank_photos(q, knn, counted, None, ONE, answers)
+    assert ranked.matches[0].confidence == 1.0
+    # The confirmed faces are wanted by the expansion, the confirmed hits and the answer features.
+    assert {(2, False), (0, False), (5, False)} <= set(reads) and len(reads) == len(set(reads))
+
+
+def test_read_once_gives_the_stores_rows_in_the_order_asked_whatever_was_read_before() -> None:
+    store = np.arange(40, dtype=np.float32).reshape(10, 4)
+    calls: list[list[int]] = []
+
+    def fetch(ids: np.ndarray, second: bool = False) -> np.ndarray:
+        calls.append([int(i) for i in ids])
+        return store[np.asarray(ids, dtype=np.int64)] + (100 if second else 0)
+
+    once = ReadOnce(fetch)
+    assert np.array_equal(once(np.array([3, 1])), store[[3, 1]])
+    assert np.array_equal(once(np.array([1, 7, 3, 7])), store[[1, 7, 3, 7]])
+    assert np.array_equal(once(np.array([3]), True), store[[3]] + 100)  # the second model apart
+    assert once(np.array([], dtype=np.int64)).shape == (0, 4)
+    assert calls == [[1, 3], [7], [3], []]
 
 
 def test_without_answer_models_answers_only_confirm_and_remove() -> None:
