@@ -18,9 +18,9 @@ def shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if isinstance(img, np.ndarray):
         if scale < 1.0:
-            import cv2
+            from photomatch.faces.opencv_net import opencv_following_torch
 
-            cv2.setNumThreads(torch.get_num_threads())
+            cv2 = opencv_following_torch()
             img = cv2.resize(np.ascontiguousarray(img), (size[1], size[0]), interpolation=cv2.INTER_AREA)
         elif not img.flags.writeable:  # torch refuses to share read-only memory (e.g. PIL-backed arrays)
             img = img.copy()

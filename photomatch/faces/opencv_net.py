@@ -20,9 +20,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+
+def opencv_following_torch() -> Any:
+    """The cv2 module, its thread pool set to the caller's torch thread count (a worker's --threads,
+    tests' 2): OpenCV's pool is the process's, and torch's count is the engine's setting."""
+    import cv2
+
+    cv2.setNumThreads(torch.get_num_threads())
+    return cv2
 
 
 class OpenCvNet(torch.nn.Module):
@@ -34,7 +44,6 @@ class OpenCvNet(torch.nn.Module):
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} is not a file")
-        self._cv2 = cv2
         self._net = cv2.dnn.readNet(str(path))
         self.input_name = input_name
         self.output_names = list(outputs)
@@ -42,8 +51,7 @@ class OpenCvNet(torch.nn.Module):
         self._lock = threading.Lock()  # a cv2.dnn.Net holds its buffers: one call at a time
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        # OpenCV's thread pool follows the caller's torch setting (a worker's --threads, tests' 2).
-        self._cv2.setNumThreads(torch.get_num_threads())
+        opencv_following_torch()
         batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
         parts = [batch[i : i + 1] for i in range(len(batch))] if self.one_at_a_time else [batch]
         outs = []

@@ -113,9 +113,9 @@ class YuNet:
         assert self._net is not None
         n, _, h, w = rgb.shape
         ph, pw = -(-h // DIVISOR) * DIVISOR, -(-w // DIVISOR) * DIVISOR
-        # BGR, zero-padded right and bottom, float: on a CPU one copy into the padded array (the flip,
-        # pad and layout copies took 60 ms of a 12 MP photo's 320), elsewhere torch's operations.
-        if rgb.device.type == "cpu" and self._layout == torch.contiguous_format:
+        # BGR, zero-padded right and bottom, float: for OpenCV one copy into the padded array (torch's
+        # flip, pad and layout copies took 60 ms of a 12 MP photo's 320), for torch its operations.
+        if self.runtime == "opencv":
             padded = np.zeros((n, 3, ph, pw), dtype=np.float32)
             padded[:, :, :h, :w] = rgb.numpy()[:, ::-1]
             x = torch.from_numpy(padded)
