@@ -159,8 +159,7 @@ def jpeg_header(data: bytes, *, max_pixels: int | None = None) -> JpegHeader | N
             im, fmt = _open_checked(data, max_pixels or get_settings().max_image_pixels)
             if fmt != "JPEG":
                 return None
-            orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
-            return JpegHeader(orientation if 1 <= orientation <= 8 else 1, _captured_at(im), im.mode)
+            return JpegHeader(_orientation(im), _captured_at(im), im.mode)
     except Exception:
         return None
 
@@ -193,16 +192,25 @@ def _read_bytes(source: str | Path | bytes | BinaryIO, max_bytes: int) -> bytes:
     return data
 
 
-# EXIF orientation -> how to make an H x W x 3 array upright (Pillow's exif_transpose).
-_UPRIGHT = {
-    2: lambda a: a[:, ::-1],  # mirrored left-right
-    3: lambda a: a[::-1, ::-1],  # rotated 180
-    4: lambda a: a[::-1],  # mirrored top-bottom
-    5: lambda a: a.transpose(1, 0, 2),  # transposed
-    6: lambda a: np.rot90(a, -1),  # needs a quarter turn clockwise
-    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # transversed
-    8: lambda a: np.rot90(a, 1),  # needs a quarter turn anticlockwise
+# EXIF orientation -> how to make the picture upright, as Pillow's exif_transpose does: whether to swap
+# rows and columns first, then whether to mirror it top-bottom, then left-right. Here for arrays
+# decoded by OpenCV; photomatch.faces.decode applies the same steps to tensors nvJPEG decoded.
+UPRIGHT_STEPS: dict[int, tuple[bool, bool, bool]] = {
+    1: (False, False, False),
+    2: (False, False, True),  # mirrored left-right
+    3: (False, True, True),  # rotated 180
+    4: (False, True, False),  # mirrored top-bottom
+    5: (True, False, False),  # transposed
+    6: (True, False, True),  # needs a quarter turn clockwise
+    7: (True, True, True),  # transversed
+    8: (True, True, False),  # needs a quarter turn anticlockwise
 }
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation, 1 (upright, also for a value out of range) to 8; raises on a malformed block."""
+    orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
+    return orientation if orientation in UPRIGHT_STEPS else 1
 
 
 def _whole_jpeg_by_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
@@ -226,11 +234,16 @@ def _whole_jpeg_by_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
     if rgb is None or rgb.shape[:2] != (im.height, im.width):
         return None
     try:
-        orientation = int(im.getexif().get(_ORIENTATION, 1) or 1)
+        transpose, flip_rows, flip_cols = UPRIGHT_STEPS[_orientation(im)]
     except Exception:  # noqa: BLE001 - a malformed EXIF block: Pillow's exif_transpose judges it
         return None
-    upright = _UPRIGHT.get(orientation)
-    return rgb if upright is None else np.ascontiguousarray(upright(rgb))
+    if transpose:
+        rgb = rgb.transpose(1, 0, 2)
+    if flip_rows:
+        rgb = rgb[::-1]
+    if flip_cols:
+        rgb = rgb[:, ::-1]
+    return np.ascontiguousarray(rgb)
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:

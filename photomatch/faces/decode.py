@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import torch
 
-from photomatch.imaging import LoadedImage, jpeg_header, load_image
+from photomatch.imaging import UPRIGHT_STEPS, LoadedImage, jpeg_header, load_image
 
-# EXIF orientation -> how to make a C x H x W image upright (Pillow's exif_transpose).
-_UPRIGHT = {
-    1: lambda t: t,
-    2: lambda t: t.flip(2),  # mirrored left-right
-    3: lambda t: t.flip(1).flip(2),  # rotated 180
-    4: lambda t: t.flip(1),  # mirrored top-bottom
-    5: lambda t: t.transpose(1, 2),  # transposed
-    6: lambda t: torch.rot90(t, -1, dims=(1, 2)),  # needs a quarter turn clockwise
-    7: lambda t: t.transpose(1, 2).flip(1).flip(2),  # transversed
-    8: lambda t: torch.rot90(t, 1, dims=(1, 2)),  # needs a quarter turn anticlockwise
-}
+
+def _upright(chw: torch.Tensor, orientation: int) -> torch.Tensor:
+    """A C x H x W image made upright for its EXIF orientation (imaging.UPRIGHT_STEPS)."""
+    transpose, flip_rows, flip_cols = UPRIGHT_STEPS[orientation]
+    if transpose:
+        chw = chw.transpose(1, 2)
+    if flip_rows:
+        chw = chw.flip(1)
+    if flip_cols:
+        chw = chw.flip(2)
+    return chw
 
 
 def load_image_on(data: bytes, device: torch.device, *, on_device: bool | None = None) -> LoadedImage:
@@ -42,5 +42,5 @@ def load_image_on(data: bytes, device: torch.device, *, on_device: bool | None =
         chw = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
         return load_image(data)  # nvJPEG refused it: Pillow decodes it, or says why it is corrupt
-    rgb = _UPRIGHT[header.orientation](chw).permute(1, 2, 0).contiguous()
+    rgb = _upright(chw, header.orientation).permute(1, 2, 0).contiguous()
     return LoadedImage(rgb=rgb, format="JPEG", captured_at=header.captured_at)  # type: ignore[arg-type]
