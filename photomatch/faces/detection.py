@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from photomatch.config import Settings
-from photomatch.faces.imageops import shrink
+from photomatch.faces.imageops import fit_scale, shrink
 from photomatch.faces.types import Detection
 from photomatch.faces.yunet import Pass, YuNet
 
@@ -68,8 +68,8 @@ class Detector:
                 ).eval()
 
     def scale_for(self, height: int, width: int) -> float:
-        """The factor (<= 1) that brings the longest side down to max_side."""
-        return min(1.0, self.max_side / max(height, width))
+        """The factor (<= 1) that brings the longest side down to max_side (imageops.fit_scale)."""
+        return fit_scale(height, width, self.max_side)
 
     @torch.inference_mode()
     def detect(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[list[Detection]]:

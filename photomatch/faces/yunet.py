@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photomatch.faces.imageops import shrink
+from photomatch.faces.imageops import WHOLE_REDUCTION_SLACK, fit_scale, original_per_pixel, shrink
 from photomatch.faces.types import Detection
 
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -143,8 +143,9 @@ class YuNet:
 
         On a GPU, photos of one size go through the network together, one batch per pass.
         """
-        # Each photo at most max_side long (Pillow's antialiased shrink, as MTCNN gets it).
-        smalls = [shrink(img, min(1.0, self.max_side / max(img.shape[0], img.shape[1])), self.device) for img in images]
+        # Each photo at most max_side long, shrunk as MTCNN gets it (imageops).
+        scales = [fit_scale(int(img.shape[0]), int(img.shape[1]), self.max_side) for img in images]
+        smalls = [shrink(img, s, self.device) for img, s in zip(images, scales, strict=True)]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, small in enumerate(smalls):
             groups.setdefault((int(small.shape[0]), int(small.shape[1])), []).append(i)
@@ -157,7 +158,8 @@ class YuNet:
             for k, p in enumerate(self.passes):
                 for j, dets in zip(idx, self._look(base, p), strict=True):
                     h, w = int(images[j].shape[0]), int(images[j].shape[1])
-                    rows = dets * np.array([w / sw, h / sh] * 7 + [1.0])
+                    fx, fy = original_per_pixel(scales[j], w, sw), original_per_pixel(scales[j], h, sh)
+                    rows = dets * np.array([fx, fy] * 7 + [1.0])
                     found[j].append(np.column_stack([rows, np.full(len(rows), k)]))  # and which pass
         return [
             self._merged(parts, int(img.shape[0]), int(img.shape[1]), int(small.shape[0]) / int(img.shape[0]))
@@ -172,8 +174,9 @@ class YuNet:
         if scale > 1:
             # An enlarged look never goes past max_side: a photo that was shrunk to fit already had
             # its small faces at a larger scale, and a 12 MP photo enlarged twice would cost 4 looks.
+            # (Nor does one within the slack a whole-number reduction leaves under max_side.)
             scale = min(scale, self.max_side / max(sh, sw))
-            if scale <= 1:
+            if scale * (1 - WHOLE_REDUCTION_SLACK) <= 1:
                 return [np.zeros((0, 15)) for _ in range(int(base.shape[0]))]
         size = (max(DIVISOR, round(sh * scale)), max(DIVISOR, round(sw * scale)))
         x = base if size == (sh, sw) else F.interpolate(base.float(), size=size, mode="bilinear", antialias=scale < 1)

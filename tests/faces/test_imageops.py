@@ -1,11 +1,13 @@
-"""The detectors' shrink: antialiased (each pixel the mean of what it covers), the same on either path."""
+"""The detectors' shrink: antialiased (each pixel the mean of what it covers), the same on either path,
+and a whole-number reduction where one lands just under max_side."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from photomatch.faces.imageops import shrink
+from photomatch.faces.imageops import fit_scale, original_per_pixel, shrink, whole_reduction
 
 CPU = torch.device("cpu")
 
@@ -33,3 +35,33 @@ def test_arrays_and_tensors_shrink_alike_and_nothing_is_enlarged() -> None:
     assert by_array.shape == by_tensor.shape == (54, 72, 3)
     assert np.abs(by_array - by_tensor).mean() < 12  # two antialiasing filters, not one
     assert np.array_equal(shrink(rgb, 1.0, CPU).numpy(), rgb)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "scale"),
+    [
+        (3000, 4000, 1 / 2),  # 12 MP: 2000 px, within the slack under 2048
+        (4000, 6000, 1 / 3),  # 24 MP: 2000 px
+        (3024, 4032, 1 / 2),  # a phone's 12 MP: 2016 px
+        (3648, 5472, 2048 / 5472),  # 20 MP: a third would be 1824 px, too far under; exactly 2048
+        (1536, 2048, 1.0),  # already small enough
+    ],
+)
+def test_photos_are_reduced_by_a_whole_factor_where_one_lands_just_under_max_side(
+    height: int, width: int, scale: float
+) -> None:
+    assert fit_scale(height, width, 2048) == pytest.approx(scale, abs=1e-12)
+    assert max(height, width) * fit_scale(height, width, 2048) <= 2048
+
+
+def test_a_whole_reduction_averages_blocks_and_leaves_out_the_last_partial_rows_on_either_path() -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (62, 95, 3), dtype=np.uint8)
+    assert whole_reduction(1 / 3) == 3 and whole_reduction(0.4) is None and whole_reduction(1.0) is None
+    blocks = rgb[:60, :93].reshape(20, 3, 31, 3, 3).astype(np.float64).mean(axis=(1, 3))
+    by_array = shrink(rgb, 1 / 3, CPU).numpy()
+    by_tensor = shrink(torch.from_numpy(rgb), 1 / 3, CPU).numpy()
+    assert by_array.shape == by_tensor.shape == (20, 31, 3)
+    assert np.abs(by_array - blocks).max() <= 0.5 + 1e-9
+    assert np.abs(by_array.astype(int) - by_tensor).max() <= 1  # rounding of halves may differ
+    # Each shrunk pixel is exactly three original ones, whatever the remainder.
+    assert original_per_pixel(1 / 3, 95, 31) == 3.0 and original_per_pixel(0.4, 95, 38) == 95 / 38

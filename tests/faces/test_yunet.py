@@ -11,6 +11,7 @@ import torch
 
 from photomatch.config import Settings
 from photomatch.faces.detection import DETECTOR_CONFIGS, Detector, detector_for
+from photomatch.faces.imageops import fit_scale
 from photomatch.faces.yunet import MODEL_FILE, Pass, YuNet, merge
 from photomatch.imaging import load_image
 
@@ -95,6 +96,21 @@ def test_a_huge_photo_is_searched_shrunk_and_answers_in_its_own_pixels(yunet: Yu
     assert len(faces) >= 8 * len(plain) > 0
     assert max(f.box[2] for f in faces) > 0.7 * big.shape[1]  # boxes in the big photo's pixels
     assert max(f.box[3] for f in faces) <= big.shape[0]
+
+
+def test_a_photo_reduced_by_a_whole_factor_answers_exactly_in_its_own_pixels(group_images: list[Path]) -> None:
+    rgb = load_image(group_images[0]).rgb
+    net = YuNet(torch.device("cpu"), max_side=max(rgb.shape[:2]) + 1)
+    plain = net.detect([rgb])[0]
+    # Each pixel made 3 x 3, and two more rows and columns: shrunk by exactly 3, it is the photo again.
+    assert fit_scale(3 * rgb.shape[0] + 2, 3 * rgb.shape[1] + 2, net.max_side) == 1 / 3
+    big = np.pad(np.kron(rgb, np.ones((3, 3, 1), np.uint8)), ((0, 2), (0, 2), (0, 0)), mode="edge")
+    faces = net.detect([big])[0]
+    assert len(faces) == len(plain) > 0
+    for a, b in zip(plain, faces, strict=True):
+        assert np.allclose(np.array(b.box) / 3, a.box, atol=1.0)  # clipped to a frame 2 px wider
+        assert np.allclose(np.array(b.landmarks) / 3, a.landmarks, atol=1e-3)
+        assert b.probability == pytest.approx(a.probability, abs=1e-6)
 
 
 def test_box_voting_averages_what_it_merges_and_keeps_the_best_score() -> None:
