@@ -1,7 +1,7 @@
 """MTCNN with every crop in one roi_align call (photomatch.faces.mtcnn) against facenet-pytorch's
 per-box loop, on the 12 MP photos of bench/ingest.py's album: time, faces found, and how far the
 boxes and landmarks of the same faces moved. Then YuNet on the same photos through each runtime
-(torch on the device, OpenCV's dnn on the CPU): seconds per photo and how far their answers differ.
+(torch on the device; ONNX Runtime and OpenCV's dnn on the CPU): seconds per photo and how far their answers differ.
 
     uv run python bench/detect_speed.py [--photos 16] [--threads 2]
 
@@ -60,9 +60,11 @@ def crowd_timing(device: torch.device) -> dict[str, Any]:
 
 
 def yunet_runtimes(images: list[np.ndarray], device: torch.device) -> dict[str, Any]:
-    """YuNet one photo at a time through torch (on `device`) and OpenCV's dnn (CPU): time and agreement."""
+    """YuNet one photo at a time through torch (on `device`), ONNX Runtime and OpenCV's dnn (CPU): time,
+    and how far each CPU runtime's answers are from torch's."""
     found, out = {}, {}
-    for runtime, where in (("torch", device), ("opencv", torch.device("cpu"))):
+    cpu = torch.device("cpu")
+    for runtime, where in (("torch", device), ("onnxruntime", cpu), ("opencv", cpu)):
         net = YuNet(where, runtime=runtime)  # type: ignore[arg-type]
         net.detect(images[:1])  # load and warm up
         t0 = time.perf_counter()
@@ -71,13 +73,18 @@ def yunet_runtimes(images: list[np.ndarray], device: torch.device) -> dict[str, 
         out[runtime] = {"device": str(where), "seconds_per_photo": round(seconds / len(images), 3),
                         "faces": sum(len(f) for f in found[runtime])}  # fmt: skip
         print("yunet", runtime, out[runtime], file=sys.stderr, flush=True)
-    per_photo = list(zip(found["torch"], found["opencv"], strict=True))
-    same = all(len(a) == len(b) for a, b in per_photo)
-    pairs = [(f, g) for a, b in per_photo for f, g in zip(a, b, strict=True)] if same else []
-    out["same_face_counts"] = same
-    out["max_box_difference_px"] = max((float(np.abs(np.subtract(f.box, g.box)).max()) for f, g in pairs), default=None)
-    out["max_score_difference"] = max((abs(f.probability - g.probability) for f, g in pairs), default=None)
-    out["speedup"] = round(out["torch"]["seconds_per_photo"] / out["opencv"]["seconds_per_photo"], 2)
+    for runtime in ("onnxruntime", "opencv"):
+        per_photo = list(zip(found["torch"], found[runtime], strict=True))
+        same = all(len(a) == len(b) for a, b in per_photo)
+        pairs = [(f, g) for a, b in per_photo for f, g in zip(a, b, strict=True)] if same else []
+        out[runtime]["same_face_counts_as_torch"] = same
+        out[runtime]["max_box_difference_px"] = max(
+            (float(np.abs(np.subtract(f.box, g.box)).max()) for f, g in pairs), default=None
+        )
+        out[runtime]["max_score_difference"] = max((abs(f.probability - g.probability) for f, g in pairs), default=None)
+        out[runtime]["speedup_over_torch"] = round(
+            out["torch"]["seconds_per_photo"] / out[runtime]["seconds_per_photo"], 2
+        )
     return out
 
 

