@@ -5,10 +5,11 @@ dev family, analysed by the real engine, cached under bench/out/search-crowds/),
 its album as bench/lib/attendee.py's simulated attendee, through the product's ranking with the
 site's calibration and its answer models: after each search it answers "this is me" or "not me" on
 the k results and questions the search is least sure of, for k = 1, 3, 5, 10, and searches again
-with every answer so far, up to 3 rounds. It answers truthfully, and again carelessly (10% of its
-answers wrong). Printed per family, k and round: matches precision and recall, possible-tier
-precision, both tiers' recall and the answers given per search (fewer than k when the search has
-fewer unsure photos left to ask about).
+with every answer so far, up to 3 rounds, and one answer a round for 5 rounds. It answers
+truthfully, and again carelessly (10% of its answers wrong). Printed per family, k and round:
+matches precision and recall, possible-tier precision, both tiers' recall and the answers given per
+search (fewer than k when the search has fewer unsure photos left to ask about); and, as the issue
+counts answers, the best tiers reached by a visit that can give no more than 5 (`within_budget`).
 
     uv run python bench/attendee.py [--families dev-fiw ...] [--preset crowd|small] [--seed 0]
 
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.lib.attendee import ANSWERS_PER_ROUND, CARELESS, ROUNDS, Stage, Tally, visit
+from bench.lib.attendee import ANSWERS_PER_ROUND, BUDGET, CARELESS, ROUNDS, Stage, Tally, visit, within_budget
 from bench.lib.rendered import Album, album_embeddings, album_scan, family_albums, log, parser, query_face
 from photomatch.config import Settings, get_settings
 from photomatch.search.calibration import site_calibrations
@@ -61,15 +62,17 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
             visits.append((Query.of(query_face(album, rel, settings), fuse=fuse), relevant))
         except QueryRejected:
             out["refused"] += 1
+    plans = [(f"k={k}", k, ROUNDS) for k in ANSWERS_PER_ROUND] + [(f"k=1, {BUDGET} rounds", 1, BUDGET)]
     for mode, careless in (("truthful", 0.0), ("careless", CARELESS)):
-        for k in ANSWERS_PER_ROUND:
+        for name, k, n_rounds in plans:
             rng = np.random.default_rng(seed)
-            tallies = [Tally() for _ in range(ROUNDS + 1)]
+            tallies = [Tally() for _ in range(n_rounds + 1)]
             for query, relevant in visits:
-                rounds = visit(stage, query, relevant, cals, k, ROUNDS, careless=careless, rng=rng)
+                rounds = visit(stage, query, relevant, cals, k, n_rounds, careless=careless, rng=rng)
                 for t, (ranked, fb) in zip(tallies, rounds, strict=True):
                     t.add(ranked, relevant, len(fb.me) + len(fb.not_me))
-            out[mode][f"k={k}"] = [t.report(len(visits)) for t in tallies]
+            out[mode][name] = [t.report(len(visits)) for t in tallies]
+        out[mode]["within_budget"] = within_budget(out[mode], {name: k for name, k, _ in plans})
     return out
 
 
@@ -82,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         out["families"][family] = report = family_report(album, settings, args.seed)
         for mode in ("truthful", "careless"):
             for k, rounds in report[mode].items():
-                log(f"{family} {mode} {k}: " + " | ".join(json.dumps(r) for r in rounds))
+                if isinstance(rounds, list):
+                    log(f"{family} {mode} {k}: " + " | ".join(json.dumps(r) for r in rounds))
+            log(f"{family} {mode} within {BUDGET} answers: {json.dumps(report[mode]['within_budget'])}")
     print(json.dumps(out, indent=1))
     return 0
 

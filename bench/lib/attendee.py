@@ -21,6 +21,9 @@ from photomatch.search.scoring import logit
 # How many answers per round the benchmark tries, and how many rounds at most.
 ANSWERS_PER_ROUND = (1, 3, 5, 10)
 ROUNDS = 3
+# The issue's targets count answers: an attendee who gives at most this many in a visit, either all
+# at once or one a round, for as many rounds.
+BUDGET = 5
 CARELESS = 0.1  # the careless attendee's share of wrong answers
 
 
@@ -112,3 +115,23 @@ class Tally:
             "both_R": round((self.match_tp + self.possible_tp) / max(1, self.relevant), 4),
             "answers_per_search": round(self.answers / max(1, searches), 2),
         }
+
+
+def within_budget(reports: dict[str, list[dict[str, Any]]], per_round: dict[str, int]) -> dict[str, Any]:
+    """Over the plans and rounds in which no visit can have given more than BUDGET answers (k answers
+    a round for r rounds, k * r <= BUDGET): the best both-tier and matches recall, each with where it
+    was reached, and the lowest matches precision among them all."""
+    rows = [
+        (name, r, row)
+        for name, plan in reports.items()
+        if name in per_round
+        for r, row in enumerate(plan)
+        if 0 < per_round[name] * r <= BUDGET
+    ]
+    out: dict[str, Any] = {"answers_at_most": BUDGET}
+    for measure in ("both_R", "matches_R"):
+        name, r, row = max(rows, key=lambda x: x[2][measure])
+        out[measure] = {"value": row[measure], "plan": name, "round": r}
+    precisions = [row["matches_P"] for _, _, row in rows if row["matches_P"] is not None]
+    out["lowest_matches_P"] = min(precisions) if precisions else None
+    return out

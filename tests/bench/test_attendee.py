@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.lib.attendee import Tally, least_sure
+from bench.lib.attendee import BUDGET, Tally, least_sure, within_budget
 from photomatch.search.ranking import PhotoHit, Ranked, Tiers
 
 
@@ -36,3 +36,28 @@ def test_the_tally_counts_each_tier_against_the_truth() -> None:
         "answers_per_search": 1.0,
     }
     assert Tally().report(1)["matches_P"] is None  # nothing shown is not a precision of 0 or 1
+
+
+def test_the_budget_counts_only_rounds_in_which_no_visit_could_give_more_than_five_answers() -> None:
+    def row(both: float, matches: float, precision: float | None = 1.0) -> dict:
+        return {"both_R": both, "matches_R": matches, "matches_P": precision}
+
+    assert BUDGET == 5
+    reports = {
+        # Round 0 (no answers) never counts; k = 5 counts its first round only, k = 1 its first five.
+        "k=5": [row(0.99, 0.9), row(0.80, 0.70, 0.97), row(0.95, 0.95)],
+        "k=1, 5 rounds": [
+            row(0.5, 0.4),
+            row(0.6, 0.5),
+            row(0.7, 0.6),
+            row(0.75, 0.72),
+            row(0.78, 0.74),
+            row(0.79, 0.71),
+        ],
+        "k=10": [row(0.5, 0.5), row(0.99, 0.99, 0.5)],
+        "within_budget": [],  # anything that is not a plan is ignored
+    }
+    best = within_budget(reports, {"k=5": 5, "k=1, 5 rounds": 1, "k=10": 10})
+    assert best["both_R"] == {"value": 0.80, "plan": "k=5", "round": 1}
+    assert best["matches_R"] == {"value": 0.74, "plan": "k=1, 5 rounds", "round": 4}
+    assert best["lowest_matches_P"] == 0.97 and best["answers_at_most"] == 5
