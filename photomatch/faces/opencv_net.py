@@ -11,10 +11,9 @@ bench/detect_speed.py`, CPU, 2 threads):
 | YuNet | a 2048 x 1536 photo | 0.32 s | 0.13 s |
 | SFace | 112 px chips | 13.6 ms a chip (2 at once) | 9.0 ms (8 at once) |
 
-An `OpenCvNet` is called like the torch graph (a float N x 3 x H x W tensor in, a dict of named output
-tensors out) and is a torch module only so that the engine can place it like one (it holds no
-parameters; moving it is a no-op). YuNet's graph reshapes its outputs for a batch of one, so its
-photos go through one at a time (`one_at_a_time`; a CPU takes them one at a time anyway).
+An `OpenCvNet` is called like the torch graph (photomatch.faces.cpu_net). YuNet's graph reshapes
+its outputs for a batch of one, so its photos go through one at a time (`one_at_a_time`; a CPU takes
+them one at a time anyway).
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from photomatch.faces.cpu_net import CpuNet
+
 
 def opencv_following_torch() -> Any:
     """The cv2 module, its thread pool set to the caller's torch thread count (a worker's --threads,
@@ -37,30 +38,21 @@ def opencv_following_torch() -> Any:
     return cv2
 
 
-class OpenCvNet(torch.nn.Module):
+class OpenCvNet(CpuNet):
     """An ONNX graph read by cv2.dnn, called like photomatch.faces.onnx_graph.OnnxGraph (CPU tensors)."""
 
     def __init__(self, path: Path, input_name: str, outputs: Sequence[str], *, one_at_a_time: bool = False) -> None:
-        super().__init__()
+        super().__init__(outputs, one_at_a_time=one_at_a_time)
         import cv2
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path} is not a file")
         self._net = cv2.dnn.readNet(str(path))
         self.input_name = input_name
-        self.output_names = list(outputs)
-        self.one_at_a_time = one_at_a_time
         self._lock = threading.Lock()  # a cv2.dnn.Net holds its buffers: one call at a time
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
         opencv_following_torch()
-        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        parts = [batch[i : i + 1] for i in range(len(batch))] if self.one_at_a_time else [batch]
-        outs = []
         with self._lock:
-            for part in parts:
-                self._net.setInput(part, self.input_name)
-                outs.append([np.array(o, copy=True) for o in self._net.forward(self.output_names)])
-        return {
-            name: torch.from_numpy(np.concatenate([o[k] for o in outs])) for k, name in enumerate(self.output_names)
-        }
+            self._net.setInput(batch, self.input_name)
+            return [np.array(o, copy=True) for o in self._net.forward(self.output_names)]

@@ -13,8 +13,7 @@ weight dequantised once (onnx_graph.dequantize_blocks, the reading the torch gra
 no operation reads dropped, and the input's batch, height and width left free. The outputs equal
 ONNX's reference evaluator and the other runtimes to 1e-5 (tests/faces/test_yunet.py).
 
-An `OrtNet` is called like the torch graph (a float N x 3 x H x W tensor in, a dict of named output
-tensors out) and is a torch module only so that the engine can place it like one.
+An `OrtNet` is called like the torch graph (photomatch.faces.cpu_net).
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from photomatch.faces.cpu_net import CpuNet
 
 
 def runnable_model(path: Path) -> bytes:
@@ -63,13 +64,13 @@ def runnable_model(path: Path) -> bytes:
     return bytes(model.SerializeToString())
 
 
-class OrtNet(torch.nn.Module):
+class OrtNet(CpuNet):
     """An ONNX graph run by an ONNX Runtime session on a CPU, called like onnx_graph.OnnxGraph."""
 
     def __init__(
         self, path: Path, outputs: Sequence[str], *, one_at_a_time: bool = False, threads: int | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(outputs, one_at_a_time=one_at_a_time)
         import onnxruntime as ort
 
         if not Path(path).is_file():
@@ -86,13 +87,6 @@ class OrtNet(torch.nn.Module):
             runnable_model(Path(path)), options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self._session.get_inputs()[0].name
-        self.output_names = list(outputs)
-        self.one_at_a_time = one_at_a_time  # a graph exported for a batch of one (YuNet's reshapes)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        batch = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        parts = [batch[i : i + 1] for i in range(len(batch))] if self.one_at_a_time else [batch]
-        outs = [self._session.run(self.output_names, {self.input_name: part}) for part in parts]
-        return {
-            name: torch.from_numpy(np.concatenate([o[k] for o in outs])) for k, name in enumerate(self.output_names)
-        }
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o) for o in self._session.run(self.output_names, {self.input_name: batch})]
