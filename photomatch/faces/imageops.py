@@ -32,8 +32,10 @@ def whole_reduction(scale: float) -> int | None:
 
 
 def original_per_pixel(scale: float, original: int, shrunk: int) -> float:
-    """Original pixels per shrunk pixel along an axis `original` long, `shrunk` long after shrink()."""
-    return float(whole_reduction(scale) or original / shrunk)
+    """Original pixels per shrunk pixel along an axis `original` long, `shrunk` long after shrink():
+    exactly k where shrink averaged k x k blocks (it does unless the photo is under k pixels across)."""
+    k = whole_reduction(scale)
+    return float(k) if k is not None and original // k == shrunk else original / shrunk
 
 
 def shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -> torch.Tensor:

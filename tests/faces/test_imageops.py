@@ -65,3 +65,6 @@ def test_a_whole_reduction_averages_blocks_and_leaves_out_the_last_partial_rows_
     assert np.abs(by_array.astype(int) - by_tensor).max() <= 1  # rounding of halves may differ
     # Each shrunk pixel is exactly three original ones, whatever the remainder.
     assert original_per_pixel(1 / 3, 95, 31) == 3.0 and original_per_pixel(0.4, 95, 38) == 95 / 38
+    # A strip thinner than k is resampled to one pixel across instead, and mapped back as that.
+    strip = shrink(np.zeros((2, 95, 3), np.uint8), 1 / 3, CPU)
+    assert tuple(strip.shape[:2]) == (1, 32) and original_per_pixel(1 / 3, 2, 1) == 2.0
