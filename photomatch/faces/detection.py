@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from photomatch.config import Settings
-from photomatch.faces.imageops import fit_scale, shrink
+from photomatch.faces.imageops import fit_scale, shrink, square_crops
 from photomatch.faces.types import Detection
+from photomatch.faces.verify import OnetVerifier
 from photomatch.faces.yunet import Pass, YuNet
 
 # ONet's input size: MTCNN's last stage, which places the landmarks.
@@ -113,23 +113,8 @@ class Detector:
         is one ONet call on 48 px crops, about a millisecond per face; measured on dev-faces pairs
         it lifts balanced accuracy by about a point (README).
         """
-        img = small.permute(2, 0, 1).float()
-        hs, ws = int(img.shape[1]), int(img.shape[2])
-        crops, frames = [], []
-        for f in faces:
-            x1, y1, x2, y2 = (v * scale for v in f.box)
-            side = max(x2 - x1, y2 - y1)
-            x0, y0 = int(np.floor((x1 + x2 - side) / 2)), int(np.floor((y1 + y2 - side) / 2))
-            n = max(2, int(round(side)))
-            sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, ws), min(y0 + n, hs)
-            if sx1 <= sx0 or sy1 <= sy0:
-                crops.append(torch.zeros((3, _ONET_SIZE, _ONET_SIZE), device=img.device))
-            else:
-                region = F.pad(img[:, sy0:sy1, sx0:sx1], (sx0 - x0, x0 + n - sx1, sy0 - y0, y0 + n - sy1))
-                # "area" resampling, as facenet-pytorch prepares ONet's input.
-                crops.append(F.interpolate(region[None], size=(_ONET_SIZE, _ONET_SIZE), mode="area")[0])
-            frames.append((x0, y0, n))
-        x = torch.stack(crops)
+        boxes = np.array([f.box for f in faces], dtype=np.float64) * scale
+        x, frames = square_crops(small.permute(2, 0, 1).float(), boxes, _ONET_SIZE)
         x = torch.cat([x, torch.flip(x, dims=[3])])
         _, points, _ = self._mtcnn.onet((x - 127.5) * 0.0078125)
         points = points.float().cpu().numpy()  # 2n x 10: five x then five y, relative to the crop
@@ -185,6 +170,7 @@ class DetectorConfig:
     passes: tuple[Pass, ...] = (Pass(),)  # YuNet: the looks at each photo (scales, mirror)
     vote: bool = True  # YuNet: merge overlapping boxes by score-weighted voting rather than plain NMS
     average: bool = False  # YuNet: a face's score is the mean of every pass's, not the best (yunet.merge)
+    verify: bool = False  # YuNet: each face's score is combined with ONet's opinion of it (faces.verify)
     # Each embedder also embeds every chip's mirror image and averages the two (Embedder.flip). On
     # dev-lfw and dev-fiw pairs it moved ROC-AUC by under 0.001 for twice the embedding cost per face
     # (bench/mirror_passes.py), so configurations fitted since run without it; MTCNN's calibration
@@ -200,12 +186,18 @@ class DetectorConfig:
             "passes": [vars(p) for p in self.passes] if self.kind == "yunet" else None,
             "vote": self.vote if self.kind == "yunet" else None,
             "average": self.average if self.kind == "yunet" else None,
+            "verify": self.verify if self.kind == "yunet" else None,
             "embed_mirror": self.embed_mirror,
         }
 
 
-def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False) -> DetectorConfig:
-    return DetectorConfig(name, "yunet", cut=0.6, rank_down_to=0.02, passes=passes, vote=vote, average=average)
+def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False, verify: bool = False) -> DetectorConfig:
+    # YuNet's own cut is OpenCV Zoo's default; with ONet's opinion 0.5 kept precision 0.85 by WIDER's
+    # labels, chosen on half of dev-wider's images and held on the other (README "The face engine").
+    cut = 0.5 if verify else 0.6
+    return DetectorConfig(
+        name, "yunet", cut=cut, rank_down_to=0.02, passes=passes, vote=vote, average=average, verify=verify
+    )
 
 
 _MULTISCALE = (Pass(scale=0.5, min_face=64.0), Pass(), Pass(flip=True), Pass(scale=2.0, max_face=32.0))
@@ -219,12 +211,12 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         DetectorConfig(
             "mtcnn", "mtcnn", cut=Settings.model_fields["detect_min_prob"].default, rank_down_to=0.0, embed_mirror=True
         ),
-        # The product's YuNet: one look at the photo's own scale (as OpenCV's FaceDetectorYN runs
-        # it). On dev-wider it finds 87% of the faces >= 32 px (MTCNN 73%) at 1/5 of MTCNN's time;
-        # the looks below find up to 2 points more at 2-8 times the cost, which CPU ingest cannot
-        # pay (bench/detection.py, README "The face engine").
+        # YuNet alone: one look at the photo's own scale (as OpenCV's FaceDetectorYN runs it). On
+        # dev-wider it finds 87% of the faces >= 32 px (MTCNN 73%) at 1/5 of MTCNN's time; the looks
+        # below find up to 2 points more at 2-8 times the cost, which CPU ingest cannot pay
+        # (bench/detection.py, README "The face engine").
         _yunet("yunet", Pass(), vote=False),
-        # Every look at once, the best dev-wider AP: half, full and double scale with a mirror.
+        # Every look at once: half, full and double scale with a mirror.
         _yunet("yunet-multiscale", *_MULTISCALE),
         _yunet("yunet-1x-flip", Pass(), Pass(flip=True)),
         # The same looks with their scores averaged rather than the best kept (yunet.merge).
@@ -233,6 +225,13 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         _yunet("yunet-1x-2x", Pass(), Pass(scale=2.0, max_face=32.0)),
         # A halved pass for the large faces a 640 px-trained network can outgrow (WIDER's easy set).
         _yunet("yunet-half-1x-2x", Pass(scale=0.5, min_face=64.0), Pass(), Pass(scale=2.0, max_face=32.0)),
+        # The same looks with ONet's second opinion on every face (photomatch.faces.verify). The
+        # product's default is the one look with it: the same speed as YuNet alone and better ranked
+        # (dev-wider AP +0.008 in every setting, and more of the 12 MP album's faces found); the
+        # enlarged look lifts AP hard to 0.84 but costs crowds of small photos half their speed.
+        _yunet("yunet-onet", Pass(), vote=False, verify=True),
+        _yunet("yunet-1x-2x-onet", Pass(), Pass(scale=2.0, max_face=32.0), verify=True),
+        _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
     )
 }
 
@@ -255,4 +254,7 @@ def detector_for(
         return Detector(device, **kw)
     max_side = settings.detect_max_side if settings is not None else 2048
     cut = c.cut if min_score is None else min_score
-    return YuNet(device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote, average=c.average)
+    verifier = OnetVerifier(device) if c.verify else None
+    return YuNet(
+        device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote, average=c.average, verifier=verifier
+    )

@@ -71,3 +71,25 @@ def shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -
     else:
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     return x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+
+
+def square_crops(img: torch.Tensor, boxes: np.ndarray, size: int) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """The square around each box (x1, y1, x2, y2; its longer side, same centre) of a float 3 x H x W
+    image, zero-padded where it leaves the frame and area-resampled to size x size, as MTCNN's last
+    stage (ONet) sees a face. Returns the crops (n x 3 x size x size) and each square's (x0, y0, side)."""
+    hs, ws = int(img.shape[1]), int(img.shape[2])
+    crops, frames = [], []
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        side = max(x2 - x1, y2 - y1)
+        x0, y0 = int(np.floor((x1 + x2 - side) / 2)), int(np.floor((y1 + y2 - side) / 2))
+        n = max(2, int(round(side)))
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, ws), min(y0 + n, hs)
+        if sx1 <= sx0 or sy1 <= sy0:
+            crops.append(torch.zeros((3, size, size), device=img.device))
+        else:
+            region = F.pad(img[:, sy0:sy1, sx0:sx1], (sx0 - x0, x0 + n - sx1, sy0 - y0, y0 + n - sy1))
+            # "area" resampling, as facenet-pytorch prepares ONet's input.
+            crops.append(F.interpolate(region[None], size=(size, size), mode="area")[0])
+        frames.append((x0, y0, n))
+    empty = torch.zeros((0, 3, size, size), device=img.device)
+    return (torch.stack(crops) if crops else empty), frames

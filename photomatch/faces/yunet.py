@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from photomatch.faces.imageops import WHOLE_REDUCTION_SLACK, fit_scale, original_per_pixel, shrink
 from photomatch.faces.types import Detection
+from photomatch.faces.verify import OnetVerifier, floor_for
 
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 STRIDES = (8, 16, 32)
@@ -64,8 +65,11 @@ class YuNet:
         average: bool = False,
         top_k: int = 5000,
         runtime: Literal["auto", "torch", "onnxruntime", "opencv"] = "auto",
+        verifier: OnetVerifier | None = None,
     ) -> None:
-        """`runtime` runs the network: "auto" is ONNX Runtime on a CPU and torch on any other device."""
+        """`runtime` runs the network: "auto" is ONNX Runtime on a CPU and torch on any other device.
+        With a `verifier`, every merged face's score is combined with its second opinion
+        (photomatch.faces.verify) before the cut."""
         self.device = device
         self.passes = tuple(passes)
         self.max_side = max_side
@@ -74,6 +78,9 @@ class YuNet:
         self.vote = vote
         self.average = average
         self.top_k = top_k
+        self.verifier = verifier
+        # The passes and the merge keep what a verifier could still lift to the cut.
+        self._floor = floor_for(min_score) if verifier is not None else min_score
         self._net: torch.nn.Module | None = None
         self._lock = threading.Lock()
         on_cpu = torch.device(device).type == "cpu"
@@ -156,21 +163,31 @@ class YuNet:
         for i, small in enumerate(smalls):
             groups.setdefault((int(small.shape[0]), int(small.shape[1])), []).append(i)
         found: list[list[np.ndarray]] = [[] for _ in images]
+        # Original pixels per detection pixel, along x and y, per photo.
+        per_pixel = [
+            (
+                original_per_pixel(sc, int(img.shape[1]), int(sm.shape[1])),
+                original_per_pixel(sc, int(img.shape[0]), int(sm.shape[0])),
+            )
+            for img, sm, sc in zip(images, smalls, scales, strict=True)
+        ]
         batches = [
             (size, idx[i : i + self._batch]) for size, idx in groups.items() for i in range(0, len(idx), self._batch)
         ]
-        for (sh, sw), idx in batches:
+        for _, idx in batches:
             base = torch.stack([smalls[i] for i in idx]).permute(0, 3, 1, 2)  # uint8: raw() makes it float
             for k, p in enumerate(self.passes):
                 for j, dets in zip(idx, self._look(base, p), strict=True):
-                    h, w = int(images[j].shape[0]), int(images[j].shape[1])
-                    fx, fy = original_per_pixel(scales[j], w, sw), original_per_pixel(scales[j], h, sh)
-                    rows = dets * np.array([fx, fy] * 7 + [1.0])
+                    rows = dets * np.array(list(per_pixel[j]) * 7 + [1.0])
                     found[j].append(np.column_stack([rows, np.full(len(rows), k)]))  # and which pass
-        return [
-            self._merged(parts, int(img.shape[0]), int(img.shape[1]), int(small.shape[0]) / int(img.shape[0]))
-            for parts, img, small in zip(found, images, smalls, strict=True)
-        ]
+        out = []
+        for parts, img, small, (fx, fy) in zip(found, images, smalls, per_pixel, strict=True):
+            rows = self._merged(parts, int(small.shape[0]) / int(img.shape[0]))
+            if self.verifier is not None and len(rows):
+                rows[:, 14] = self.verifier.rescore(small, rows[:, :4] / [fx, fy, fx, fy], rows[:, 14])
+                rows = rows[rows[:, 14] >= self.min_score]
+            out.append(_detections(rows, int(img.shape[0]), int(img.shape[1])))
+        return out
 
     def _look(self, base: torch.Tensor, p: Pass) -> list[np.ndarray]:
         """One pass over a batch of same-sized photos: per photo, rows (box, 10 landmark values, score)
@@ -189,8 +206,9 @@ class YuNet:
         if p.flip:
             x = x.flip(3)
         out = []
-        # Averaged scores need each pass's weaker votes too: a pass keeps half the cut, the merge the cut.
-        floor = self.min_score / 2 if self.average else self.min_score
+        # Averaged scores need each pass's weaker votes too: a pass keeps half the floor, the merge the floor
+        # (the cut, or with a verifier the lowest score it could lift to the cut).
+        floor = self._floor / 2 if self.average else self._floor
         for boxes, scores, marks in zip(*self.raw(x), strict=True):
             keep = scores >= floor
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
@@ -205,29 +223,32 @@ class YuNet:
             out.append(rows.double().cpu().numpy())
         return out
 
-    def _merged(self, parts: list[np.ndarray], h: int, w: int, shrunk: float) -> list[Detection]:
-        """One photo's detections of every pass (original pixels, pass index last), merged, clipped and
-        sorted; `shrunk` is the factor from original to detection pixels (where passes cover sizes)."""
+    def _merged(self, parts: list[np.ndarray], shrunk: float) -> np.ndarray:
+        """One photo's detections of every pass (original pixels, pass index last), merged: rows (box,
+        10 landmark values, score), at most top_k; `shrunk` is the factor from original to detection
+        pixels (where passes cover sizes)."""
         dets = np.concatenate(parts) if parts else np.zeros((0, 16))
         if self.average:
             merged = merge(dets, self.nms_iou, vote=self.vote, passes=self.passes, shrunk=shrunk)
-            merged = merged[merged[:, 14] >= self.min_score]
+            merged = merged[merged[:, 14] >= self._floor]
         else:
             merged = merge(dets[:, :15], self.nms_iou, vote=self.vote)
-        merged = merged[: self.top_k]
-        # Boxes may poke past the frame; clip them (the landmarks stay as found), largest face first.
-        merged[:, :4] = np.clip(merged[:, :4], 0, [w, h, w, h])
-        merged = merged[
-            np.argsort(-np.minimum(merged[:, 2] - merged[:, 0], merged[:, 3] - merged[:, 1]), kind="stable")
-        ]
-        return [
-            Detection(
-                box=(float(d[0]), float(d[1]), float(d[2]), float(d[3])),
-                landmarks=tuple((float(d[4 + 2 * k]), float(d[5 + 2 * k])) for k in range(5)),  # type: ignore[arg-type]
-                probability=float(d[14]),
-            )
-            for d in merged
-        ]
+        return merged[: self.top_k]
+
+
+def _detections(rows: np.ndarray, h: int, w: int) -> list[Detection]:
+    """Merged rows as Detections: boxes clipped to the frame (the landmarks stay as found), largest first."""
+    rows = rows.copy()
+    rows[:, :4] = np.clip(rows[:, :4], 0, [w, h, w, h])
+    rows = rows[np.argsort(-np.minimum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]), kind="stable")]
+    return [
+        Detection(
+            box=(float(d[0]), float(d[1]), float(d[2]), float(d[3])),
+            landmarks=tuple((float(d[4 + 2 * k]), float(d[5 + 2 * k])) for k in range(5)),  # type: ignore[arg-type]
+            probability=float(d[14]),
+        )
+        for d in rows
+    ]
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from photomatch.faces.imageops import fit_scale, original_per_pixel, shrink, whole_reduction
+from photomatch.faces.imageops import fit_scale, original_per_pixel, shrink, square_crops, whole_reduction
 
 CPU = torch.device("cpu")
 
@@ -68,3 +68,20 @@ def test_a_whole_reduction_averages_blocks_and_leaves_out_the_last_partial_rows_
     # A strip thinner than k is resampled to one pixel across instead, and mapped back as that.
     strip = shrink(np.zeros((2, 95, 3), np.uint8), 1 / 3, CPU)
     assert tuple(strip.shape[:2]) == (1, 32) and original_per_pixel(1 / 3, 2, 1) == 2.0
+
+
+def test_square_crops_take_the_square_around_each_box_and_pad_outside_the_frame() -> None:
+    img = torch.arange(3 * 40 * 60, dtype=torch.float32).reshape(3, 40, 60)
+    boxes = np.array([[10.0, 5.0, 30.0, 15.0], [-8.0, -8.0, 8.0, 8.0], [100.0, 100.0, 120.0, 120.0]])
+    crops, frames = square_crops(img, boxes, 20)
+    assert crops.shape == (3, 3, 20, 20)
+    # A 20 x 10 box becomes the 20 px square on its centre, here at the crop's own size.
+    assert frames[0] == (10, 0, 20) and torch.equal(crops[0], img[:, 0:20, 10:30])
+    # Half outside the frame: the missing rows and columns are zeros, the rest is the image.
+    assert frames[1] == (-8, -8, 16)
+    corner = torch.nn.functional.interpolate(
+        torch.nn.functional.pad(img[:, :8, :8], (8, 0, 8, 0))[None], size=(20, 20), mode="area"
+    )[0]
+    assert torch.allclose(crops[1], corner) and float(crops[1][:, 0, 0].abs().sum()) == 0.0
+    assert float(crops[2].abs().sum()) == 0.0  # wholly outside: nothing to see
+    assert square_crops(img, np.zeros((0, 4)), 20)[0].shape == (0, 3, 20, 20)
