@@ -9,10 +9,10 @@ and bounded, so that it reorders faces near the cut without overriding YuNet whe
 
     score = sigmoid(logit(yunet) + WEIGHT * clip(logit(onet), -LOGIT_BOUND, LOGIT_BOUND))
 
-The weight was chosen on half of dev-wider's images and held on the other half (bench/detection.py,
-README "The face engine"). ONet's full MTCNN cascade (its image pyramid and two earlier stages) is
-what costs MTCNN its time; alone on a few dozen boxes it is one batched call of a 0.4M-parameter
-network, a few milliseconds a photo on a CPU.
+The weight and the cut were chosen on half of dev-wider's images and held on the other half
+(bench/verify_weight.py; README "The face engine"). ONet's full MTCNN cascade (its image pyramid
+and two earlier stages) is what costs MTCNN its time; alone on a few dozen boxes it is one batched
+call of a 0.4M-parameter network, a few milliseconds a photo on a CPU.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def floor_for(cut: float) -> float:
     return 1 / (1 + math.exp(-(_logit(min(cut, 1 - 1e-9)) - WEIGHT * LOGIT_BOUND)))
 
 
-def combine(scores: np.ndarray, onet: np.ndarray) -> np.ndarray:
-    """Each face's score with ONet's opinion of it (module docstring)."""
+def combine(scores: np.ndarray, onet: np.ndarray, weight: float = WEIGHT) -> np.ndarray:
+    """Each face's score with ONet's opinion of it (module docstring); `weight` for studies only."""
     s = np.clip(np.asarray(scores, dtype=np.float64), 1e-9, 1 - 1e-9)
     p = np.clip(np.asarray(onet, dtype=np.float64), 1e-9, 1 - 1e-9)
-    z = np.log(s / (1 - s)) + WEIGHT * np.clip(np.log(p / (1 - p)), -LOGIT_BOUND, LOGIT_BOUND)
+    z = np.log(s / (1 - s)) + weight * np.clip(np.log(p / (1 - p)), -LOGIT_BOUND, LOGIT_BOUND)
     return np.asarray(1 / (1 + np.exp(-z)))
 
 

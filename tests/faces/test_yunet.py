@@ -174,18 +174,21 @@ def test_the_engine_runs_the_configured_detector_and_records_it_on_every_face(gr
 def test_the_mirror_pass_of_both_embedders_follows_the_configuration_the_calibration_was_fitted_for() -> None:
     from photomatch.faces.engine import FaceEngine
 
-    for name in ("mtcnn", "yunet"):
+    for name in ("mtcnn", "yunet", "yunet-onet"):
         engine = FaceEngine(Settings(detector=name), device="cpu")
         assert engine.second is not None
         assert engine.embedder.flip is engine.second.flip is DETECTOR_CONFIGS[name].embed_mirror
-    assert DETECTOR_CONFIGS["mtcnn"].embed_mirror and not DETECTOR_CONFIGS["yunet"].embed_mirror
+    assert DETECTOR_CONFIGS["mtcnn"].embed_mirror and not DETECTOR_CONFIGS["yunet-onet"].embed_mirror
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: YuNet batched on the GPU (bench/gpu_check.sh)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA: YuNet and ONet batched on the GPU (bench/gpu_check.sh)"
+)
 def test_on_cuda_the_detections_equal_the_cpus(group_images: list[Path]) -> None:
     rgb = load_image(group_images[0]).rgb
-    cpu = detector_for(DETECTOR_CONFIGS["yunet"], torch.device("cpu")).detect([rgb])[0]
-    gpu = detector_for(DETECTOR_CONFIGS["yunet"], torch.device("cuda")).detect([rgb])[0]
+    config = DETECTOR_CONFIGS[Settings().detector]  # the default: YuNet with ONet's second opinion
+    cpu = detector_for(config, torch.device("cpu")).detect([rgb])[0]
+    gpu = detector_for(config, torch.device("cuda")).detect([rgb])[0]
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu, strict=True):
         assert np.abs(np.subtract(a.box, b.box)).max() < 1.0 and abs(a.probability - b.probability) < 1e-3

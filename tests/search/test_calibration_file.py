@@ -48,7 +48,10 @@ def test_every_selectable_detector_ships_its_own_calibration(detector: str) -> N
     ("change", "message"),
     [
         ({"detector": "yunet-2023mar"}, "fitted for the detector 'yunet-2023mar'"),
-        ({"embedders": ["facenet-vggface2"]}, "this site runs 'yunet' with dlib-resnet-v1+sface-2021dec-int8bq"),
+        (
+            {"embedders": ["facenet-vggface2"]},
+            f"this site runs '{Settings.model_fields['detector'].default}' with dlib-resnet-v1+sface-2021dec-int8bq",
+        ),
     ],
 )
 def test_a_file_for_another_engine_is_refused_with_what_to_do(tmp_path: Path, change: dict, message: str) -> None:
