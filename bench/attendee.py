@@ -9,7 +9,9 @@ with every answer so far, up to 3 rounds, and one answer a round for 5 rounds. I
 truthfully, and again carelessly (10% of its answers wrong). Printed per family, k and round:
 matches precision and recall, possible-tier precision, both tiers' recall and the answers given per
 search (fewer than k when the search has fewer unsure photos left to ask about); and, as the issue
-counts answers, the best tiers reached by a visit that can give no more than 5 (`within_budget`).
+counts answers, the best tiers reached by a visit that can give no more than 5 (`within_budget`), and
+where the person's photos that such a visit (one answer a round) still left unshown lay
+(`missed_after_budget`: never detected, not a candidate, or how deep among the unshown photos).
 
     uv run python bench/attendee.py [--families dev-fiw ...] [--preset crowd|small] [--seed 0]
 
@@ -21,15 +23,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 
-from bench.lib.attendee import ANSWERS_PER_ROUND, BUDGET, CARELESS, ROUNDS, Stage, Tally, visit, within_budget
+from bench.lib.attendee import (
+    ANSWERS_PER_ROUND,
+    BUDGET,
+    CARELESS,
+    ROUNDS,
+    Stage,
+    Tally,
+    visit,
+    where_missed,
+    within_budget,
+)
 from bench.lib.rendered import Album, album_embeddings, album_scan, family_albums, log, parser, query_face
 from photomatch.config import Settings, get_settings
 from photomatch.search.calibration import site_calibrations
-from photomatch.search.ranking import Query, QueryRejected
+from photomatch.search.ranking import Query, QueryRejected, Tiers, rank_photos
 
 TARGETS = {
     "dev-fiw": {"both_R": 0.90, "matches_R": 0.80, "matches_P": 0.98},
@@ -53,13 +67,14 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
     fuse = album.photos.second_embedding is not None and bool(settings.second_embedder)
     out: dict[str, Any] = {"selfies": 0, "refused": 0, "truthful": {}, "careless": {}}
     visits = []
+    missed: Counter[str] = Counter()
     for identity, rel in sorted(album.truth["selfies"].items()):
         relevant = set(album.truth["identities"].get(identity, []))
         if not relevant:
             continue
         out["selfies"] += 1
         try:
-            visits.append((Query.of(query_face(album, rel, settings), fuse=fuse), relevant))
+            visits.append((Query.of(query_face(album, rel, settings), fuse=fuse), relevant, identity))
         except QueryRejected:
             out["refused"] += 1
     plans = [(f"k={k}", k, ROUNDS) for k in ANSWERS_PER_ROUND] + [(f"k=1, {BUDGET} rounds", 1, BUDGET)]
@@ -67,13 +82,39 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
         for name, k, n_rounds in plans:
             rng = np.random.default_rng(seed)
             tallies = [Tally() for _ in range(n_rounds + 1)]
-            for query, relevant in visits:
+            for query, relevant, identity in visits:
                 rounds = visit(stage, query, relevant, cals, k, n_rounds, careless=careless, rng=rng)
                 for t, (ranked, fb) in zip(tallies, rounds, strict=True):
                     t.add(ranked, relevant, len(fb.me) + len(fb.not_me))
+                if not careless and k * n_rounds == BUDGET and k == 1:
+                    ranked, fb = rounds[-1]
+                    everything = rank_photos(query, stage.knn, stage.embeddings, EVERY_CANDIDATE, cals, fb)
+                    answered = set(fb.me.values()) | set(fb.not_me.values())
+                    missed += where_missed(ranked, everything, relevant, answered, person_found(album, identity))
             out[mode][name] = [t.report(len(visits)) for t in tallies]
         out[mode]["within_budget"] = within_budget(out[mode], {name: k for name, k, _ in plans})
+    # Where the person's photos that one answer a round for five rounds still left unshown lay.
+    out["truthful"]["missed_after_budget"] = dict(sorted(missed.items()))
     return out
+
+
+# Every candidate in a tier: to see how deep the photos a visit left unshown lay.
+EVERY_CANDIDATE = Tiers(match=1.0, possible=1e-12)
+
+
+def person_found(album: Album, identity: str) -> Callable[[Hashable], bool]:
+    """Whether a photo has a detected face on the person's pasted face (its box holds that face's centre)."""
+
+    def found(photo: Hashable) -> bool:
+        pasted = [f["box"] for f in album.truth["photos"][str(photo)] if f["identity"] == identity]
+        rows = album.photos.of(album.photos.names.index(str(photo)))
+        boxes = album.photos.box[rows]
+        return any(
+            bool(((boxes[:, 0] <= cx) & (cx <= boxes[:, 2]) & (boxes[:, 1] <= cy) & (cy <= boxes[:, 3])).any())
+            for cx, cy in (((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in pasted)
+        )
+
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(rounds, list):
                     log(f"{family} {mode} {k}: " + " | ".join(json.dumps(r) for r in rounds))
             log(f"{family} {mode} within {BUDGET} answers: {json.dumps(report[mode]['within_budget'])}")
+        log(f"{family} photos left unshown after 5 answers, one a round: {report['truthful']['missed_after_budget']}")
     print(json.dumps(out, indent=1))
     return 0
 

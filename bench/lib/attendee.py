@@ -7,7 +7,8 @@ half; bench/attendee.py reports the tiers after every round on rendered albums o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -134,4 +135,37 @@ def within_budget(reports: dict[str, list[dict[str, Any]]], per_round: dict[str,
         out[measure] = {"value": row[measure], "plan": name, "round": r}
     precisions = [row["matches_P"] for _, _, row in rows if row["matches_P"] is not None]
     out["lowest_matches_P"] = min(precisions) if precisions else None
+    return out
+
+
+MISS_DEPTHS = (1, 5, 10)
+
+
+def where_missed(
+    final: Ranked,
+    everything: Ranked,
+    relevant: Collection[Hashable],
+    answered: Collection[Hashable],
+    detected: Callable[[Hashable], bool],
+) -> Counter[str]:
+    """Why each photo of the person was still not shown when a visit ended (`final`, its last
+    search): the person's face was never detected in it ("not_detected"), no face of it was a
+    candidate ("not_a_candidate"), or how deep it lay among the candidate photos neither shown nor
+    answered ("unshown_top_1", "_5", "_10", else "deeper"), ranked as `everything` (the same search
+    with every candidate in a tier) ranks them: where better questions could still have reached it."""
+    shown = {h.photo for h in final.matches + final.possible}
+    unshown = [
+        h.photo for h in everything.matches + everything.possible if h.photo not in shown and h.photo not in answered
+    ]
+    out: Counter[str] = Counter()
+    for photo in relevant:
+        if photo in shown:
+            continue
+        if not detected(photo):
+            out["not_detected"] += 1
+        elif photo not in unshown:
+            out["not_a_candidate"] += 1
+        else:
+            depth = unshown.index(photo) + 1
+            out[next((f"unshown_top_{d}" for d in MISS_DEPTHS if depth <= d), "deeper")] += 1
     return out

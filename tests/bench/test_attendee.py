@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.lib.attendee import BUDGET, Tally, least_sure, within_budget
+from bench.lib.attendee import BUDGET, Tally, least_sure, where_missed, within_budget
 from photomatch.search.ranking import PhotoHit, Ranked, Tiers
 
 
@@ -61,3 +61,20 @@ def test_the_budget_counts_only_rounds_in_which_no_visit_could_give_more_than_fi
     assert best["both_R"] == {"value": 0.80, "plan": "k=5", "round": 1}
     assert best["matches_R"] == {"value": 0.74, "plan": "k=1, 5 rounds", "round": 4}
     assert best["lowest_matches_P"] == 0.97 and best["answers_at_most"] == 5
+
+
+def test_a_missed_photo_is_put_down_to_detection_the_candidates_or_how_deep_it_lay() -> None:
+    final = Ranked(matches=[hit("shown", 1, 0.99)], possible=[hit("also shown", 2, 0.4)])
+    everything = Ranked(
+        matches=[hit("shown", 1, 0.99)],
+        possible=[hit("also shown", 2, 0.4)]
+        + [hit(f"other {i}", 10 + i, 0.1 - i / 100) for i in range(3)]
+        + [hit("third", 20, 0.05), hit("answered", 21, 0.04)]
+        + [hit(f"more {i}", 30 + i, 0.03 - i / 1000) for i in range(8)]
+        + [hit("deep", 40, 0.001), hit("lost", 41, 0.001)],
+    )
+    relevant = {"shown", "also shown", "third", "deep", "lost", "absent", "hidden"}
+    missed = where_missed(final, everything, relevant, answered={"answered"}, detected=lambda p: p != "lost")
+    # "third" lies 4th among the unshown (the answered photo does not count); "deep" 13th; "lost" was
+    # never detected; "absent" and "hidden" were detected but no face of theirs was a candidate.
+    assert missed == {"unshown_top_5": 1, "deeper": 1, "not_detected": 1, "not_a_candidate": 2}
