@@ -226,9 +226,10 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         # A halved pass for the large faces a 640 px-trained network can outgrow (WIDER's easy set).
         _yunet("yunet-half-1x-2x", Pass(scale=0.5, min_face=64.0), Pass(), Pass(scale=2.0, max_face=32.0)),
         # The same looks with ONet's second opinion on every face (photomatch.faces.verify). The
-        # product's default is the one look with it: the same speed as YuNet alone and better ranked
-        # (dev-wider AP +0.008 in every setting, and more of the 12 MP album's faces found); the
-        # enlarged look lifts AP hard to 0.84 but costs crowds of small photos half their speed.
+        # product's default is the one look with it: better ranked than YuNet alone (dev-wider AP
+        # +0.008 in every setting, and more of the 12 MP album's faces found) for 0.02-0.03 s more
+        # a photo on a CPU; the enlarged look lifts AP hard to 0.84 but costs crowds of small photos
+        # more than half their speed.
         _yunet("yunet-onet", Pass(), vote=False, verify=True),
         _yunet("yunet-1x-2x-onet", Pass(), Pass(scale=2.0, max_face=32.0), verify=True),
         _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
