@@ -86,7 +86,7 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
                 rounds = visit(stage, query, relevant, cals, k, n_rounds, careless=careless, rng=rng)
                 for t, (ranked, fb) in zip(tallies, rounds, strict=True):
                     t.add(ranked, relevant, len(fb.me) + len(fb.not_me))
-                if not careless and k * n_rounds == BUDGET and k == 1:
+                if not careless and (k, n_rounds) == (1, BUDGET):
                     ranked, fb = rounds[-1]
                     everything = rank_photos(query, stage.knn, stage.embeddings, EVERY_CANDIDATE, cals, fb)
                     answered = set(fb.me.values()) | set(fb.not_me.values())
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(rounds, list):
                     log(f"{family} {mode} {k}: " + " | ".join(json.dumps(r) for r in rounds))
             log(f"{family} {mode} within {BUDGET} answers: {json.dumps(report[mode]['within_budget'])}")
-        log(f"{family} photos left unshown after 5 answers, one a round: {report['truthful']['missed_after_budget']}")
+        unshown = report["truthful"]["missed_after_budget"]
+        log(f"{family} photos left unshown after {BUDGET} answers, one a round: {unshown}")
     print(json.dumps(out, indent=1))
     return 0
 

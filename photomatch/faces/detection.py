@@ -19,11 +19,8 @@ import torch
 from photomatch.config import Settings
 from photomatch.faces.imageops import fit_scale, shrink, square_crops
 from photomatch.faces.types import Detection
-from photomatch.faces.verify import OnetVerifier
+from photomatch.faces.verify import ONET_SIZE, OnetVerifier
 from photomatch.faces.yunet import Pass, YuNet
-
-# ONet's input size: MTCNN's last stage, which places the landmarks.
-_ONET_SIZE = 48
 
 
 class Detector:
@@ -114,7 +111,7 @@ class Detector:
         it lifts balanced accuracy by about a point (README).
         """
         boxes = np.array([f.box for f in faces], dtype=np.float64) * scale
-        x, frames = square_crops(small.permute(2, 0, 1).float(), boxes, _ONET_SIZE)
+        x, frames = square_crops(small.permute(2, 0, 1).float(), boxes, ONET_SIZE)
         x = torch.cat([x, torch.flip(x, dims=[3])])
         _, points, _ = self._mtcnn.onet((x - 127.5) * 0.0078125)
         points = points.float().cpu().numpy()  # 2n x 10: five x then five y, relative to the crop

@@ -29,7 +29,7 @@ from photomatch.faces.imageops import square_crops
 
 WEIGHT = 0.25
 LOGIT_BOUND = 4.0
-ONET_SIZE = 48
+ONET_SIZE = 48  # ONet's input: MTCNN's last stage, which also places MTCNN's landmarks
 
 
 def _logit(p: float) -> float:
