@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.lib.albums import tile_found
 from bench.lib.attendee import (
     ANSWERS_PER_ROUND,
     BUDGET,
@@ -103,16 +104,11 @@ EVERY_CANDIDATE = Tiers(match=1.0, possible=1e-12)
 
 
 def person_found(album: Album, identity: str) -> Callable[[Hashable], bool]:
-    """Whether a photo has a detected face on the person's pasted face (its box holds that face's centre)."""
+    """Whether a photo has a detection on the person's pasted face (bench.lib.albums.tile_found)."""
 
     def found(photo: Hashable) -> bool:
-        pasted = [f["box"] for f in album.truth["photos"][str(photo)] if f["identity"] == identity]
-        rows = album.photos.of(album.photos.names.index(str(photo)))
-        boxes = album.photos.box[rows]
-        return any(
-            bool(((boxes[:, 0] <= cx) & (cx <= boxes[:, 2]) & (boxes[:, 1] <= cy) & (cy <= boxes[:, 3])).any())
-            for cx, cy in (((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in pasted)
-        )
+        boxes = album.photos.box[album.photos.of(album.photos.names.index(str(photo)))]
+        return any(tile_found(f["box"], boxes) for f in album.truth["photos"][str(photo)] if f["identity"] == identity)
 
     return found
 

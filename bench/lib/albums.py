@@ -519,12 +519,17 @@ def ingest_album(n: int, size: tuple[int, int], faces_dir: Path) -> Path:
     return folder / "album"
 
 
+def tile_found(tile: Any, boxes: Any) -> bool:
+    """Whether a pasted face (its tile, x1 y1 x2 y2) has a detection (one of `boxes`) centred inside it."""
+    x1, y1, x2, y2 = tile
+    return any(x1 <= (b[0] + b[2]) / 2 <= x2 and y1 <= (b[1] + b[3]) / 2 <= y2 for b in boxes)
+
+
 def found_truth(truth: dict[str, Any], names: list[str], results: list[Any]) -> float:
     """Share of pasted faces that have a detection centred inside their tile."""
     hit = total = 0
     for name, (boxes, _) in zip(names, results, strict=True):
         for face in truth["photos"][name]:
-            x1, y1, x2, y2 = face["box"]
             total += 1
-            hit += any(x1 <= (b[0] + b[2]) / 2 <= x2 and y1 <= (b[1] + b[3]) / 2 <= y2 for b in boxes)
+            hit += tile_found(face["box"], boxes)
     return hit / max(total, 1)
