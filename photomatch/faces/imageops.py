@@ -73,6 +73,26 @@ def shrink(img: np.ndarray | torch.Tensor, scale: float, device: torch.device) -
     return x.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
 
 
+def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N x 3 x H x W uint8 images resized to `size` (h, w): enlarged bilinearly, shrunk antialiased.
+
+    On a CPU by OpenCV on uint8 (INTER_LINEAR, or INTER_AREA to shrink): a WIDER image enlarged 2x
+    for YuNet's small-face look in 6 ms, against 22 ms for torch's bilinear filter on float (60
+    dev-wider images, 2 cores). Elsewhere torch's interpolate, rounded back to uint8.
+    """
+    if x.device.type != "cpu":
+        y = F.interpolate(x.float(), size=size, mode="bilinear", antialias=size[0] < x.shape[2], align_corners=False)
+        return y.round_().clamp_(0, 255).to(torch.uint8)
+    from photomatch.faces.opencv_net import opencv_following_torch
+
+    cv2 = opencv_following_torch()
+    mode = cv2.INTER_AREA if size[0] < x.shape[2] else cv2.INTER_LINEAR
+    hwc = x.permute(0, 2, 3, 1).contiguous().numpy()
+    return torch.from_numpy(np.stack([cv2.resize(im, (size[1], size[0]), interpolation=mode) for im in hwc])).permute(
+        0, 3, 1, 2
+    )
+
+
 def square_crops(img: torch.Tensor, boxes: np.ndarray, size: int) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
     """The square around each box (x1, y1, x2, y2; its longer side, same centre) of a float 3 x H x W
     image, zero-padded where it leaves the frame and area-resampled to size x size, as MTCNN's last

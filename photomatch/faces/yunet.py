@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photomatch.faces.imageops import WHOLE_REDUCTION_SLACK, fit_scale, original_per_pixel, shrink
+from photomatch.faces.imageops import WHOLE_REDUCTION_SLACK, fit_scale, original_per_pixel, resize_batch, shrink
 from photomatch.faces.types import Detection
 from photomatch.faces.verify import OnetVerifier, floor_for
 
@@ -205,7 +205,7 @@ class YuNet:
             if scale * (1 - WHOLE_REDUCTION_SLACK) <= 1:
                 return [np.zeros((0, 15)) for _ in range(int(base.shape[0]))]
         size = (max(DIVISOR, round(sh * scale)), max(DIVISOR, round(sw * scale)))
-        x = base if size == (sh, sw) else F.interpolate(base.float(), size=size, mode="bilinear", antialias=scale < 1)
+        x = base if size == (sh, sw) else resize_batch(base, size)
         if p.flip:
             x = x.flip(3)
         out = []

@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from photomatch.faces.imageops import fit_scale, original_per_pixel, shrink, square_crops, whole_reduction
+from photomatch.faces.imageops import (
+    fit_scale,
+    original_per_pixel,
+    resize_batch,
+    shrink,
+    square_crops,
+    whole_reduction,
+)
 
 CPU = torch.device("cpu")
 
@@ -85,3 +93,16 @@ def test_square_crops_take_the_square_around_each_box_and_pad_outside_the_frame(
     assert torch.allclose(crops[1], corner) and float(crops[1][:, 0, 0].abs().sum()) == 0.0
     assert float(crops[2].abs().sum()) == 0.0  # wholly outside: nothing to see
     assert square_crops(img, np.zeros((0, 4)), 20)[0].shape == (0, 3, 20, 20)
+
+
+def test_a_batch_enlarged_on_the_cpu_is_torchs_bilinear_within_a_grey_level_and_shrinks_antialiased() -> None:
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 3, 30, 40), dtype=np.uint8))
+    big = resize_batch(x, (60, 80))
+    assert big.dtype == torch.uint8 and tuple(big.shape) == (2, 3, 60, 80)
+    reference = F.interpolate(x.float(), size=(60, 80), mode="bilinear", align_corners=False).round()
+    assert (big.float() - reference).abs().max() <= 1
+    assert torch.equal(big[1], resize_batch(x[1:], (60, 80))[0])  # each image of a batch on its own
+    stripes = torch.zeros((1, 3, 40, 40), dtype=torch.uint8)
+    stripes[:, :, :, ::2] = 255
+    small = resize_batch(stripes, (20, 20))  # averaged to grey, not sampled into bands
+    assert (small.float() - 127.5).abs().max() <= 1
