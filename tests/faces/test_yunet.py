@@ -174,7 +174,7 @@ def test_the_engine_runs_the_configured_detector_and_records_it_on_every_face(gr
 def test_the_mirror_pass_of_both_embedders_follows_the_configuration_the_calibration_was_fitted_for() -> None:
     from photomatch.faces.engine import FaceEngine
 
-    for name in ("mtcnn", "yunet", "yunet-onet"):
+    for name in ("mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet"):
         engine = FaceEngine(Settings(detector=name), device="cpu")
         assert engine.second is not None
         assert engine.embedder.flip is engine.second.flip is DETECTOR_CONFIGS[name].embed_mirror
