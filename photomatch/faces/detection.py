@@ -210,8 +210,8 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         ),
         # YuNet alone: one look at the photo's own scale (as OpenCV's FaceDetectorYN runs it). On
         # dev-wider it finds 87% of the faces >= 32 px (MTCNN 73%) at 1/5 of MTCNN's time; the looks
-        # below find up to 2 points more at 2-8 times the cost, which CPU ingest cannot pay
-        # (bench/detection.py, README "The face engine").
+        # below find up to 2 points more at 2-8 times the cost on a small photo (bench/detection.py,
+        # README "The face engine").
         _yunet("yunet", Pass(), vote=False),
         # Every look at once: half, full and double scale with a mirror.
         _yunet("yunet-multiscale", *_MULTISCALE),
@@ -222,11 +222,11 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         _yunet("yunet-1x-2x", Pass(), Pass(scale=2.0, max_face=32.0)),
         # A halved pass for the large faces a 640 px-trained network can outgrow (WIDER's easy set).
         _yunet("yunet-half-1x-2x", Pass(scale=0.5, min_face=64.0), Pass(), Pass(scale=2.0, max_face=32.0)),
-        # The same looks with ONet's second opinion on every face (photomatch.faces.verify). The
-        # product's default is the one look with it: better ranked than YuNet alone (dev-wider AP
-        # +0.008 in every setting, and more of the 12 MP album's faces found) for 0.02-0.03 s more
-        # a photo on a CPU; the enlarged look lifts AP hard to 0.84 but costs crowds of small photos
-        # more than half their speed.
+        # The same looks with ONet's second opinion on every face (photomatch.faces.verify): better
+        # ranked than YuNet alone (dev-wider AP +0.008 in every setting, and more of the 12 MP
+        # album's faces found) for 0.005-0.03 s more a photo on a CPU. The product's default is the
+        # one look and the enlarged one with it: AP hard 0.84 against 0.78 with one look, 4.1x
+        # face_recognition's faces on crowds at 2.1-2.3x its speed; a 12 MP photo gets one look.
         _yunet("yunet-onet", Pass(), vote=False, verify=True),
         _yunet("yunet-1x-2x-onet", Pass(), Pass(scale=2.0, max_face=32.0), verify=True),
         _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
