@@ -46,14 +46,15 @@ def query_of(al: study.Album, i: int, cal: Calibration) -> Query:
 
 def rows_of(
     stage: Stage, query: Query, relevant: set[Any], plain: CalibrationSet, cal: Calibration, visits: list
-) -> tuple[list[AnswerFeatures], list[np.ndarray]]:
-    """Answer features and truth of every candidate photo not answered, after each round with answers."""
-    feats, truth = [], []
+) -> tuple[list[AnswerFeatures], list[np.ndarray], list[int]]:
+    """Answer features and truth of every candidate photo not answered, after each round with answers,
+    and the round (1, 2 ...) each block of rows comes from."""
+    feats, truth, rounds = [], [], []
     everything = Tiers(match=cal.match, possible=1e-12)
     fused = query.second is not None
     # The selfie's own scan (its cohorts judge the answered faces): the same in every round.
     first = stage.knn(query.vector, query.second) if fused else stage.knn(query.vector)
-    for _, fb in visits[1:]:
+    for n, (_, fb) in enumerate(visits[1:], start=1):
         ranked = rank_photos(query, stage.knn, stage.embeddings, everything, plain, fb)
         hits = [h for h in ranked.matches + ranked.possible if h.face not in fb.me]
         if not hits:
@@ -63,7 +64,8 @@ def rows_of(
         faces = np.array([h.face for h in hits], dtype=np.int64)
         feats.append(answer_features_of(fb, cal, first, faces, own, full, stage.embeddings, fused))
         truth.append(np.array([h.photo in relevant for h in hits], dtype=bool))
-    return feats, truth
+        rounds.append(n)
+    return feats, truth, rounds
 
 
 def _design(feats: list[AnswerFeatures], names: tuple[str, ...]) -> np.ndarray:
@@ -72,19 +74,25 @@ def _design(feats: list[AnswerFeatures], names: tuple[str, ...]) -> np.ndarray:
 
 
 # The study's rules for the tiers (bench/lib/study.py's defaults): matches at pooled precision 0.99,
-# the possible tier at least 0.55 precise.
+# the possible tier at least 0.55 precise, here in every round of answers (a round with fewer
+# possible-tier rows than ROUND_MIN_ROWS says too little to set it).
 MATCH_PRECISION = 0.99
 POSSIBLE_PRECISION = 0.55
+ROUND_MIN_ROWS = 100
 
 
-def fit(feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration) -> AnswerModels:
+def fit(
+    feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration, rounds: list[int] | None = None
+) -> AnswerModels:
     """The two answer models, and their tiers by the study's rules on the same rows.
 
     Each model starts from the search's logit before the answers, with no bias, so that answers
     that say nothing new change nothing; only what a confirmed view's gain and a rejected face's
     lead are worth is fitted. The match threshold stays the calibration's while its matches hold
     MATCH_PRECISION after answers (else it tightens); the possible threshold is the loosest whose
-    tier (the non-matches above it) is POSSIBLE_PRECISION precise.
+    tier (the non-matches above it) is POSSIBLE_PRECISION precise in every round (`rounds`: each
+    block's round). Pooled, early rounds outnumber late ones, where the photos left unanswered are
+    mostly look-alikes: among relatives the pooled threshold's tier fell to 0.2-0.4 precision there.
     """
     rel = np.concatenate(truth)
     models = []
@@ -99,6 +107,12 @@ def fit(feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration) 
         match = study.threshold_for_precision(p_own, rel, MATCH_PRECISION)
     below = p_own < match
     possible = study.threshold_for_precision(p_full[below], rel[below], POSSIBLE_PRECISION)
+    if rounds is not None:
+        rnd = np.concatenate([np.full(len(t), r) for t, r in zip(truth, rounds, strict=True)])
+        for r in np.unique(rnd):
+            mine = below & (rnd == r)
+            if mine.sum() >= ROUND_MIN_ROWS:
+                possible = max(possible, study.threshold_for_precision(p_full[mine], rel[mine], POSSIBLE_PRECISION))
     return AnswerModels(own, full, round(float(min(match, 0.9999)), 4), round(float(min(possible, match)), 4))
 
 
@@ -111,12 +125,13 @@ def simulate(
     collect: bool,
     ks: tuple[int, ...] = ANSWERS_PER_ROUND,
     careless: float = 0.0,
-) -> tuple[list[AnswerFeatures], list[np.ndarray], dict[str, Any]]:
+) -> tuple[list[AnswerFeatures], list[np.ndarray], list[int], dict[str, Any]]:
     """Visit every album's first args.selfies selfies with k answers a round: the rows (when
     `collect`) and the tiers after each round per (family, kind, k)."""
     plain = without_answer_models(cals)
     feats: list[AnswerFeatures] = []
     truth: list[np.ndarray] = []
+    round_of: list[int] = []  # each block of rows' round
     tallies: dict[str, list[Tally]] = {}
     searches: dict[str, int] = {}
     for (family, kind, _), al in albums:
@@ -133,11 +148,12 @@ def simulate(
                 for t, (ranked, fb) in zip(rounds, visits, strict=True):
                     t.add(ranked, relevant, len(fb.me) + len(fb.not_me))
                 if collect:
-                    f, y = rows_of(stage, query, relevant, plain, cal, visits)
+                    f, y, r = rows_of(stage, query, relevant, plain, cal, visits)
                     feats += f
                     truth += y
+                    round_of += r
     table = {key: [t.report(searches[key]) for t in rounds] for key, rounds in tallies.items()}
-    return feats, truth, table
+    return feats, truth, round_of, table
 
 
 def parser() -> argparse.ArgumentParser:
@@ -177,13 +193,13 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     for n in (1, 2):
         current = with_models(models)
         print(f"pass {n}: simulating the fitting half ...", file=sys.stderr, flush=True)
-        feats, truth, _ = simulate(fitting, current, current.for_models(*cal.embedders), args, collect=True)
-        models = fit(feats, truth, cal)
+        feats, truth, rounds, _ = simulate(fitting, current, current.for_models(*cal.embedders), args, collect=True)
+        models = fit(feats, truth, cal, rounds)
         print(f"pass {n}: {sum(len(t) for t in truth)} rows; {json.dumps(models.to_json())}", file=sys.stderr)
     assert models is not None
     final = with_models(models)
     print("reporting on the unseen half ...", file=sys.stderr, flush=True)
-    _, _, table = simulate(unseen, final, final.for_models(*cal.embedders), args, collect=False)
+    _, _, _, table = simulate(unseen, final, final.for_models(*cal.embedders), args, collect=False)
     models = replace(models, unseen={k: v for k, v in table.items() if k.endswith(("k=1", "k=5"))})
     out = args.calibration or Path(cals.source)
     with_models(models).write(out)

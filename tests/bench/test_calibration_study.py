@@ -83,3 +83,31 @@ def test_a_fitted_study_becomes_a_calibration_file_that_search_ranks_with(
     weights = dict(zip(models.full.features, models.full.weights, strict=True))
     assert weights["full"] == 1.0 and weights["gain"] > 0 and weights["rival"] < 0
     assert {"dev-lfw crowd k=1", "dev-lfw party k=5"} <= set(out["unseen"])
+
+
+def test_the_possible_tier_after_answers_holds_its_precision_in_every_round_not_only_pooled() -> None:
+    from types import SimpleNamespace
+
+    from photomatch.search.scoring import AnswerFeatures
+
+    # Round 1 is honest; in round 2 (fewer rows) the same scores are over-confident, as among
+    # relatives once the attendee has answered about their own photos.
+    rng = np.random.default_rng(0)
+    blocks, truth = [], []
+    for n, shift in ((3000, 0.0), (800, 1.0)):
+        z = rng.uniform(-5, 4, n)
+        zeros = np.zeros(n)
+        blocks.append(AnswerFeatures(own=z, full=z, gain=zeros, rival=zeros))
+        truth.append(rng.random(n) < 1 / (1 + np.exp(-(z - shift))))
+    cal = SimpleNamespace(match=0.9)
+    pooled = answer_models.fit(blocks, truth, cal)  # type: ignore[arg-type]
+    per_round = answer_models.fit(blocks, truth, cal, [1, 2])  # type: ignore[arg-type]
+    assert per_round.possible > pooled.possible and per_round.match == pooled.match
+
+    def precision(block: AnswerFeatures, rel: np.ndarray, models: answer_models.AnswerModels) -> float:
+        p = 1 / (1 + np.exp(-block.full))  # the answers say nothing here: the models keep the logit
+        tier = (p >= models.possible) & (p < models.match)
+        return float(rel[tier].mean())
+
+    assert precision(blocks[1], truth[1], pooled) < answer_models.POSSIBLE_PRECISION
+    assert all(precision(b, t, per_round) >= answer_models.POSSIBLE_PRECISION for b, t in zip(blocks, truth))
