@@ -110,4 +110,5 @@ def test_the_possible_tier_after_answers_holds_its_precision_in_every_round_not_
         return float(rel[tier].mean())
 
     assert precision(blocks[1], truth[1], pooled) < answer_models.POSSIBLE_PRECISION
-    assert all(precision(b, t, per_round) >= answer_models.POSSIBLE_PRECISION for b, t in zip(blocks, truth))
+    for block, rel in zip(blocks, truth, strict=True):
+        assert precision(block, rel, per_round) >= answer_models.POSSIBLE_PRECISION
