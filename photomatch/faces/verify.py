@@ -74,7 +74,7 @@ class OnetVerifier:
         if len(boxes) == 0:
             return np.zeros(0)
         self.load()
-        crops, _ = square_crops(image.to(self.device).permute(2, 0, 1).float(), boxes, ONET_SIZE)
+        crops, _ = square_crops(image.to(self.device).permute(2, 0, 1), boxes, ONET_SIZE)
         _, _, probs = self._onet((crops - 127.5) * 0.0078125)
         return np.asarray(probs[:, 1].float().cpu().numpy(), dtype=np.float64)
 

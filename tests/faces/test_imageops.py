@@ -95,6 +95,16 @@ def test_square_crops_take_the_square_around_each_box_and_pad_outside_the_frame(
     assert square_crops(img, np.zeros((0, 4)), 20)[0].shape == (0, 3, 20, 20)
 
 
+def test_square_crops_of_a_uint8_image_are_the_float_images_crops() -> None:
+    """The verifier hands over the photo as decoded (uint8): only the squares become float."""
+    img = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 50, 70), dtype=np.uint8))
+    boxes = np.array([[12.3, 7.7, 41.0, 30.2], [-5.0, 30.0, 20.0, 60.0]])
+    crops, frames = square_crops(img, boxes, 48)
+    expected, expected_frames = square_crops(img.float(), boxes, 48)
+    assert crops.dtype == torch.float32 and frames == expected_frames
+    assert torch.equal(crops, expected)
+
+
 def test_a_batch_enlarged_on_the_cpu_is_torchs_bilinear_within_a_grey_level_and_shrinks_antialiased() -> None:
     x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 3, 30, 40), dtype=np.uint8))
     big = resize_batch(x, (60, 80))
