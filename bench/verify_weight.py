@@ -8,7 +8,12 @@ cut that keeps precision 0.85 by WIDER's labels with the most faces 32 px and ta
 The weight with the best fitting-half AP hard + medium is chosen and its held-out figures printed
 beside YuNet's own (weight 0).
 
-    uv run python bench/verify_weight.py [--looks yunet-1x-2x] [--weights 0 0.1 0.25 0.5 1] [--limit N]
+With --learned, the fixed combination is also set against one learned on the fitting half: a
+logistic regression of "this box is a face WIDER boxed" (IoU >= 0.5) on YuNet's and ONet's bounded
+log-odds, the box's log height and that height times ONet's log-odds (ONet judges a large face from
+a sharper 48 px square than a small one), measured on the held-out half the same way.
+
+    uv run python bench/verify_weight.py [--looks yunet-1x-2x] [--weights 0 0.1 0.25 0.5 1] [--limit N] [--learned]
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from bench.lib.datasets import dev_data
-from bench.lib.wider import at_cut, average_precision, load_truth
+from bench.lib.study import fit_logistic, predict
+from bench.lib.wider import IOU, at_cut, average_precision, load_truth, overlaps
 from photomatch.imaging import load_image
 
 CUTS = tuple(round(c, 3) for c in np.arange(0.3, 0.801, 0.025))
@@ -38,6 +44,34 @@ def measure(detections: dict[str, tuple[np.ndarray, np.ndarray]], truth: dict[st
     return {"ap": average_precision(detections, truth), "at_precision": best}
 
 
+def box_features(boxes: np.ndarray, yunet: np.ndarray, onet: np.ndarray) -> np.ndarray:
+    """The learned combination's features per box, with a constant last (the bias)."""
+    from photomatch.faces.verify import LOGIT_BOUND
+
+    def bounded_logit(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.clip(np.log(p / (1 - p)), -2 * LOGIT_BOUND, 2 * LOGIT_BOUND)
+
+    height = np.log(np.maximum(boxes[:, 3] - boxes[:, 1], 1.0))
+    o = bounded_logit(onet)
+    return np.column_stack([bounded_logit(yunet), o, height, height * o, np.ones(len(boxes))])
+
+
+def learned(
+    seen: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], truth: dict[str, Any], fitting: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every image's boxes scored by the combination fitted on the `fitting` images."""
+    x, y = [], []
+    for name in fitting:
+        boxes, s, p = seen[name]
+        if len(boxes):
+            x.append(box_features(boxes, s, p))
+            found = overlaps(boxes, truth[name].boxes).max(axis=1) >= IOU if len(truth[name].boxes) else 0
+            y.append(np.zeros(len(boxes)) + found)
+    w = fit_logistic(np.concatenate(x), np.concatenate(y))
+    return {n: (b, predict(box_features(b, s, p), w) if len(b) else s) for n, (b, s, p) in seen.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     import torch
@@ -51,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.1, 0.25, 0.5, 1.0])
     ap.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--learned", action="store_true", help="also a combination learned on the fitting half")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -88,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     out["chosen"] = {"weight": float(chosen), "held_out": out["weights"][chosen]["held_out"]}
     if "0.0" in out["weights"]:
         out["chosen"]["held_out_yunet_alone"] = out["weights"]["0.0"]["held_out"]
+    if args.learned:
+        scored = learned(seen, truth, halves["fitting"])
+        held = halves["held_out"]
+        out["learned_held_out"] = measure({n: scored[n] for n in held}, {n: truth[n] for n in held})
+        print(f"learned: {json.dumps(out['learned_held_out'])}", file=sys.stderr, flush=True)
     print(json.dumps(out, indent=1))
     return 0
 
