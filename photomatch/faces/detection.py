@@ -229,7 +229,7 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         # ranked than YuNet alone (dev-wider AP +0.008 in every setting, and more of the 12 MP
         # album's faces found) for 0.005-0.03 s more a photo on a CPU. The product's default is the
         # one look and the enlarged one with it: AP hard 0.84 against 0.78 with one look, 4.1x
-        # face_recognition's faces on crowds at 2.1-2.3x its speed; a 12 MP photo gets one look.
+        # face_recognition's faces on crowds at 1.8-2.25x its speed; a 12 MP photo gets one look.
         _yunet("yunet-onet", Pass(), vote=False, verify=True),
         _yunet("yunet-1x-2x-onet", Pass(), _ENLARGED, verify=True),
         _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
