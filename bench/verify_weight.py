@@ -47,14 +47,11 @@ def measure(detections: dict[str, tuple[np.ndarray, np.ndarray]], truth: dict[st
 def box_features(boxes: np.ndarray, yunet: np.ndarray, onet: np.ndarray) -> np.ndarray:
     """The learned combination's features per box, with a constant last (the bias)."""
     from photomatch.faces.verify import LOGIT_BOUND
-
-    def bounded_logit(p: np.ndarray) -> np.ndarray:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.clip(np.log(p / (1 - p)), -2 * LOGIT_BOUND, 2 * LOGIT_BOUND)
+    from photomatch.search.scoring import logit
 
     height = np.log(np.maximum(boxes[:, 3] - boxes[:, 1], 1.0))
-    o = bounded_logit(onet)
-    return np.column_stack([bounded_logit(yunet), o, height, height * o, np.ones(len(boxes))])
+    y, o = (np.clip(logit(p), -2 * LOGIT_BOUND, 2 * LOGIT_BOUND) for p in (yunet, onet))
+    return np.column_stack([y, o, height, height * o, np.ones(len(boxes))])
 
 
 def learned(
@@ -63,12 +60,11 @@ def learned(
     """Every image's boxes scored by the combination fitted on the `fitting` images."""
     x, y = [], []
     for name in fitting:
-        boxes, s, p = seen[name]
+        (boxes, s, p), faces = seen[name], truth[name].boxes
         if len(boxes):
             x.append(box_features(boxes, s, p))
-            found = overlaps(boxes, truth[name].boxes).max(axis=1) >= IOU if len(truth[name].boxes) else 0
-            y.append(np.zeros(len(boxes)) + found)
-    w = fit_logistic(np.concatenate(x), np.concatenate(y))
+            y.append(overlaps(boxes, faces).max(axis=1) >= IOU if len(faces) else np.zeros(len(boxes), dtype=bool))
+    w = fit_logistic(np.concatenate(x), np.concatenate(y).astype(np.float64))
     return {n: (b, predict(box_features(b, s, p), w) if len(b) else s) for n, (b, s, p) in seen.items()}
 
 

@@ -111,7 +111,7 @@ class Detector:
         it lifts balanced accuracy by about a point (README).
         """
         boxes = np.array([f.box for f in faces], dtype=np.float64) * scale
-        x, frames = square_crops(small.permute(2, 0, 1).float(), boxes, ONET_SIZE)
+        x, frames = square_crops(small.permute(2, 0, 1), boxes, ONET_SIZE)
         x = torch.cat([x, torch.flip(x, dims=[3])])
         _, points, _ = self._mtcnn.onet((x - 127.5) * 0.0078125)
         points = points.float().cpu().numpy()  # 2n x 10: five x then five y, relative to the crop
