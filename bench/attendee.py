@@ -11,7 +11,9 @@ matches precision and recall, possible-tier precision, both tiers' recall and th
 search (fewer than k when the search has fewer unsure photos left to ask about); and, as the issue
 counts answers, the best tiers reached by a visit that can give no more than 5 (`within_budget`), and
 where the person's photos that such a visit (one answer a round) still left unshown lay
-(`missed_after_budget`: never detected, not a candidate, or how deep among the unshown photos).
+(`missed_after_budget`: never detected, not a candidate, or how deep among the unshown photos), and
+how many of them belong to people none of whose photos such a visit showed
+(`never_shown_after_budget`: no confirmed view to search with).
 
     uv run python bench/attendee.py [--families dev-fiw ...] [--preset crowd|small] [--seed 0]
 
@@ -37,6 +39,7 @@ from bench.lib.attendee import (
     ROUNDS,
     Stage,
     Tally,
+    found_none,
     visit,
     where_missed,
     within_budget,
@@ -69,6 +72,7 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
     out: dict[str, Any] = {"selfies": 0, "refused": 0, "truthful": {}, "careless": {}}
     visits = []
     missed: Counter[str] = Counter()
+    never: Counter[str] = Counter()  # people none of whose photos that visit showed, and their photos
     for identity, rel in sorted(album.truth["selfies"].items()):
         relevant = set(album.truth["identities"].get(identity, []))
         if not relevant:
@@ -92,10 +96,14 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
                     everything = rank_photos(query, stage.knn, stage.embeddings, EVERY_CANDIDATE, cals, fb)
                     answered = set(fb.me.values()) | set(fb.not_me.values())
                     missed += where_missed(ranked, everything, relevant, answered, person_found(album, identity))
+                    if found_none(ranked, relevant):
+                        never["people"] += 1
+                        never["photos"] += len(relevant)
             out[mode][name] = [t.report(len(visits)) for t in tallies]
         out[mode]["within_budget"] = within_budget(out[mode], {name: k for name, k, _ in plans})
     # Where the person's photos that one answer a round for five rounds still left unshown lay.
     out["truthful"]["missed_after_budget"] = dict(sorted(missed.items()))
+    out["truthful"]["never_shown_after_budget"] = {"people": never["people"], "photos": never["photos"]}
     return out
 
 
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{family} {mode} within {BUDGET} answers: {json.dumps(report[mode]['within_budget'])}")
         unshown = report["truthful"]["missed_after_budget"]
         log(f"{family} photos left unshown after {BUDGET} answers, one a round: {unshown}")
+        never = report["truthful"]["never_shown_after_budget"]
+        log(f"{family} of them, people none of whose photos were shown: {never}")
     print(json.dumps(out, indent=1))
     return 0
 

@@ -141,6 +141,13 @@ def within_budget(reports: dict[str, list[dict[str, Any]]], per_round: dict[str,
 MISS_DEPTHS = (1, 5, 10)
 
 
+def found_none(final: Ranked, relevant: Collection[Hashable]) -> bool:
+    """Whether a visit ended (`final`, its last search) with none of the person's photos shown: no
+    confirmed view of them to search with, however many answers were left."""
+    shown = {h.photo for h in final.matches + final.possible}
+    return not any(photo in shown for photo in relevant)
+
+
 def where_missed(
     final: Ranked,
     everything: Ranked,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.lib.attendee import BUDGET, Tally, least_sure, where_missed, within_budget
+from bench.lib.attendee import BUDGET, Tally, found_none, least_sure, where_missed, within_budget
 from photomatch.search.ranking import PhotoHit, Ranked, Tiers
 
 
@@ -78,3 +78,12 @@ def test_a_missed_photo_is_put_down_to_detection_the_candidates_or_how_deep_it_l
     # "third" lies 4th among the unshown (the answered photo does not count); "deep" 13th; "lost" was
     # never detected; "absent" and "hidden" were detected but no face of theirs was a candidate.
     assert missed == {"unshown_top_5": 1, "deeper": 1, "not_detected": 1, "not_a_candidate": 2}
+
+
+def test_a_visit_found_none_only_when_no_photo_of_the_person_was_shown_in_either_tier() -> None:
+    final = Ranked(matches=[hit("a", 1, 1.0)], possible=[hit("b", 2, 0.3)], questions=[hit("c", 3, 0.05)])
+    assert not found_none(final, {"a", "z"})
+    assert not found_none(final, {"b"})
+    # A question is not shown: it is asked about, not a result.
+    assert found_none(final, {"c", "z"})
+    assert found_none(Ranked(), {"a"})
