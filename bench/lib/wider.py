@@ -15,7 +15,7 @@ setting), precision, and recall by the face's box height in original pixels.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,24 @@ IOU = 0.5
 THRESHOLDS = 1000
 
 
+# WIDER's labels of each face, and what each value means (its readme): where the faces a detector
+# misses lie, besides their size.
+ATTRIBUTES = {
+    "occlusion": ("none", "partial", "heavy"),
+    "pose": ("typical", "atypical"),
+    "blur": ("clear", "normal", "heavy"),
+    "illumination": ("normal", "extreme"),
+}
+
+
 @dataclass(frozen=True)
 class Truth:
-    """One image's faces: boxes (x1, y1, x2, y2) and, per setting, which of them count."""
+    """One image's faces: boxes (x1, y1, x2, y2), per setting which of them count, and WIDER's
+    labels of each (ATTRIBUTES; none when the ground truth has no labels)."""
 
     boxes: np.ndarray  # (n, 4)
     keep: dict[str, np.ndarray]  # setting -> boolean (n,)
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) int
 
 
 def load_truth(folder: Path) -> dict[str, Truth]:
@@ -45,7 +57,8 @@ def load_truth(folder: Path) -> dict[str, Truth]:
             mask = np.zeros(len(boxes), dtype=bool)
             mask[np.asarray(entry["keep"][setting], dtype=np.int64)] = True
             keep[setting] = mask
-        out[name] = Truth(boxes, keep)
+        labels = {a: np.asarray(entry[a], dtype=np.int64) for a in ATTRIBUTES if len(entry.get(a, [])) == len(boxes)}
+        out[name] = Truth(boxes, keep, labels)
     return out
 
 
@@ -132,12 +145,14 @@ def average_precision(
 def at_cut(
     detections: dict[str, tuple[np.ndarray, np.ndarray]], truth: dict[str, Truth], cut: float, setting: str = "hard"
 ) -> dict[str, object]:
-    """Recall, precision and recall by face height of the detections scoring at least `cut`.
+    """Recall, precision and recall by face height of the detections scoring at least `cut`, and of
+    the faces 32 px and taller, recall by each of WIDER's labels (ATTRIBUTES).
 
     The faces that count are the setting's keep list (hard: every face WIDER's evaluation scores).
     """
     hits = proposals = faces = 0
     by_height = np.zeros((len(HEIGHT_BINS), 2), dtype=np.int64)  # found, total
+    by_label = {label: np.zeros((len(v), 2), dtype=np.int64) for label, v in ATTRIBUTES.items()}  # found, total
     for name, t in truth.items():
         counts = t.keep[setting]
         boxes, score = detections.get(name, (np.zeros((0, 4)), np.zeros(0)))
@@ -162,6 +177,10 @@ def at_cut(
         for k, (a, b) in enumerate(HEIGHT_BINS):
             sel = counts & (heights >= a) & (heights < b)
             by_height[k] += (int((found_faces & sel).sum()), int(sel.sum()))
+        for label, values in t.attributes.items():
+            for v in range(len(by_label[label])):
+                sel = counts & (heights >= 32) & (values == v)
+                by_label[label][v] += (int((found_faces & sel).sum()), int(sel.sum()))
     big = sum(by_height[k] for k, (a, _) in enumerate(HEIGHT_BINS) if a >= 32)
     return {
         "cut": cut,
@@ -169,12 +188,22 @@ def at_cut(
         "precision": round(hits / max(1, proposals), 4),
         "recall_32px_and_taller": round(int(big[0]) / max(1, int(big[1])), 4),
         "recall_by_height": {
-            f"{a}-{b}" if b < 1e9 else f">{a}": {"recall": round(int(f) / max(1, int(n)), 4), "faces": int(n)}
-            for (a, b), (f, n) in zip(HEIGHT_BINS, by_height, strict=True)
+            f"{a}-{b}" if b < 1e9 else f">{a}": _recall(row) for (a, b), row in zip(HEIGHT_BINS, by_height, strict=True)
+        },
+        "recall_32px_and_taller_by_label": {
+            label: {name: _recall(by_label[label][v]) for v, name in enumerate(names) if by_label[label][v][1]}
+            for label, names in ATTRIBUTES.items()
+            if by_label[label][:, 1].any()
         },
         "faces": faces,
         "detections": int(sum(int((s >= cut).sum()) for _, s in detections.values())),
     }
+
+
+def _recall(row: np.ndarray) -> dict[str, float | int]:
+    """{"recall", "faces"} of a (found, total) row."""
+    found, total = int(row[0]), int(row[1])
+    return {"recall": round(found / max(1, total), 4), "faces": total}
 
 
 def union(

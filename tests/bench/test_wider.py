@@ -44,6 +44,24 @@ def test_at_the_cut_recall_precision_and_heights_count_only_what_scores_above_it
     assert out["recall_32px_and_taller"] == 1.0 and out["detections"] == 3
 
 
+def test_at_the_cut_the_faces_32_px_and_taller_are_counted_by_each_of_wider_s_labels() -> None:
+    big = [300, 300, 349, 349]  # a second 50 px face, heavily occluded and missed
+    boxes = np.array([A, B, IGNORED, big], dtype=float)
+    keep = {s: np.array([True, True, False, True]) for s in ("easy", "medium", "hard")}
+    labels = {"occlusion": np.array([0, 0, 0, 2]), "pose": np.array([0, 1, 0, 1])}
+    truth = {"x.jpg": Truth(boxes, keep, labels)}
+    out = at_cut({"x.jpg": (np.array([A, B], dtype=float), np.array([0.9, 0.9]))}, truth, cut=0.5)
+    by = out["recall_32px_and_taller_by_label"]
+    # B is under 32 px and the ignored face does not count: only A (found) and the occluded face.
+    assert by["occlusion"] == {"none": {"recall": 1.0, "faces": 1}, "heavy": {"recall": 0.0, "faces": 1}}
+    assert by["pose"] == {"typical": {"recall": 1.0, "faces": 1}, "atypical": {"recall": 0.0, "faces": 1}}
+    # Without WIDER's labels there is nothing to break down.
+    assert (
+        at_cut({"x.jpg": (np.array([A]), np.array([0.9]))}, one_image(), cut=0.5)["recall_32px_and_taller_by_label"]
+        == {}
+    )
+
+
 def test_a_second_opinion_adds_only_the_faces_the_first_detector_missed_each_at_its_own_cut() -> None:
     first = {"x.jpg": (np.array([A, [400, 400, 440, 440]], dtype=float), np.array([0.9, 0.3]))}  # A; a weak miss
     # The second finds A again (overlapping: dropped), B (new) and a false face (new), and one under its cut.
