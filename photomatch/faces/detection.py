@@ -234,7 +234,7 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         _yunet("yunet-1x-2x-onet", Pass(), _ENLARGED, verify=True),
         _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
         # And the halved look for large faces (WIDER's easy set): AP easy +0.008, but precision at
-        # the cut under 0.85 and a 12 MP photo 16% slower (README "The face engine").
+        # the cut under 0.85 and a 12 MP photo 16% slower (docs/face-engine.md).
         _yunet("yunet-half-1x-2x-onet", _HALVED, Pass(), _ENLARGED, verify=True),
     )
 }
