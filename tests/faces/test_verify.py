@@ -63,6 +63,18 @@ def test_onet_says_yes_to_the_faces_of_group_photos_and_no_to_their_background(
     assert verifier.probabilities(grey, np.zeros((0, 4))).shape == (0,)
 
 
+def test_on_a_cpu_onet_runs_channels_last_and_says_what_the_plain_layout_says(
+    verifier: OnetVerifier, group_images: list[Path]
+) -> None:
+    rgb = load_image(group_images[0]).rgb
+    boxes = np.array([f.box for f in YuNet(torch.device("cpu")).detect([rgb])[0]])
+    fast = verifier.probabilities(torch.from_numpy(rgb), boxes)
+    assert verifier.layout == torch.channels_last and len(fast) > 3
+    plain = OnetVerifier(torch.device("cpu"))
+    plain.layout = torch.contiguous_format
+    assert np.abs(plain.probabilities(torch.from_numpy(rgb), boxes) - fast).max() < 1e-6
+
+
 def test_yunet_with_onet_gives_each_face_its_combined_score_and_cuts_after_it(
     verifier: OnetVerifier, group_images: list[Path]
 ) -> None:
