@@ -141,10 +141,15 @@ def within_budget(reports: dict[str, list[dict[str, Any]]], per_round: dict[str,
 MISS_DEPTHS = (1, 5, 10)
 
 
+def shown_photos(ranked: Ranked) -> set[Hashable]:
+    """The photos a search shows as results: both tiers (questions are asked about, not shown)."""
+    return {h.photo for h in ranked.matches + ranked.possible}
+
+
 def found_none(final: Ranked, relevant: Collection[Hashable]) -> bool:
     """Whether a visit ended (`final`, its last search) with none of the person's photos shown: no
     confirmed view of them to search with, however many answers were left."""
-    shown = {h.photo for h in final.matches + final.possible}
+    shown = shown_photos(final)
     return not any(photo in shown for photo in relevant)
 
 
@@ -160,7 +165,7 @@ def where_missed(
     candidate ("not_a_candidate"), or how deep it lay among the candidate photos neither shown nor
     answered ("unshown_top_1", "_5", "_10", else "deeper"), ranked as `everything` (the same search
     with every candidate in a tier) ranks them: where better questions could still have reached it."""
-    shown = {h.photo for h in final.matches + final.possible}
+    shown = shown_photos(final)
     unshown = [
         h.photo for h in everything.matches + everything.possible if h.photo not in shown and h.photo not in answered
     ]
