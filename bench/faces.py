@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from bench.lib.albums import ensure_album, found_truth
-from bench.lib.datasets import dev_data
+from bench.lib.datasets import crowd_photos, dev_data
 from bench.lib.metrics import mean_average_precision
 from photomatch.config import get_settings
 from photomatch.faces.engine import FaceEngine
@@ -50,7 +50,11 @@ def photomatch_pipeline(engine: FaceEngine) -> Pipeline:
 
     def run(rgb: np.ndarray) -> tuple[list[tuple[float, float, float, float]], np.ndarray]:
         faces = engine.analyze([rgb])[0]
-        vecs = np.stack([f.embedding for f in faces]) if faces else np.zeros((0, engine.embedder.dim))
+        # A face too small to identify is found but not embedded (Settings.embed_min_face_px): NaN.
+        vecs = np.full((len(faces), engine.embedder.dim), np.nan)
+        for i, f in enumerate(faces):
+            if f.embedding is not None:
+                vecs[i] = f.embedding
         return [f.detection.box for f in faces], vecs
 
     return run
@@ -87,6 +91,8 @@ def time_set(pipeline: Pipeline, images: list[np.ndarray]) -> dict[str, Any]:
     return {
         "photos": len(images),
         "faces_found": faces,
+        # Of those, the ones with a vector: photomatch leaves faces too small to identify without one.
+        "faces_embedded": int(sum(int((~np.isnan(v).any(axis=1)).sum()) for _, v in results)),
         "seconds": round(seconds, 3),
         "photos_per_s": round(len(images) / seconds, 3),
         "faces_per_s": round(faces / seconds, 2),
@@ -104,22 +110,17 @@ def album_map(
         if not relevant:
             continue
         _, sv = pipeline(load_image(album_dir / rel).rgb)
-        if len(sv) == 0:
+        if len(sv) == 0 or np.isnan(sv[0]).any():
             runs.append(([False] * len(names), len(relevant)))
             continue
         q = sv[0]  # the largest face: both pipelines order faces by size
-        scores = [float(np.min(np.linalg.norm(v - q, axis=1))) if len(v) else 9.0 for _, v in results]
+        # Faces without a vector (NaN) are never the closest.
+        scores = [
+            float(np.nan_to_num(np.linalg.norm(v - q, axis=1), nan=9.0).min()) if len(v) else 9.0 for _, v in results
+        ]
         order = np.argsort(scores, kind="stable")
         runs.append(([names[i] in relevant for i in order], len(relevant)))
     return round(mean_average_precision(runs), 4)
-
-
-def crowd_photos(wider_dir: Path, n: int) -> list[Path]:
-    """n of dev-wider's images, evenly spread over its sorted list (so over its events); [] without it."""
-    images = sorted((wider_dir / "images").rglob("*.jpg"))
-    if n <= 0 or not images:
-        return []
-    return [images[round(i * len(images) / min(n, len(images)))] for i in range(min(n, len(images)))]
 
 
 def _largest_first(p: Pipeline) -> Pipeline:

@@ -80,7 +80,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         faces = engine.analyze([im.rgb])[0]
         if not faces:
             raise CliError(f"{path}: no face found")
-        assert faces[0].embedding is not None
+        if faces[0].embedding is None:
+            raise CliError(f"{path}: the largest face is {faces[0].detection.size:.0f} px, too small to identify")
         vectors.append(faces[0].embedding)
     d = distance(vectors[0], vectors[1])
     threshold = engine.settings.verify_threshold

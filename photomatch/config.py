@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # Faces below this MTCNN probability are dropped.
     detect_min_prob: float = 0.9
     embed_batch_size: int = 64
+    # A face whose box is narrower than this (its shorter side, in the photo's own pixels) is found
+    # and counted but not embedded: on dev-lfw's pairs shrunk under that size, both embedders fused
+    # accept the same person under a quarter as often as at full size (bench/tiny_faces.py, README
+    # "The face engine"), and a third of the faces the default detector finds in crowds are that small.
+    embed_min_face_px: float = 8.0
     # Weights for the optional facenet-vggface2 embedder (InceptionResnetV1), a state_dict file.
     facenet_weights: Path | None = None
     # 1:1 verification threshold on the L2 distance of unit vectors, chosen on all dev-faces pairs

@@ -46,6 +46,9 @@ SEARCH_SECONDS = Histogram(
 # --- workers -------------------------------------------------------------------------------------
 PHOTOS_PROCESSED = Counter("photomatch_photos_processed_total", "Photos finished by face workers.", ["status"])
 FACES_STORED = Counter("photomatch_faces_stored_total", "Faces detected, embedded and stored.")
+FACES_TOO_SMALL = Counter(
+    "photomatch_faces_too_small_total", "Faces found but too small to identify (embed_min_face_px), not stored."
+)
 PHOTO_FAILURES = Counter("photomatch_photo_failures_total", "Photos marked failed, by reason.", ["reason"])
 BATCH_PHOTOS = Histogram(
     "photomatch_process_batch_photos",

@@ -50,3 +50,11 @@ def lfw_pairs(lfw: Path, n: int) -> list[tuple[Path, Path, bool]]:
                 if a.is_file() and b.is_file():
                     out[same].append((a, b, same))
     return out[True] + out[False]
+
+
+def crowd_photos(wider_dir: Path, n: int) -> list[Path]:
+    """n of dev-wider's images, evenly spread over its sorted list (so over its events); [] without it."""
+    images = sorted((wider_dir / "images").rglob("*.jpg"))
+    if n <= 0 or not images:
+        return []
+    return [images[round(i * len(images) / min(n, len(images)))] for i in range(min(n, len(images)))]

@@ -123,7 +123,7 @@ def analyze_arrays(engine: Any, names: list[str], image: Any) -> FaceSet:
     for start in range(0, len(names), BATCH):
         idx = range(start, min(start + BATCH, len(names)))
         for i, faces in zip(idx, engine.analyze([image(i) for i in idx]), strict=True):
-            rows += [(i, f) for f in faces]
+            rows += [(i, f) for f in faces if f.embedded]  # what a photo stores (processing.py)
     dim = int(engine.embedder.dim)
     second = getattr(engine, "second", None)
     return FaceSet(

@@ -50,7 +50,8 @@ def _rgb(path: Path) -> Image.Image:
 
 
 def _central(faces: list, w: int, h: int) -> object | None:
-    """The face nearest the image centre, weighted by size: the labelled person of a portrait."""
+    """The embedded face nearest the image centre, weighted by size: the labelled person of a portrait."""
+    faces = [f for f in faces if f.embedded]  # type: ignore[attr-defined]
     if not faces:
         return None
 

@@ -151,6 +151,9 @@ class FaceEngine:
     def analyze(self, images: Sequence[ImageLike], *, embed: bool = True) -> list[list[Face]]:
         """Detect, align and (by default) embed every face of every image, batching across images.
 
+        Every face found is returned; those narrower than Settings.embed_min_face_px come without
+        vectors (`Face.embedded` False): too small to identify, so not worth the embedders' time.
+
         The batch adapts to the device's memory: when the device runs out, the images are split in
         halves and each half analysed again, and later calls take at most the size that fitted
         (growing back by one image per successful call). Only an image that does not fit alone
@@ -185,19 +188,28 @@ class FaceEngine:
         with timed("detect"):
             detections = self.detect(images)
         second = self.second if embed else None
+        # Faces too small to identify are found and counted but not embedded (Settings.embed_min_face_px).
+        min_px = self.settings.embed_min_face_px
         with timed("align"):
             per_image = [self.chips(img, dets) for img, dets in zip(images, detections, strict=True)]
             all_chips = torch.cat(per_image) if per_image else torch.zeros((0, 3, 1, 1))
             sharp = sharpness(all_chips).cpu().numpy() if all_chips.shape[0] else np.zeros(0)
             # The second embedder was trained on its own frame: the same landmarks, its template.
             pairs = zip(images, detections, strict=True)
-            all_chips2 = torch.cat([self.chips(i, d, second) for i, d in pairs]) if second and per_image else None
+            all_chips2 = (
+                torch.cat([self.chips(i, [d for d in ds if d.size >= min_px], second) for i, ds in pairs])
+                if second and per_image
+                else None
+            )
         flat = [
             Face(detection=d, sharpness=float(s), detector=self.detector_name)
             for d, s in zip((d for ds in detections for d in ds), sharp, strict=True)
         ]
         if embed:
-            flat = self._embedded(flat, all_chips, all_chips2)
+            keep = [i for i, f in enumerate(flat) if f.detection.size >= min_px]
+            chips = all_chips[torch.tensor(keep, dtype=torch.long, device=all_chips.device)]
+            for i, face in zip(keep, self._embedded([flat[i] for i in keep], chips, all_chips2), strict=True):
+                flat[i] = face
         out: list[list[Face]] = []
         k = 0
         for dets in detections:

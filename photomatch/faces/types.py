@@ -45,6 +45,12 @@ class Face:
     detector: str | None = None
 
     @property
+    def embedded(self) -> bool:
+        """Whether it has its vector: the faces a photo stores and search can find. The engine leaves
+        faces under Settings.embed_min_face_px without one (found, too small to identify)."""
+        return self.embedding is not None
+
+    @property
     def quality(self) -> dict[str, float]:
         """The signals used to rank equally similar faces: probability, size, sharpness."""
         return {
@@ -62,6 +68,8 @@ class Face:
             "probability": round(d.probability, 4),
             "quality": self.quality,
         }
+        if embeddings and self.embedding is None:
+            out["embedding"] = None  # too small to identify (Settings.embed_min_face_px)
         if embeddings and self.embedding is not None:
             out["model"] = self.model
             out["embedding"] = [round(float(v), 6) for v in self.embedding]

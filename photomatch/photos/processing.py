@@ -24,7 +24,7 @@ from photomatch.events import repository as event_rows
 from photomatch.faces.types import Analyzer, DeviceOutOfMemory, Face
 from photomatch.imaging import ImageError, LoadedImage, host_pixels, load_image
 from photomatch.logs import get_logger
-from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
+from photomatch.metrics import BATCH_PHOTOS, FACES_STORED, FACES_TOO_SMALL, PHOTO_FAILURES, PHOTOS_PROCESSED, timed
 from photomatch.models import TOMBSTONE_RADIUS, PhotoStatus
 from photomatch.photos.repository import faces as face_rows
 from photomatch.photos.repository import photos as photo_rows
@@ -52,7 +52,9 @@ class PhotoOutcome:
 
     photo_id: uuid.UUID
     event_id: uuid.UUID
-    faces: list[Face] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)  # the embedded ones: what the photo stores
+    # Faces found but too small to identify (Face.embedded False): counted, not stored.
+    too_small: int = 0
     failure: str | None = None
     width: int | None = None
     height: int | None = None
@@ -165,7 +167,8 @@ def analyze_photos(
             if isinstance(result, str):
                 outcome.failure = result
             else:
-                outcome.faces = result
+                outcome.faces = [f for f in result if f.embedded]
+                outcome.too_small = len(result) - len(outcome.faces)
 
     # Every original is asked for at once and read while earlier photos decode and the engine runs:
     # from S3 each read is tens of milliseconds of waiting, which a GPU worker cannot afford.
@@ -268,9 +271,16 @@ def record_outcomes(outcomes: Sequence[PhotoOutcome]) -> None:
     BATCH_PHOTOS.observe(len(outcomes))
     for o in outcomes:
         if o.failure is None:
-            log.info("photos.process.done", photo_id=o.photo_id, event_id=o.event_id, faces=len(o.faces))
+            log.info(
+                "photos.process.done",
+                photo_id=o.photo_id,
+                event_id=o.event_id,
+                faces=len(o.faces),
+                too_small=o.too_small,
+            )
             PHOTOS_PROCESSED.labels("done").inc()
             FACES_STORED.inc(len(o.faces))
+            FACES_TOO_SMALL.inc(o.too_small)
         else:
             reason = o.failure.split(":", 1)[0]
             log.info("photos.process.failed", photo_id=o.photo_id, event_id=o.event_id, reason=reason)

@@ -286,3 +286,32 @@ def test_an_image_that_does_not_fit_alone_raises_device_out_of_memory(
     other.detector = _OutOfMemoryAbove(engine.detector, 0, RuntimeError("shape mismatch"))  # type: ignore[assignment]
     with pytest.raises(RuntimeError, match="shape mismatch"):  # not memory: raised as it is
         other.analyze([load_image(group_images[0]).rgb])
+
+
+def test_faces_too_small_to_identify_are_found_but_not_embedded(engine: FaceEngine, group_images: list[Path]) -> None:
+    """Settings.embed_min_face_px: faces under it come back without vectors, and the vectors of the
+    faces over it are exactly those a bound of 0 gives them (each chip goes to its own face)."""
+    images = [load_image(p).rgb for p in group_images[:3]]
+    every = engine.analyze(images)
+    sizes = sorted(f.detection.size for faces in every for f in faces)
+    bound = sizes[len(sizes) // 2]  # about half of the faces on each side
+    settings = engine.settings.model_copy(update={"embed_min_face_px": bound})
+    bounded = FaceEngine(settings, embedder=engine.embedder, second_embedder=engine.second, device="cpu")
+    bounded.detector = engine.detector
+    got = bounded.analyze(images)
+    assert [len(g) for g in got] == [len(e) for e in every]
+    small = big = 0
+    for g_faces, e_faces in zip(got, every, strict=True):
+        for g, e in zip(g_faces, e_faces, strict=True):
+            assert g.detection == e.detection and g.sharpness == pytest.approx(e.sharpness)
+            if g.detection.size < bound:
+                small += 1
+                assert not g.embedded and g.embedding is None and g.second_embedding is None
+                assert g.to_json(embeddings=True)["embedding"] is None
+            else:
+                big += 1
+                assert g.embedded and g.model == e.model and g.second_model == e.second_model
+                assert e.embedding is not None and e.second_embedding is not None
+                assert np.allclose(g.embedding, e.embedding, atol=1e-4)
+                assert np.allclose(g.second_embedding, e.second_embedding, atol=1e-4)
+    assert small > 0 and big > 0

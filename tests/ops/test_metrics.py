@@ -118,6 +118,7 @@ def test_worker_counters_stage_times_and_state_gauges(
     assert sample(text, "photomatch_photos_processed_total", status="done") == done
     assert sample(text, "photomatch_photos_processed_total", status="failed") == failed
     assert sample(text, "photomatch_faces_stored_total") == faces
+    assert sample(text, "photomatch_faces_too_small_total") == 0  # exported; the groups have none under 8 px
     failures = {k: float(v) for k, v in re.findall(r'photomatch_photo_failures_total\{reason="(\w+)"\} (\S+)', text)}
     assert sum(failures.values()) == failed, failures
     for stage in ("fetch", "decode", "detect", "align", "embed", "db_write"):

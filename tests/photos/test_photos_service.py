@@ -332,6 +332,28 @@ def test_processing_saves_faces_and_fails_only_the_corrupt_photo(
     assert db_session.scalar(sa.select(sa.func.count()).select_from(FaceRow)) == 3
 
 
+class SmallFaceAnalyzer(FakeAnalyzer):
+    """FakeAnalyzer's face, and beside it one found but too small to identify (no vector)."""
+
+    def analyze(self, images: Sequence[Any], *, embed: bool = True) -> list[list[Face]]:
+        tiny = Face(Detection((30.0, 30.0, 36.0, 38.0), ((32.0, 33.0),) * 5, 0.8), 2.0, detector="mtcnn")
+        return [[*faces, tiny] for faces in super().analyze(images, embed=embed)]
+
+
+def test_faces_too_small_to_identify_are_counted_not_stored(
+    db_session: Session, local_storage: LocalStorage, event: Event
+) -> None:
+    ids = [ingest(db_session, local_storage, event, image_bytes(size=(80 + i, 40), seed=i)).photo_id for i in range(2)]
+    claimed = processing.claim_photos(db_session, [i for i in ids if i is not None], max_attempts=5)
+    outcomes = processing.analyze_photos(claimed, local_storage, lambda name: SmallFaceAnalyzer())
+    assert [(len(o.faces), o.too_small) for o in outcomes] == [(1, 1), (1, 1)]
+    processing.save_outcomes(db_session, outcomes)
+    for photo_id in ids:
+        assert photo(db_session, photo_id).status == PhotoStatus.DONE and photo(db_session, photo_id).face_count == 1
+    faces = db_session.scalars(sa.select(FaceRow)).all()
+    assert len(faces) == 2 and all(f.size_px == 10 for f in faces)
+
+
 def test_one_photo_that_breaks_the_engine_does_not_sink_its_batch(
     db_session: Session, local_storage: LocalStorage, event: Event
 ) -> None:
