@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
     p = ph.add_parser(
         "revoke-key", help="revoke an API key by its prefix (the part after pm_); it stops working at once"
     )
-    p.add_argument("prefix")
+    p.add_argument("prefix", help="a prefix that starts with '-' (keys made before 2026-12-07) goes after --")
     p.set_defaults(handler=cmd_photographer_revoke_key)
 
     ev = sub.add_parser("event", help="events").add_subparsers(dest="event_command", required=True)

@@ -46,10 +46,12 @@ def _split_key(raw_key: str) -> str | None:
 
 
 def _new_raw_key() -> tuple[str, str]:
-    # base64url may contain '_', which would break splitting; regenerate until the prefix has none.
+    # base64url may contain '_', which would break splitting, and start with '-', which a command
+    # line reads as an option (`photomatch photographer revoke-key -uUB...` failed one key in 64):
+    # regenerate until the prefix has neither.
     while True:
         prefix = secrets.token_urlsafe(_PREFIX_BYTES)
-        if "_" not in prefix:
+        if "_" not in prefix and not prefix.startswith("-"):
             return prefix, f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(_SECRET_BYTES)}"
 
 

@@ -78,3 +78,16 @@ def test_duplicate_or_bad_email_is_a_clear_error(db_session: Session) -> None:
         create_photographer(db_session, "Ann again", "ANN@example.com")
     with pytest.raises(AccountError, match="not an email"):
         create_photographer(db_session, "Bob", "bob")
+
+
+def test_new_key_prefixes_have_no_underscore_and_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'_' would break splitting `pm_<prefix>_<secret>`; a leading '-' made `photomatch photographer
+    revoke-key <prefix>` read the prefix as an option (a CLI test failed on one key in 64)."""
+    import secrets
+
+    from photomatch.accounts import service
+
+    drawn = iter(["-uUBIvsY", "ab_cdefg", "Zq-3xY9k", "s" * 43])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(drawn))
+    prefix, raw = service._new_raw_key()
+    assert prefix == "Zq-3xY9k" and raw == f"pm_Zq-3xY9k_{'s' * 43}"
