@@ -26,12 +26,10 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 
-from bench.lib.albums import tile_found
 from bench.lib.attendee import (
     ANSWERS_PER_ROUND,
     BUDGET,
@@ -44,7 +42,16 @@ from bench.lib.attendee import (
     where_missed,
     within_budget,
 )
-from bench.lib.rendered import Album, album_embeddings, album_scan, family_albums, log, parser, query_face
+from bench.lib.rendered import (
+    Album,
+    album_embeddings,
+    album_scan,
+    family_albums,
+    log,
+    parser,
+    person_found,
+    query_face,
+)
 from photomatch.config import Settings, get_settings
 from photomatch.search.calibration import site_calibrations
 from photomatch.search.ranking import Query, QueryRejected, Tiers, rank_photos
@@ -109,16 +116,6 @@ def family_report(album: Album, settings: Settings, seed: int) -> dict[str, Any]
 
 # Every candidate in a tier: to see how deep the photos a visit left unshown lay.
 EVERY_CANDIDATE = Tiers(match=1.0, possible=1e-12)
-
-
-def person_found(album: Album, identity: str) -> Callable[[Hashable], bool]:
-    """Whether a photo has a detection on the person's pasted face (bench.lib.albums.tile_found)."""
-
-    def found(photo: Hashable) -> bool:
-        boxes = album.photos.box[album.photos.of(album.photos.names.index(str(photo)))]
-        return any(tile_found(f["box"], boxes) for f in album.truth["photos"][str(photo)] if f["identity"] == identity)
-
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ the API does: the same query face choice and refusals, the same scan, cohort, mo
 
 Printed per family: the tiers' precision and recall, recall at precision 0.99 and 0.95 of the
 confidence ranking, mAP, a precision/recall curve, the calibration of `confidence` (expected
-calibration error and a reliability table), and the share of selfies refused.
+calibration error and a reliability table), the share of selfies refused, and why each of the
+person's photos that neither tier showed was missed (their face not detected, not a candidate, or
+scored under the tiers, with those confidences).
 
     uv run python bench/search_accuracy.py [--families dev-lfw ...] [--preset crowd|small] [--seed 0]
 
@@ -87,6 +89,12 @@ def report(s: Searches, album: Album) -> dict[str, Any]:
         "R@P0.95": round(_recall_at(conf, rel, total, 0.95), 4),
         "mAP": round(float(np.mean(s.aps)) if s.aps else 0.0, 4),
         "true_photos_within_radius": round(s.within_radius / total, 4),
+        # The person's photos neither tier showed, by why (bench.lib.rendered.Searches.missed), and
+        # the confidences of those scored under the tiers (min, median, max).
+        "missed": dict(sorted(s.missed.items())),
+        "missed_confidence": [round(float(q), 3) for q in np.quantile(s.missed_confidence, (0, 0.5, 1))]
+        if s.missed_confidence
+        else [],
         "calibration_error": ece,
         "reliability": table,
         "pr_curve": curve,

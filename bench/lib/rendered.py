@@ -12,14 +12,15 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.lib.albums import generate_crowd
+from bench.lib.albums import generate_crowd, tile_found
 from bench.lib.datasets import OUT as BENCH_OUT
 from bench.lib.face_sets import FaceSet, analyze_images, engine_fingerprint, faces_of
 from bench.lib.metrics import average_precision
@@ -189,6 +190,11 @@ class Searches:
     refused: dict[str, int] = field(default_factory=dict)
     selfies: int = 0
     within_radius: int = 0
+    # Why each of the person's photos that neither tier showed was missed: "not_detected" (no
+    # detection on their pasted face), "not_a_candidate" (no face of the photo within the scan's
+    # radius), "below_tiers" (a candidate scored under both tiers); and the confidences of the last.
+    missed: Counter[str] = field(default_factory=Counter)
+    missed_confidence: list[float] = field(default_factory=list)
 
 
 def query_face(album: Album, selfie: str, settings: Settings) -> Face:
@@ -198,6 +204,16 @@ def query_face(album: Album, selfie: str, settings: Settings) -> Face:
     return pick_query_face(
         faces_of(album.selfies, i), min_size=settings.search_min_face_px, min_sharpness=settings.search_min_sharpness
     )
+
+
+def person_found(album: Album, identity: str) -> Callable[[Hashable], bool]:
+    """Whether a photo has a detection on the person's pasted face (bench.lib.albums.tile_found)."""
+
+    def found(photo: Hashable) -> bool:
+        boxes = album.photos.box[album.photos.of(album.photos.names.index(str(photo)))]
+        return any(tile_found(f["box"], boxes) for f in album.truth["photos"][str(photo)] if f["identity"] == identity)
+
+    return found
 
 
 def search_album(album: Album, settings: Settings) -> Searches:
@@ -230,4 +246,27 @@ def search_album(album: Album, settings: Settings) -> Searches:
             out.confidence.append(h.confidence)
             out.relevant.append(str(h.photo) in relevant)
             out.tier.append("match" if h.own_evidence >= tiers.match else "possible" if h.photo in shown else "")
+        scored = {str(h.photo): h.confidence for h in hits}
+        why, confidence = why_missed(relevant - {str(p) for p in shown}, scored, person_found(album, identity))
+        out.missed += why
+        out.missed_confidence += confidence
     return out
+
+
+def why_missed(
+    missed: Collection[str], scored: Mapping[str, float], detected: Callable[[str], bool]
+) -> tuple[Counter[str], list[float]]:
+    """Why each of the person's photos that no tier showed (`missed`) was missed (Searches.missed's
+    reasons), given every candidate photo's confidence (`scored`) and whether the person's face was
+    detected in a photo; and the confidences of those scored under the tiers."""
+    why: Counter[str] = Counter()
+    below: list[float] = []
+    for photo in sorted(missed):
+        if not detected(photo):
+            why["not_detected"] += 1
+        elif photo not in scored:
+            why["not_a_candidate"] += 1
+        else:
+            why["below_tiers"] += 1
+            below.append(scored[photo])
+    return why, below
