@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.lib.metrics import why_missed
 from photomatch.search.answers import Feedback
 from photomatch.search.calibration import CalibrationSet
 from photomatch.search.ranking import Embeddings, Knn, PhotoHit, Query, Ranked, Tiers, rank_photos
@@ -169,15 +170,9 @@ def where_missed(
     unshown = [
         h.photo for h in everything.matches + everything.possible if h.photo not in shown and h.photo not in answered
     ]
-    out: Counter[str] = Counter()
-    for photo in relevant:
-        if photo in shown:
-            continue
-        if not detected(photo):
-            out["not_detected"] += 1
-        elif photo not in unshown:
-            out["not_a_candidate"] += 1
-        else:
-            depth = unshown.index(photo) + 1
-            out[next((f"unshown_top_{d}" for d in MISS_DEPTHS if depth <= d), "deeper")] += 1
+    depth = {photo: float(i + 1) for i, photo in enumerate(unshown)}
+    why, depths = why_missed([photo for photo in relevant if photo not in shown], depth, detected)
+    out = Counter({reason: n for reason, n in why.items() if reason != "below_tiers"})
+    for d in depths:
+        out[next((f"unshown_top_{m}" for m in MISS_DEPTHS if d <= m), "deeper")] += 1
     return out

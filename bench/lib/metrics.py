@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -63,3 +64,22 @@ def tar_at_far(same: np.ndarray, dist: np.ndarray, far: float) -> float:
     """Share of same-person pairs accepted at the threshold that accepts `far` of different-person pairs."""
     threshold = float(np.quantile(dist[~same], far))
     return float(np.mean(dist[same] <= threshold))
+
+
+def why_missed(
+    missed: Iterable[Hashable], scored: Mapping[Hashable, float], detected: Callable[[Hashable], bool]
+) -> tuple[Counter[str], list[float]]:
+    """Why each of the person's photos that no tier showed (`missed`) was missed: "not_detected" (no
+    detection on the person's face), "not_a_candidate" (not among the candidate photos, `scored`),
+    or "below_tiers" (a candidate, scored under the tiers); and the scores of the last, in order."""
+    why: Counter[str] = Counter()
+    below: list[float] = []
+    for photo in missed:
+        if not detected(photo):
+            why["not_detected"] += 1
+        elif photo not in scored:
+            why["not_a_candidate"] += 1
+        else:
+            why["below_tiers"] += 1
+            below.append(scored[photo])
+    return why, below

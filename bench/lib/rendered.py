@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 from bench.lib.albums import generate_crowd, tile_found
 from bench.lib.datasets import OUT as BENCH_OUT
 from bench.lib.face_sets import FaceSet, analyze_images, engine_fingerprint, faces_of
-from bench.lib.metrics import average_precision
+from bench.lib.metrics import average_precision, why_missed
 from photomatch.config import Settings, get_settings
 from photomatch.faces.types import Face
 from photomatch.search.calibration import site_calibrations
@@ -247,26 +247,7 @@ def search_album(album: Album, settings: Settings) -> Searches:
             out.relevant.append(str(h.photo) in relevant)
             out.tier.append("match" if h.own_evidence >= tiers.match else "possible" if h.photo in shown else "")
         scored = {str(h.photo): h.confidence for h in hits}
-        why, confidence = why_missed(relevant - {str(p) for p in shown}, scored, person_found(album, identity))
+        why, confidence = why_missed(sorted(relevant - {str(p) for p in shown}), scored, person_found(album, identity))
         out.missed += why
         out.missed_confidence += confidence
     return out
-
-
-def why_missed(
-    missed: Collection[str], scored: Mapping[str, float], detected: Callable[[str], bool]
-) -> tuple[Counter[str], list[float]]:
-    """Why each of the person's photos that no tier showed (`missed`) was missed (Searches.missed's
-    reasons), given every candidate photo's confidence (`scored`) and whether the person's face was
-    detected in a photo; and the confidences of those scored under the tiers."""
-    why: Counter[str] = Counter()
-    below: list[float] = []
-    for photo in sorted(missed):
-        if not detected(photo):
-            why["not_detected"] += 1
-        elif photo not in scored:
-            why["not_a_candidate"] += 1
-        else:
-            why["below_tiers"] += 1
-            below.append(scored[photo])
-    return why, below

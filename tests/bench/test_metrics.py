@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from bench.lib.metrics import average_precision, balanced_accuracy, best_threshold, mean_average_precision, roc_auc
+from bench.lib.metrics import (
+    average_precision,
+    balanced_accuracy,
+    best_threshold,
+    mean_average_precision,
+    roc_auc,
+    why_missed,
+)
 
 
 def test_roc_auc_perfect_random_and_inverted() -> None:
@@ -29,3 +36,15 @@ def test_average_precision() -> None:
     # a relevant item never retrieved counts as precision 0
     assert average_precision([True, False], 2) == 0.5
     assert mean_average_precision([([True], 1), ([False, True], 1)]) == pytest.approx(0.75)
+
+
+def test_a_photo_no_tier_showed_is_put_down_to_detection_the_candidates_or_the_tiers() -> None:
+    why, below = why_missed(
+        ["far", "lost", "low", "lower"],
+        {"low": 0.12, "lower": 0.01, "lost": 0.4, "shown": 0.9},
+        detected=lambda photo: photo != "lost",
+    )
+    # An undetected face is put down to detection even where another face of the photo was scored.
+    assert why == {"not_detected": 1, "not_a_candidate": 1, "below_tiers": 2}
+    assert below == [0.12, 0.01]  # in the order the photos came
+    assert why_missed([], {"a": 0.5}, detected=lambda photo: True) == ({}, [])
