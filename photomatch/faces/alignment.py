@@ -43,10 +43,17 @@ YUNET_ARCFACE_CHIP_TEMPLATE = np.array(
     [[37.852, 54.034], [74.2, 54.034], [56.026, 74.586], [40.356, 90.995], [71.696, 90.995]], dtype=np.float64
 )
 
-# Per detector kind and chip frame: where that detector's landmarks go (photomatch.faces.embedders).
+# Per landmark convention and chip frame: where those landmarks go (photomatch.faces.embedders). YuNet's
+# points averaged with ONet's (DetectorConfig.onet_landmarks) go halfway between the two detectors'
+# templates: where each set of points follows its own template under the face's similarity, so does
+# their mean.
 TEMPLATES: dict[str, dict[str, np.ndarray]] = {
     "mtcnn": {"dlib": DLIB_CHIP_TEMPLATE, "arcface": ARCFACE_CHIP_TEMPLATE},
     "yunet": {"dlib": YUNET_DLIB_CHIP_TEMPLATE, "arcface": YUNET_ARCFACE_CHIP_TEMPLATE},
+    "yunet+onet": {
+        "dlib": (YUNET_DLIB_CHIP_TEMPLATE + DLIB_CHIP_TEMPLATE) / 2,
+        "arcface": (YUNET_ARCFACE_CHIP_TEMPLATE + ARCFACE_CHIP_TEMPLATE) / 2,
+    },
 }
 
 # Faces larger than this (in source pixels across the chip window) are shrunk with antialiasing

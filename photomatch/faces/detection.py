@@ -168,11 +168,19 @@ class DetectorConfig:
     vote: bool = True  # YuNet: merge overlapping boxes by score-weighted voting rather than plain NMS
     average: bool = False  # YuNet: a face's score is the mean of every pass's, not the best (yunet.merge)
     verify: bool = False  # YuNet: each face's score is combined with ONet's opinion of it (faces.verify)
+    # YuNet with verify: each face's landmarks averaged with those ONet places in the same call
+    # (verify.average_landmarks), aligned by the template between the two detectors' (`landmarks`).
+    onet_landmarks: bool = False
     # Each embedder also embeds every chip's mirror image and averages the two (Embedder.flip). On
     # dev-lfw and dev-fiw pairs it moved ROC-AUC by under 0.001 for twice the embedding cost per face
     # (bench/mirror_passes.py), so configurations fitted since run without it; MTCNN's calibration
     # was fitted with it, and its vectors keep it.
     embed_mirror: bool = False
+
+    @property
+    def landmarks(self) -> str:
+        """Whose landmarks its faces carry: the key of their chip templates (faces.alignment.TEMPLATES)."""
+        return "yunet+onet" if self.onet_landmarks else self.kind
 
     def describe(self) -> dict[str, Any]:
         """The configuration as JSON-ready data."""
@@ -184,16 +192,32 @@ class DetectorConfig:
             "vote": self.vote if self.kind == "yunet" else None,
             "average": self.average if self.kind == "yunet" else None,
             "verify": self.verify if self.kind == "yunet" else None,
+            "landmarks": self.landmarks,
             "embed_mirror": self.embed_mirror,
         }
 
 
-def _yunet(name: str, *passes: Pass, vote: bool = True, average: bool = False, verify: bool = False) -> DetectorConfig:
+def _yunet(
+    name: str,
+    *passes: Pass,
+    vote: bool = True,
+    average: bool = False,
+    verify: bool = False,
+    onet_landmarks: bool = False,
+) -> DetectorConfig:
     # YuNet's own cut is OpenCV Zoo's default; with ONet's opinion 0.5 kept precision 0.85 by WIDER's
     # labels, chosen on half of dev-wider's images and held on the other (README "The face engine").
     cut = 0.5 if verify else 0.6
     return DetectorConfig(
-        name, "yunet", cut=cut, rank_down_to=0.02, passes=passes, vote=vote, average=average, verify=verify
+        name,
+        "yunet",
+        cut=cut,
+        rank_down_to=0.02,
+        passes=passes,
+        vote=vote,
+        average=average,
+        verify=verify,
+        onet_landmarks=onet_landmarks,
     )
 
 
@@ -232,6 +256,10 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
         # face_recognition's faces on crowds at 1.8-2.25x its speed; a 12 MP photo gets one look.
         _yunet("yunet-onet", Pass(), vote=False, verify=True),
         _yunet("yunet-1x-2x-onet", Pass(), _ENLARGED, verify=True),
+        # The same faces, each with its landmarks averaged with ONet's from the same call: no extra
+        # cost, and through the search every family gained (mAP 0.788 -> 0.803 among relatives, LFW's
+        # both tiers 0.962 -> 0.972; docs/face-engine.md).
+        _yunet("yunet-1x-2x-onet-landmarks", Pass(), _ENLARGED, verify=True, onet_landmarks=True),
         _yunet("yunet-multiscale-onet", *_MULTISCALE, verify=True),
         # And the halved look for large faces (WIDER's easy set): AP easy +0.008, but precision at
         # the cut under 0.85 and a 12 MP photo 16% slower (docs/face-engine.md).
@@ -260,5 +288,12 @@ def detector_for(
     cut = c.cut if min_score is None else min_score
     verifier = OnetVerifier(device) if c.verify else None
     return YuNet(
-        device, passes=c.passes, max_side=max_side, min_score=cut, vote=c.vote, average=c.average, verifier=verifier
+        device,
+        passes=c.passes,
+        max_side=max_side,
+        min_score=cut,
+        vote=c.vote,
+        average=c.average,
+        verifier=verifier,
+        onet_landmarks=c.onet_landmarks,
     )

@@ -50,9 +50,9 @@ class Embedder:
         self._lock = threading.Lock()
 
     @classmethod
-    def template_for(cls, detector_kind: str) -> np.ndarray:
-        """Where a detector's five landmarks go in this embedder's chip."""
-        return TEMPLATES[detector_kind][cls.frame] * cls.frame_scale
+    def template_for(cls, landmarks: str) -> np.ndarray:
+        """Where five landmarks of a convention (DetectorConfig.landmarks) go in this embedder's chip."""
+        return TEMPLATES[landmarks][cls.frame] * cls.frame_scale
 
     @classmethod
     def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
@@ -148,9 +148,9 @@ class FacenetEmbedder(Embedder):
         self.random_init = random_init
 
     @classmethod
-    def template_for(cls, detector_kind: str) -> np.ndarray:
-        """Where a detector's five landmarks go in this embedder's chip."""
-        return TEMPLATES[detector_kind][cls.frame] * cls.frame_scale
+    def template_for(cls, landmarks: str) -> np.ndarray:
+        """Where five landmarks of a convention (DetectorConfig.landmarks) go in this embedder's chip."""
+        return TEMPLATES[landmarks][cls.frame] * cls.frame_scale
 
     @classmethod
     def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:

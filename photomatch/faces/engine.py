@@ -43,7 +43,8 @@ class FaceEngine:
         self.device = device if isinstance(device, torch.device) else choose_device(device or s.device)
         # The configuration Settings.detector names; recorded on every face it finds.
         self.detector_name = s.detector
-        self.detector_kind = DETECTOR_CONFIGS[s.detector].kind
+        # Whose landmarks its faces carry, which picks each embedder's chip template.
+        self.landmarks = DETECTOR_CONFIGS[s.detector].landmarks
         self.detector = detector_for(s.detector, self.device, s)
         if isinstance(embedder, Embedder):
             self.embedder = embedder
@@ -101,17 +102,17 @@ class FaceEngine:
         image: ImageLike,
         detections: Sequence[Detection],
         embedder: Embedder | None = None,
-        detector_kind: str | None = None,
+        landmarks: str | None = None,
     ) -> torch.Tensor:
         """Aligned chips (N x 3 x S x S, 0-255) for one image's detections, in the embedder's frame, from
-        the landmarks of `detector_kind` (default: this engine's detector)."""
+        landmarks of the convention `landmarks` names (default: this engine's detector's)."""
         emb = embedder or self.embedder
         img = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
         img = img.to(self.device)
         lm = torch.tensor([d.landmarks for d in detections], dtype=torch.float64).reshape(-1, 5, 2)
         # Replicate the border where a chip runs off the photo: black bands made tightly cropped faces
         # of different people look alike (dev-faces pairs: +0.1 points balanced accuracy).
-        template = emb.template_for(detector_kind or self.detector_kind)
+        template = emb.template_for(landmarks or self.landmarks)
         return align_faces(img, lm, template, emb.chip_size, fill="replicate")
 
     @on_torch_thread
@@ -124,7 +125,7 @@ class FaceEngine:
         """
         dets = [f.detection for f in faces]
         # Stored faces (a fused older event) keep the landmarks of the detector that found them.
-        kinds = {DETECTOR_CONFIGS[f.detector].kind for f in faces if f.detector in DETECTOR_CONFIGS}
+        kinds = {DETECTOR_CONFIGS[f.detector].landmarks for f in faces if f.detector in DETECTOR_CONFIGS}
         kind = kinds.pop() if len(kinds) == 1 else None
         with timed("align"):
             chips = self.chips(image, dets, None, kind)

@@ -43,6 +43,16 @@ def floor_for(cut: float) -> float:
     return 1 / (1 + math.exp(-(_logit(min(cut, 1 - 1e-9)) - WEIGHT * LOGIT_BOUND)))
 
 
+def average_landmarks(first: np.ndarray, onet: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each face's landmarks (n x 10, x and y of five points) averaged with ONet's for the same box,
+    where ONet's lie within 0.3 of the face's size of them (else ONet saw something else: the first
+    are kept), as MTCNN's configuration averages its own (faces.detection.Detector._mirror_refine).
+    The average sits between the two detectors' conventions, and so does its chip template
+    (faces.alignment.TEMPLATES["yunet+onet"])."""
+    close = np.abs(onet - first).max(axis=1) <= 0.3 * np.asarray(sizes, dtype=np.float64)
+    return np.where(close[:, None], (first + onet) / 2, first)
+
+
 def combine(scores: np.ndarray, onet: np.ndarray, weight: float = WEIGHT) -> np.ndarray:
     """Each face's score with ONet's opinion of it (module docstring); `weight` for studies only."""
     s = np.clip(np.asarray(scores, dtype=np.float64), 1e-9, 1 - 1e-9)
@@ -52,7 +62,7 @@ def combine(scores: np.ndarray, onet: np.ndarray, weight: float = WEIGHT) -> np.
 
 
 class OnetVerifier:
-    """ONet on the device, judging boxes of an image: `rescore` gives each its combined score."""
+    """ONet on the device, judging boxes of an image: each one's probability and landmarks (`judge`)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -73,17 +83,22 @@ class OnetVerifier:
                 self._onet = ONet(pretrained=True).to(self.device).eval().to(memory_format=self.layout)
 
     @torch.inference_mode()
-    def probabilities(self, image: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+    def judge(self, image: torch.Tensor, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ONet's face probability for each box (x1, y1, x2, y2 in the image's pixels) of an RGB
-        H x W x 3 uint8 image."""
+        H x W x 3 uint8 image, and its five landmarks there (n x 10: x, y of each, MTCNN's order)."""
         if len(boxes) == 0:
-            return np.zeros(0)
+            return np.zeros(0), np.zeros((0, 10))
         self.load()
-        crops, _ = square_crops(image.to(self.device).permute(2, 0, 1), boxes, ONET_SIZE)
+        crops, frames = square_crops(image.to(self.device).permute(2, 0, 1), boxes, ONET_SIZE)
         x = ((crops - 127.5) * 0.0078125).contiguous(memory_format=self.layout)
-        _, _, probs = self._onet(x)
-        return np.asarray(probs[:, 1].float().cpu().numpy(), dtype=np.float64)
+        _, points, probs = self._onet(x)
+        rel = points.float().cpu().numpy()  # n x 10: five x then five y, relative to each square
+        x0, y0, side = (np.array(v, dtype=np.float64)[:, None] for v in zip(*frames, strict=True))
+        landmarks = np.empty((len(boxes), 10))
+        landmarks[:, 0::2] = x0 + side * rel[:, :5]
+        landmarks[:, 1::2] = y0 + side * rel[:, 5:]
+        return np.asarray(probs[:, 1].float().cpu().numpy(), dtype=np.float64), landmarks
 
-    def rescore(self, image: torch.Tensor, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Each box's score combined with ONet's probability for it."""
-        return combine(scores, self.probabilities(image, boxes)) if len(boxes) else np.zeros(0)
+    def probabilities(self, image: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+        """ONet's face probability for each box (judge)."""
+        return self.judge(image, boxes)[0]

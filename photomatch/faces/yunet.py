@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from photomatch.faces.imageops import WHOLE_REDUCTION_SLACK, fit_scale, original_per_pixel, resize_batch, shrink
 from photomatch.faces.types import Detection
-from photomatch.faces.verify import OnetVerifier, floor_for
+from photomatch.faces.verify import OnetVerifier, average_landmarks, combine, floor_for
 
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 STRIDES = (8, 16, 32)
@@ -66,10 +66,14 @@ class YuNet:
         top_k: int = 5000,
         runtime: Literal["auto", "torch", "onnxruntime", "opencv"] = "auto",
         verifier: OnetVerifier | None = None,
+        onet_landmarks: bool = False,
     ) -> None:
         """`runtime` runs the network: "auto" is ONNX Runtime on a CPU and torch on any other device.
         With a `verifier`, every merged face's score is combined with its second opinion
-        (photomatch.faces.verify) before the cut."""
+        (photomatch.faces.verify) before the cut, and with `onet_landmarks` its landmarks are averaged
+        with the ones ONet places in the same call (verify.average_landmarks)."""
+        if onet_landmarks and verifier is None:
+            raise ValueError("ONet's landmarks come from the verifier: onet_landmarks needs one")
         self.device = device
         self.passes = tuple(passes)
         self.max_side = max_side
@@ -79,6 +83,7 @@ class YuNet:
         self.average = average
         self.top_k = top_k
         self.verifier = verifier
+        self.onet_landmarks = onet_landmarks
         # The passes and the merge keep what a verifier could still lift to the cut.
         self._floor = floor_for(min_score) if verifier is not None else min_score
         self._net: torch.nn.Module | None = None
@@ -187,7 +192,11 @@ class YuNet:
         for parts, img, small, (fx, fy) in zip(found, images, smalls, per_pixel, strict=True):
             rows = self._merged(parts, int(small.shape[0]) / int(img.shape[0]))
             if self.verifier is not None and len(rows):
-                rows[:, 14] = self.verifier.rescore(small, rows[:, :4] / [fx, fy, fx, fy], rows[:, 14])
+                probs, points = self.verifier.judge(small, rows[:, :4] / [fx, fy, fx, fy])
+                if self.onet_landmarks:
+                    sizes = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1])
+                    rows[:, 4:14] = average_landmarks(rows[:, 4:14], points * np.array([fx, fy] * 5), sizes)
+                rows[:, 14] = combine(rows[:, 14], probs)
                 rows = rows[rows[:, 14] >= self.min_score]
             out.append(_detections(rows, int(img.shape[0]), int(img.shape[1])))
         return out

@@ -1,5 +1,5 @@
 """ONet's second opinion on YuNet's faces: how it moves a score, what it says of faces and of none,
-and YuNet with it as a configuration runs it."""
+where it places their landmarks, and YuNet with it as a configuration runs it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from photomatch.faces.alignment import TEMPLATES
 from photomatch.faces.detection import DETECTOR_CONFIGS, Detector, detector_for
-from photomatch.faces.verify import LOGIT_BOUND, WEIGHT, OnetVerifier, combine, floor_for
+from photomatch.faces.verify import LOGIT_BOUND, WEIGHT, OnetVerifier, average_landmarks, combine, floor_for
 from photomatch.faces.yunet import YuNet
 from photomatch.imaging import load_image
 
@@ -110,3 +111,50 @@ def test_the_onet_configurations_run_yunet_with_the_verifier_and_find_what_mtcnn
         found += len(detector.detect([rgb])[0])
         by_mtcnn += len(mtcnn.detect([rgb])[0])
     assert found >= by_mtcnn > 0
+
+
+def test_onet_places_each_faces_landmarks_near_yunets_and_the_average_keeps_only_close_ones(
+    verifier: OnetVerifier, group_images: list[Path]
+) -> None:
+    rgb = load_image(group_images[0]).rgb
+    faces = YuNet(torch.device("cpu")).detect([rgb])[0]
+    boxes = np.array([f.box for f in faces])
+    probs, points = verifier.judge(torch.from_numpy(rgb), boxes)
+    assert np.allclose(probs, verifier.probabilities(torch.from_numpy(rgb), boxes))
+    first = np.array([np.ravel(f.landmarks) for f in faces])
+    sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    # Both detectors put the eyes, nose and mouth of these faces within a fifth of the face of each other.
+    assert len(faces) > 3 and np.median(np.abs(points - first).max(axis=1) / sizes) < 0.2
+    assert verifier.judge(torch.from_numpy(rgb), np.zeros((0, 4)))[1].shape == (0, 10)
+    near = first + 0.1 * sizes[:, None]
+    far = first + 0.5 * sizes[:, None]
+    assert np.allclose(average_landmarks(first, near, sizes), first + 0.05 * sizes[:, None])
+    assert np.array_equal(average_landmarks(first, far, sizes), first)
+
+
+def test_the_landmarks_configuration_averages_yunets_points_with_onets_and_aligns_between_templates(
+    verifier: OnetVerifier, group_images: list[Path]
+) -> None:
+    config = DETECTOR_CONFIGS["yunet-1x-2x-onet-landmarks"]
+    assert config.landmarks == "yunet+onet" and config.describe()["landmarks"] == "yunet+onet"
+    assert DETECTOR_CONFIGS["yunet-1x-2x-onet"].landmarks == "yunet" and DETECTOR_CONFIGS["mtcnn"].landmarks == "mtcnn"
+    assert all(c.landmarks in TEMPLATES for c in DETECTOR_CONFIGS.values())
+    for frame in ("dlib", "arcface"):
+        halfway = (TEMPLATES["yunet"][frame] + TEMPLATES["mtcnn"][frame]) / 2
+        assert np.allclose(TEMPLATES["yunet+onet"][frame], halfway)
+    with pytest.raises(ValueError, match="verifier"):
+        YuNet(torch.device("cpu"), onet_landmarks=True)
+    rgb = load_image(group_images[0]).rgb
+    plain = YuNet(torch.device("cpu"), vote=False, min_score=0.5, verifier=verifier).detect([rgb])[0]
+    averaged = YuNet(torch.device("cpu"), vote=False, min_score=0.5, verifier=verifier, onet_landmarks=True)
+    faces = averaged.detect([rgb])[0]
+    # The same faces and scores; only the landmarks move, to the mean of YuNet's and ONet's.
+    assert [f.box for f in faces] == [f.box for f in plain] and len(faces) > 3
+    assert [f.probability for f in faces] == [f.probability for f in plain]
+    boxes = np.array([f.box for f in plain])
+    _, onet = verifier.judge(torch.from_numpy(rgb), boxes)
+    first = np.array([np.ravel(f.landmarks) for f in plain])
+    sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    expected = average_landmarks(first, onet, sizes)
+    assert np.allclose([np.ravel(f.landmarks) for f in faces], expected, atol=1e-6)
+    assert not np.allclose(expected, first)
