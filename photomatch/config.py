@@ -62,8 +62,11 @@ class Settings(BaseSettings):
     # faces 32 px and taller where MTCNN finds 73%, in a fraction of the time, ranks them better than
     # YuNet alone and finds far more of the small ones (AP hard 0.84 against 0.78 with one look). A
     # 12 MP photo, shrunk to detect_max_side, gets the one look. "yunet-onet" (one look), "yunet"
-    # and "mtcnn" stay selectable.
-    detector: Literal["mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet"] = "yunet-1x-2x-onet"
+    # and "mtcnn" stay selectable, and so does "yunet-1x-2x-onet-landmarks": the default's faces with
+    # their landmarks averaged with ONet's, which the search ranks better (docs/face-engine.md).
+    detector: Literal["mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet", "yunet-1x-2x-onet-landmarks"] = (
+        "yunet-1x-2x-onet"
+    )
     embedder: str = "dlib-resnet-v1"
     # A second embedder for the same faces, fused with the first in search (README "Two embedders");
     # recorded on each event at creation, so an event's faces all carry the same pair. "" for none.
