@@ -45,8 +45,9 @@ def floor_for(cut: float) -> float:
 
 def average_landmarks(first: np.ndarray, onet: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Each face's landmarks (n x 10, x and y of five points) averaged with ONet's for the same box,
-    where ONet's lie within 0.3 of the face's size of them (else ONet saw something else: the first
-    are kept), as MTCNN's configuration averages its own (faces.detection.Detector._mirror_refine).
+    where ONet's lie within 0.3 of `sizes` (the box's longer side, as YuNet passes it) of them (else
+    ONet saw something else: the first are kept), as MTCNN's configuration averages its own
+    (faces.detection.Detector._mirror_refine, whose bound is 0.3 of the shorter side).
     The average sits between the two detectors' conventions, and so does its chip template
     (faces.alignment.TEMPLATES["yunet+onet"])."""
     close = np.abs(onet - first).max(axis=1) <= 0.3 * np.asarray(sizes, dtype=np.float64)
