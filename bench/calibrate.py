@@ -91,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         calibrations.append(study.calibration_of(study.study(study_args), embedders, second))
     fitted = {
         "date": datetime.now(UTC).date().isoformat(),
-        "command": "uv run python bench/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        # The detector is named, so the command re-fits this file whatever the default is then.
+        "command": " ".join(
+            [
+                f"PHOTOMATCH_DETECTOR={s.detector} uv run python bench/calibrate.py",
+                *(argv if argv is not None else sys.argv[1:]),
+            ]
+        ),
         "data": {
             "identity_caches": caches,
             "half": 0,
