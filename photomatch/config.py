@@ -58,14 +58,15 @@ class Settings(BaseSettings):
     # engine"). Each ships its search calibration (photomatch/search/calibrations/<detector>.json, or
     # search_calibration_file): every process refuses to start on a combination that has none.
     # YuNet with ONet's second opinion on each face, and a second look at small photos enlarged twice
-    # for their faces under 32 px, is the default: on real crowds (WIDER FACE) it finds 88% of the
-    # faces 32 px and taller where MTCNN finds 73%, in a fraction of the time, ranks them better than
-    # YuNet alone and finds far more of the small ones (AP hard 0.84 against 0.78 with one look). A
-    # 12 MP photo, shrunk to detect_max_side, gets the one look. "yunet-onet" (one look), "yunet"
-    # and "mtcnn" stay selectable, and so does "yunet-1x-2x-onet-landmarks": the default's faces with
-    # their landmarks averaged with ONet's, which the search ranks better (docs/face-engine.md).
+    # for their faces under 32 px, finds the faces: on real crowds (WIDER FACE) 88% of those 32 px
+    # and taller where MTCNN finds 73%, in a fraction of the time, ranked better than by YuNet alone,
+    # and far more of the small ones (AP hard 0.84 against 0.78 with one look). A 12 MP photo,
+    # shrunk to detect_max_side, gets the one look. The default also averages each face's landmarks
+    # with the five points ONet places in the same call: the same faces, aligned so that the search
+    # ranks every family better ("yunet-1x-2x-onet" without it; docs/face-engine.md). "yunet-onet"
+    # (one look), "yunet" and "mtcnn" stay selectable.
     detector: Literal["mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet", "yunet-1x-2x-onet-landmarks"] = (
-        "yunet-1x-2x-onet"
+        "yunet-1x-2x-onet-landmarks"
     )
     embedder: str = "dlib-resnet-v1"
     # A second embedder for the same faces, fused with the first in search (README "Two embedders");

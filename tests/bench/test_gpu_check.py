@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("detector", ["mtcnn", "yunet-1x-2x-onet"])
+@pytest.mark.parametrize("detector", ["mtcnn", "yunet-1x-2x-onet-landmarks"])
 def test_the_gpu_check_runs_on_cpu_and_reports_every_key(dev_faces: Path, tmp_path: Path, detector: str) -> None:
     album = tmp_path / "album"
     album.mkdir()

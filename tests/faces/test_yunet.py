@@ -174,7 +174,7 @@ def test_the_engine_runs_the_configured_detector_and_records_it_on_every_face(gr
 def test_the_mirror_pass_of_both_embedders_follows_the_configuration_the_calibration_was_fitted_for() -> None:
     from photomatch.faces.engine import FaceEngine
 
-    for name in ("mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet"):
+    for name in ("mtcnn", "yunet", "yunet-onet", "yunet-1x-2x-onet", "yunet-1x-2x-onet-landmarks"):
         engine = FaceEngine(Settings(detector=name), device="cpu")
         assert engine.second is not None
         assert engine.embedder.flip is engine.second.flip is DETECTOR_CONFIGS[name].embed_mirror
@@ -186,7 +186,7 @@ def test_the_mirror_pass_of_both_embedders_follows_the_configuration_the_calibra
 )
 def test_on_cuda_the_detections_equal_the_cpus(group_images: list[Path]) -> None:
     rgb = load_image(group_images[0]).rgb
-    config = DETECTOR_CONFIGS[Settings().detector]  # the default: YuNet with ONet's second opinion
+    config = DETECTOR_CONFIGS[Settings().detector]  # the default: YuNet with ONet's second opinion and landmarks
     cpu = detector_for(config, torch.device("cpu")).detect([rgb])[0]
     gpu = detector_for(config, torch.device("cuda")).detect([rgb])[0]
     assert len(cpu) == len(gpu)
