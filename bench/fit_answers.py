@@ -10,7 +10,8 @@ decides the matches tier, and full (full, gain, rival), which ranks and decides 
 Each starts from the search's logit before the answers, with weight 1 and no bias, so answers that
 say nothing new change nothing. The tiers follow the study's rules on the same rows: the match
 threshold stays the calibration's while those matches hold precision 0.99 (else it tightens), and
-the possible threshold is the loosest whose tier is 0.55 precise in every round of answers. A
+the possible threshold is the loosest whose tier is 0.55 precise in every round of answers, in
+each family's crowds and parties alike (the label of each row's block). A
 second pass simulates the visits again with the first pass's models (later rounds then ask what
 the refined ranking is unsure of) and fits again. The unseen half's tiers after each round are
 printed, and the models are written into the calibration file (the calibration of the configured

@@ -74,15 +74,16 @@ def _design(feats: list[AnswerFeatures], names: tuple[str, ...]) -> np.ndarray:
 
 
 # The study's rules for the tiers (bench/lib/study.py's defaults): matches at pooled precision 0.99,
-# the possible tier at least 0.55 precise, here in every round of answers (a round with fewer
-# possible-tier rows than ROUND_MIN_ROWS says too little to set it).
+# the possible tier at least 0.55 precise, here in every round of answers of every family and kind
+# of album (a round with fewer rows under the match threshold than ROUND_MIN_ROWS says too little to
+# set it).
 MATCH_PRECISION = 0.99
 POSSIBLE_PRECISION = 0.55
 ROUND_MIN_ROWS = 100
 
 
 def fit(
-    feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration, rounds: list[int] | None = None
+    feats: list[AnswerFeatures], truth: list[np.ndarray], cal: Calibration, rounds: list[str] | None = None
 ) -> AnswerModels:
     """The two answer models, and their tiers by the study's rules on the same rows.
 
@@ -90,9 +91,12 @@ def fit(
     that say nothing new change nothing; only what a confirmed view's gain and a rejected face's
     lead are worth is fitted. The match threshold stays the calibration's while its matches hold
     MATCH_PRECISION after answers (else it tightens); the possible threshold is the loosest whose
-    tier (the non-matches above it) is POSSIBLE_PRECISION precise in every round (`rounds`: each
-    block's round). Pooled, early rounds outnumber late ones, where the photos left unanswered are
-    mostly look-alikes: among relatives the pooled threshold's tier fell to 0.2-0.4 precision there.
+    tier (the non-matches above it) is POSSIBLE_PRECISION precise in every round of every kind of
+    album (`rounds`: each block's label, its album family and kind and its round). Pooled, early
+    rounds outnumber late ones, where the photos left unanswered are mostly look-alikes: among
+    relatives the pooled threshold's tier fell to 0.2-0.4 precision there; and pooled over families,
+    strangers' albums outnumber relatives' (dev-fiw parties' tier 0.39-0.47 precise on the unseen
+    half with every round held but not every family).
     """
     rel = np.concatenate(truth)
     models = []
@@ -108,11 +112,13 @@ def fit(
     below = p_own < match
     possible = study.threshold_for_precision(p_full[below], rel[below], POSSIBLE_PRECISION)
     if rounds is not None:
-        rnd = np.concatenate([np.full(len(t), r) for t, r in zip(truth, rounds, strict=True)])
-        for r in np.unique(rnd):
+        rnd = np.concatenate([np.full(len(t), r, dtype=object) for t, r in zip(truth, rounds, strict=True)])
+        for r in sorted(set(rounds)):
             mine = below & (rnd == r)
             if mine.sum() >= ROUND_MIN_ROWS:
-                possible = max(possible, study.threshold_for_precision(p_full[mine], rel[mine], POSSIBLE_PRECISION))
+                t = study.threshold_for_precision(p_full[mine], rel[mine], POSSIBLE_PRECISION)
+                print(f"{r}: {int(mine.sum())} rows, possible threshold {t:.4f}", file=sys.stderr)
+                possible = max(possible, t)
     return AnswerModels(own, full, round(float(min(match, 0.9999)), 4), round(float(min(possible, match)), 4))
 
 
@@ -131,7 +137,7 @@ def simulate(
     plain = without_answer_models(cals)
     feats: list[AnswerFeatures] = []
     truth: list[np.ndarray] = []
-    round_of: list[int] = []  # each block of rows' round
+    round_of: list[str] = []  # each block of rows' album family and kind, and round
     tallies: dict[str, list[Tally]] = {}
     searches: dict[str, int] = {}
     for (family, kind, _), al in albums:
@@ -151,7 +157,7 @@ def simulate(
                     f, y, r = rows_of(stage, query, relevant, plain, cal, visits)
                     feats += f
                     truth += y
-                    round_of += r
+                    round_of += [f"{family} {kind} round {n}" for n in r]
     table = {key: [t.report(searches[key]) for t in rounds] for key, rounds in tallies.items()}
     return feats, truth, round_of, table
 
