@@ -192,6 +192,7 @@ def test_on_cuda_the_detections_equal_the_cpus(group_images: list[Path]) -> None
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu, strict=True):
         assert np.abs(np.subtract(a.box, b.box)).max() < 1.0 and abs(a.probability - b.probability) < 1e-3
+        assert np.abs(np.subtract(a.landmarks, b.landmarks)).max() < 1.0  # ONet's points averaged in on the device
 
 
 def test_photos_of_one_size_batched_together_give_what_each_gives_alone(yunet: YuNet, group_images: list[Path]) -> None:
