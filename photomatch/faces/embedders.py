@@ -148,11 +148,6 @@ class FacenetEmbedder(Embedder):
         self.random_init = random_init
 
     @classmethod
-    def template_for(cls, landmarks: str) -> np.ndarray:
-        """Where five landmarks of a convention (DetectorConfig.landmarks) go in this embedder's chip."""
-        return TEMPLATES[landmarks][cls.frame] * cls.frame_scale
-
-    @classmethod
     def from_settings(cls, device: torch.device, settings: Settings) -> Embedder:
         """Also reads PHOTOMATCH_FACENET_WEIGHTS."""
         return cls(device, batch_size=settings.embed_batch_size, weights=settings.facenet_weights)

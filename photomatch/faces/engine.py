@@ -125,11 +125,11 @@ class FaceEngine:
         """
         dets = [f.detection for f in faces]
         # Stored faces (a fused older event) keep the landmarks of the detector that found them.
-        kinds = {DETECTOR_CONFIGS[f.detector].landmarks for f in faces if f.detector in DETECTOR_CONFIGS}
-        kind = kinds.pop() if len(kinds) == 1 else None
+        conventions = {DETECTOR_CONFIGS[f.detector].landmarks for f in faces if f.detector in DETECTOR_CONFIGS}
+        landmarks = conventions.pop() if len(conventions) == 1 else None
         with timed("align"):
-            chips = self.chips(image, dets, None, kind)
-            chips2 = self.chips(image, dets, self.second, kind) if self.second else None
+            chips = self.chips(image, dets, None, landmarks)
+            chips2 = self.chips(image, dets, self.second, landmarks) if self.second else None
         return self._embedded(list(faces), chips, chips2)
 
     def _embedded(self, faces: list[Face], chips: torch.Tensor, chips2: torch.Tensor | None) -> list[Face]:
