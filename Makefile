@@ -4,10 +4,10 @@ export UV_FROZEN := 1
 
 .PHONY: setup test lint format bench bench-search calibrate run
 
-# Compiled to bytecode once at install: where PYTHONDONTWRITEBYTECODE is set (this build machine and
-# CI), every new interpreter otherwise compiled torch's sources again: `photomatch compare` took 20.9 s
-# against 9.7, and each worker, CLI and stack process the tests start paid it. `make test` on 2 cores:
-# 17.6-18.3 -> 12.5 minutes (2026-12-07; compiling takes 36 s once, 1.3 s when nothing changed).
+# Compiled to bytecode once at install: where PYTHONDONTWRITEBYTECODE is set (as on the machines this
+# was built on), every new interpreter otherwise compiled torch's sources again. `photomatch compare`
+# took 20.9 s against 9.7, and each worker, CLI and stack process the tests start paid it. `make test`
+# on 2 cores: 17.6-18.3 -> 12.5 minutes (2026-12-07; compiling takes 36 s once, 1.3 s when unchanged).
 setup:  ## install the locked environment (.venv), compiled to bytecode
 	$(UV) sync --frozen --compile-bytecode
 
